@@ -1,0 +1,12 @@
+"""Sphinx configuration for cuda-pathfinder; the version comes from the installed distribution."""
+
+from importlib.metadata import version as _version
+
+project = "cuda-pathfinder"
+author = "cuda-ci maintainers"
+release = _version("cuda-pathfinder")
+version = release
+extensions = ["sphinx.ext.autodoc", "sphinx.ext.napoleon"]
+exclude_patterns: list[str] = []
+html_theme = "alabaster"
+autodoc_member_order = "bysource"

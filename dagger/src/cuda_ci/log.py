@@ -1,0 +1,88 @@
+"""Progress for people: steps with timings, folded command output, a closing summary.
+
+Stage code only calls a :class:`Reporter`; the CLI chooses how it renders
+(rich on a terminal, plain lines with ``::group::`` folds in GitHub Actions).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from cuda_ci.secrets import redact
+
+
+@dataclass
+class StepRecord:
+    stage: str
+    name: str
+    seconds: float
+    status: str
+
+
+@dataclass
+class Reporter:
+    """Where stages report; records every step's time for ``run-log.json``."""
+
+    stream: TextIO = field(default_factory=lambda: sys.stderr)
+    github_actions: bool = False
+    verbose: bool = False
+    steps: list[StepRecord] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    stage: str = ""
+
+    def _write(self, text: str) -> None:
+        self.stream.write(redact(text) + "\n")
+        self.stream.flush()
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """A timed step; in GitHub Actions its output folds into a group."""
+        start = time.monotonic()
+        self._write(f"::group::{name}" if self.github_actions else f"==> {name}")
+        status = "failed"
+        try:
+            yield
+            status = "ok"
+        finally:
+            seconds = time.monotonic() - start
+            self.steps.append(StepRecord(self.stage, name, round(seconds, 3), status))
+            if self.github_actions:
+                self._write("::endgroup::")
+            self._write(f"    {status} in {seconds:.1f} s: {name}")
+
+    @contextmanager
+    def in_stage(self, stage: str) -> Iterator[None]:
+        previous, self.stage = self.stage, stage
+        try:
+            with self.step(f"stage {stage}"):
+                yield
+        finally:
+            self.stage = previous
+
+    def info(self, message: str) -> None:
+        self._write(f"    {message}")
+
+    def note(self, message: str) -> None:
+        """A fact worth keeping in ``run-log.json`` (e.g. a check recorded as not verified)."""
+        self.notes.append(redact(message))
+        self._write(f"    note: {message}")
+
+    def warn(self, message: str) -> None:
+        self.notes.append(redact(f"warning: {message}"))
+        self._write(f"::warning::{message}" if self.github_actions else f"warning: {message}")
+
+    def command(self, argv: Sequence[str]) -> None:
+        if self.verbose:
+            self._write("    $ " + " ".join(argv))
+
+    def output(self, text: str) -> None:
+        if self.verbose and text.strip():
+            self._write(text.rstrip())
+
+    def stage_seconds(self) -> dict[str, float]:
+        return {r.stage: r.seconds for r in self.steps if r.name == f"stage {r.stage}"}

@@ -1,0 +1,188 @@
+"""The release folder and its manifest: the lineage of every file a release publishes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal, NotRequired, TypedDict
+
+from cuda_ci.errors import CudaCiError, UsageError
+
+SCHEMA = 1
+MANIFEST_NAME = "release-manifest.json"
+SUMS_NAME = "SHA256SUMS"
+FileKind = Literal["sdist", "wheel", "source-archive", "sbom"]
+GateStatus = Literal["verified", "not-verified", "snapshot"]
+
+
+class FileEntry(TypedDict):
+    name: str
+    path: str
+    kind: FileKind
+    distribution: str | None
+    size: int
+    sha256: str
+
+
+class CiGate(TypedDict):
+    status: GateStatus
+    run_url: str | None
+
+
+class ValidationEntry(TypedDict):
+    check: str
+    file: str | None
+    status: Literal["passed", "skipped"]
+    detail: str
+
+
+class Manifest(TypedDict):
+    schema: int
+    component: str
+    tag: str | None
+    snapshot: bool
+    version: str
+    version_source: Literal["scm", "pretend"]
+    commit: str
+    ci_gate: CiGate
+    built_by: Literal["host", "dagger"]
+    tools: dict[str, str]
+    build_identifiers: list[str]
+    files: list[FileEntry]
+    validation: NotRequired[list[ValidationEntry]]
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_entry(
+    folder: Path, path: Path, kind: FileKind, distribution: str | None, sha256: str | None = None
+) -> FileEntry:
+    return FileEntry(
+        name=path.name,
+        path=path.relative_to(folder).as_posix(),
+        kind=kind,
+        distribution=distribution,
+        size=path.stat().st_size,
+        sha256=sha256 or sha256_of(path),
+    )
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to a temporary file in the same folder, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=False)
+        handle.write("\n")
+    os.replace(tmp, path)
+
+
+def tool_versions() -> dict[str, str]:
+    tools = {"python": sys.version.split()[0]}
+    for name in ("cuda-ci", "build", "twine", "auditwheel", "packaging", "setuptools-scm", "check-wheel-contents"):
+        try:
+            tools[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return tools
+
+
+@dataclass(frozen=True)
+class ReleaseFolder:
+    """``dist/``, ``assets/``, ``docs/``, the manifest, ``SHA256SUMS`` and the logs."""
+
+    path: Path
+
+    @property
+    def dist(self) -> Path:
+        return self.path / "dist"
+
+    @property
+    def assets(self) -> Path:
+        return self.path / "assets"
+
+    @property
+    def docs(self) -> Path:
+        return self.path / "docs"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / MANIFEST_NAME
+
+    @property
+    def sums_path(self) -> Path:
+        return self.path / SUMS_NAME
+
+    @classmethod
+    def existing(cls, path: Path) -> ReleaseFolder:
+        """A folder that ``build`` made; a usage error naming what is missing otherwise."""
+        if not path.is_dir():
+            raise UsageError(f"--release-dir {str(path)!r} does not exist or is not a directory")
+        folder = cls(path)
+        if not folder.manifest_path.is_file():
+            raise UsageError(
+                f"--release-dir {str(path)!r} is not a release folder: {MANIFEST_NAME} is missing "
+                "(make one with `cuda-ci build` or `cuda-ci release --no-publish`)"
+            )
+        return folder
+
+    def load(self) -> Manifest:
+        try:
+            data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise CudaCiError(f"{self.manifest_path} cannot be read as JSON: {error}") from None
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+            raise CudaCiError(f"{self.manifest_path} is not a schema {SCHEMA} release manifest")
+        manifest: Manifest = data  # type: ignore[assignment]
+        return manifest
+
+    def save(self, manifest: Manifest) -> None:
+        write_json_atomic(self.manifest_path, manifest)
+        self.write_sums(manifest)
+
+    def write_sums(self, manifest: Manifest) -> None:
+        """Bare names, so ``sha256sum -c`` passes beside the files as downloaded from GitHub."""
+        lines = [f"{f['sha256']}  {f['name']}\n" for f in sorted(manifest["files"], key=lambda f: f["name"])]
+        tmp = self.sums_path.with_suffix(".tmp")
+        tmp.write_text("".join(lines), encoding="utf-8")
+        os.replace(tmp, self.sums_path)
+
+    def files_on_disk(self) -> list[Path]:
+        found: list[Path] = []
+        for sub in (self.dist, self.assets):
+            if sub.is_dir():
+                found.extend(sorted(p for p in sub.iterdir() if p.is_file()))
+        return found
+
+    def verify_hashes(self, manifest: Manifest) -> list[str]:
+        """Problems between the manifest and the files on disk (empty when they agree)."""
+        problems: list[str] = []
+        listed = {f["path"] for f in manifest["files"]}
+        for path in self.files_on_disk():
+            rel = path.relative_to(self.path).as_posix()
+            if rel not in listed:
+                problems.append(f"{rel} is not in {MANIFEST_NAME}: remove it or rebuild the release folder")
+        for entry in manifest["files"]:
+            path = self.path / entry["path"]
+            if not path.is_file():
+                problems.append(f"{entry['path']} is listed in {MANIFEST_NAME} but missing")
+                continue
+            actual = sha256_of(path)
+            if actual != entry["sha256"] or path.stat().st_size != entry["size"]:
+                problems.append(
+                    f"{entry['path']} changed since it was built: sha256 {actual}, "
+                    f"manifest says {entry['sha256']}; rebuild, never edit, a release folder"
+                )
+        return problems

@@ -1,0 +1,86 @@
+"""Release tags: ``<prefix>X.Y.Z[{a|b|rc}N][.postN]``, already in PEP 440 normal form."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from packaging.version import InvalidVersion, Version
+
+from cuda_ci.components import UNITS, ReleaseUnit, get_unit
+from cuda_ci.errors import TagError
+
+_NUMBER = "(?:0|[1-9][0-9]*)"
+VERSION_PATTERN = rf"{_NUMBER}\.{_NUMBER}\.{_NUMBER}(?:(?:a|b|rc){_NUMBER})?(?:\.post{_NUMBER})?"
+_VERSION_RE = re.compile(VERSION_PATTERN, re.ASCII)
+MAX_TAG_LENGTH = 128
+
+
+@dataclass(frozen=True)
+class ReleaseTag:
+    """A parsed release tag: its text, its release unit and its version."""
+
+    name: str
+    unit: ReleaseUnit
+    version: Version
+
+    @property
+    def ref(self) -> str:
+        """The fully qualified ref, so git never reads the tag as an option or a path."""
+        return f"refs/tags/{self.name}"
+
+    @property
+    def notes_version(self) -> str:
+        """``.postN`` releases reuse their base version's release notes."""
+        return str(self.version.public).split(".post")[0] if self.version.is_postrelease else str(self.version)
+
+
+def valid_patterns() -> str:
+    lines = [f"  {unit.tag_prefix}X.Y.Z   ({' + '.join(unit.distributions)})" for unit in UNITS]
+    return (
+        "valid release tags are:\n"
+        + "\n".join(lines)
+        + "\n  X.Y.Z are numbers without leading zeros, optionally followed by aN, bN or rcN"
+        " and/or .postN, in PEP 440 normal form (e.g. v13.0.1, cuda-core-v0.3.0rc1, v13.0.1.post1)"
+    )
+
+
+def shown(text: str) -> str:
+    """A value safe to print: repr'd (no control characters) and cut to a readable length."""
+    return repr(text) if len(text) <= 80 else repr(text[:60]) + f"... ({len(text)} characters)"
+
+
+def tag_name(unit: ReleaseUnit, version: Version | str) -> str:
+    return f"{unit.tag_prefix}{version}"
+
+
+def parse_tag(tag: str, component: str | None = None) -> ReleaseTag:
+    """Parse a release tag; ``component`` (a unit name) must match it when given.
+
+    Raises:
+        TagError: the tag is not a canonical release tag (the message lists the valid patterns),
+            or it belongs to another unit than ``component``.
+    """
+    expected = get_unit(component) if component else None
+    if len(tag) > MAX_TAG_LENGTH or not tag.isascii():
+        raise TagError(f"tag {shown(tag)} is not a release tag\n{valid_patterns()}")
+    # Longest prefix first: "v" is a suffix of every other prefix.
+    for unit in sorted(UNITS, key=lambda u: -len(u.tag_prefix)):
+        if not tag.startswith(unit.tag_prefix):
+            continue
+        text = tag[len(unit.tag_prefix) :]
+        if not _VERSION_RE.fullmatch(text):
+            break
+        try:
+            version = Version(text)
+        except InvalidVersion:
+            break
+        if str(version) != text:
+            break
+        if expected is not None and expected is not unit:
+            raise TagError(
+                f"tag {shown(tag)} releases {unit.name}, not {expected.name}: "
+                f"{expected.name} tags look like {expected.tag_prefix}X.Y.Z"
+            )
+        return ReleaseTag(name=tag, unit=unit, version=version)
+    raise TagError(f"tag {shown(tag)} is not a release tag\n{valid_patterns()}")

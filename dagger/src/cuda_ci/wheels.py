@@ -1,0 +1,70 @@
+"""Wheel file facts through ``packaging``: build identifiers and what this machine can install."""
+
+from __future__ import annotations
+
+import platform
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from packaging.tags import Tag, sys_tags
+from packaging.utils import parse_wheel_filename
+
+from cuda_ci.errors import CommandError
+
+# manylinux_2_34_x86_64 → manylinux_x86_64, as cibuildwheel names its build identifiers.
+_PLATFORM_FAMILY = re.compile(r"^(manylinux|musllinux)(?:_\d+_\d+|\d+)_(?P<arch>.+)$")
+_MACOS = re.compile(r"^macosx_\d+_\d+_(?P<arch>.+)$")
+
+
+def identifier_of(tag: Tag) -> str:
+    """The cibuildwheel-style build identifier a wheel tag satisfies, e.g. ``cp311-manylinux_x86_64``."""
+    match = _PLATFORM_FAMILY.match(tag.platform)
+    if match:
+        return f"{tag.interpreter}-{match.group(1)}_{match.group('arch')}"
+    match = _MACOS.match(tag.platform)
+    if match:
+        return f"{tag.interpreter}-macosx_{match.group('arch')}"
+    return f"{tag.interpreter}-{tag.platform}"
+
+
+def wheel_identifiers(filename: str) -> set[str]:
+    _, _, _, tags = parse_wheel_filename(filename)
+    return {identifier_of(tag) for tag in tags}
+
+
+def host_identifier() -> str:
+    """This interpreter's build identifier (the expected platform wheel on the host runner)."""
+    interpreter = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    machine = platform.machine().lower()
+    if sys.platform.startswith("linux"):
+        libc = "musllinux" if platform.libc_ver()[0] != "glibc" else "manylinux"
+        return f"{interpreter}-{libc}_{machine}"
+    if sys.platform == "win32":
+        return f"{interpreter}-win_{'arm64' if machine == 'arm64' else 'amd64'}"
+    return f"{interpreter}-macosx_{machine}"
+
+
+def installable_here(filename: str) -> bool:
+    """Whether this interpreter supports one of the wheel's tags."""
+    _, _, _, tags = parse_wheel_filename(filename)
+    supported = set(sys_tags())
+    return any(tag in supported for tag in tags)
+
+
+def cibuildwheel_identifiers(package_dir: Path, platform_name: str) -> list[str]:
+    """The identifiers the component's ``[tool.cibuildwheel]`` selects on ``platform_name``."""
+    argv = [
+        sys.executable,
+        "-m",
+        "cibuildwheel",
+        "--print-build-identifiers",
+        "--platform",
+        platform_name,
+        str(package_dir),
+    ]
+    result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
+    if result.returncode != 0:
+        raise CommandError("cibuildwheel --print-build-identifiers", result.returncode, result.stderr)
+    return [line.strip() for line in result.stdout.splitlines() if line.strip()]

@@ -1,0 +1,54 @@
+"""Real git repositories for the tests: a throwaway copy of this monorepo's components."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from cuda_ci.components import COMPONENTS
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+_IGNORE = shutil.ignore_patterns("*.egg-info", "build", "dist", "__pycache__", "*.so", "*.pyd", ".pytest_cache")
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "cuda-ci tests",
+    "GIT_AUTHOR_EMAIL": "tests@example.invalid",
+    "GIT_COMMITTER_NAME": "cuda-ci tests",
+    "GIT_COMMITTER_EMAIL": "tests@example.invalid",
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {**os.environ, **GIT_ENV}
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env
+    ).stdout.strip()
+
+
+def make_monorepo(path: Path) -> Path:
+    """A fresh repository on ``main`` holding the working tree's four components, one commit."""
+    path.mkdir(parents=True)
+    for component in COMPONENTS:
+        shutil.copytree(REPO_ROOT / component.dir, path / component.dir, ignore=_IGNORE)
+    (path / ".gitignore").write_text(".release/\n*.egg-info/\nbuild/\n")
+    git(path, "init", "-q", "-b", "main")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "initial import")
+    return path
+
+
+def clone(source: Path, target: Path, *extra: str) -> Path:
+    subprocess.run(
+        ["git", "clone", "-q", *extra, f"file://{source}", str(target)], check=True, env={**os.environ, **GIT_ENV}
+    )
+    return target
+
+
+def commit_change(repo: Path, message: str = "a change") -> str:
+    marker = repo / "cuda_core" / "CHANGES.txt"
+    marker.write_text(marker.read_text() + message + "\n" if marker.exists() else message + "\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+    return git(repo, "rev-parse", "HEAD")
