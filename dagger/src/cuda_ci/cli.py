@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from cuda_ci import components, secrets
+from cuda_ci import components, secrets, stages
 from cuda_ci.errors import CudaCiError, UsageError
 from cuda_ci.log import Reporter
-from cuda_ci.manifest import FileEntry
+from cuda_ci.manifest import FileEntry, ReleaseFolder
+from cuda_ci.preflight import PreflightRequest
+from cuda_ci.settings import Settings
 
 Handler = Callable[[argparse.Namespace, Reporter], int]
 
@@ -48,6 +51,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wheels-only", action="store_true", help="only this platform's wheels (no sdist, no pure wheels)")
     p.add_argument("--out", type=Path, help="the release folder (default: .release/<tag>/)")
     _common(p)
+
+    p = sub.add_parser("preflight", help="check that a tag may be released (all findings at once)")
+    _release_selection(p)
+    p.add_argument("--dry-run", action="store_true", help="record unreachable GitHub checks as not verified")
+    p.add_argument("--json", action="store_true", help="print the findings as JSON")
+    _common(p)
+
+    p = sub.add_parser("validate", help="check a release folder and freeze its manifest")
+    p.add_argument("--release-dir", type=Path, required=True, help="the folder `cuda-ci build` made")
+    p.add_argument("--extra-dist", type=Path, help="wheels built on another platform in the same workflow run")
+    _common(p)
+
+    p = sub.add_parser("docs", help="build the release unit's docs with this run's wheels installed")
+    p.add_argument("--release-dir", type=Path, required=True)
+    _common(p)
+
+    p = sub.add_parser("publish", help="GitHub draft and assets, TestPyPI, PyPI, un-draft (resumable)")
+    p.add_argument("--release-dir", type=Path, required=True)
+    p.add_argument("--target", choices=["github", "testpypi", "pypi", "finalize", "all"], default="all")
+    p.add_argument("--dry-run", action="store_true", help="publish to embedded indexes and a local stand-in release")
+    _common(p)
+
+    p = sub.add_parser("release", help="preflight, build once, validate, docs, publish: one run")
+    _release_selection(p)
+    p.add_argument("--dry-run", action="store_true", help="publish to embedded indexes and a local stand-in release")
+    p.add_argument("--no-publish", action="store_true", help="stop after docs")
+    p.add_argument("--extra-dist", type=Path, help="wheels built on another platform in the same workflow run")
+    p.add_argument("--out", type=Path, help="the release folder (default: .release/<tag>/)")
+    _common(p)
     return parser
 
 
@@ -73,10 +105,8 @@ def _cmd_version(args: argparse.Namespace, reporter: Reporter) -> int:
 
 
 def _cmd_build(args: argparse.Namespace, reporter: Reporter) -> int:
-    from cuda_ci.stages import build_only
-
     _selection(args)
-    manifest, folder = build_only(
+    manifest, folder = stages.build_only(
         repo=args.repo,
         tag=args.tag,
         component=args.component,
@@ -89,7 +119,82 @@ def _cmd_build(args: argparse.Namespace, reporter: Reporter) -> int:
     return 0
 
 
-HANDLERS: dict[str, Handler] = {"version": _cmd_version, "build": _cmd_build}
+def _request(args: argparse.Namespace) -> PreflightRequest:
+    _selection(args)
+    return PreflightRequest(tag=args.tag, component=args.component, snapshot=args.snapshot, dry_run=args.dry_run)
+
+
+def _cmd_preflight(args: argparse.Namespace, reporter: Reporter) -> int:
+    found = stages.preflight(repo=args.repo, request=_request(args), settings=_settings(), reporter=reporter)
+    if args.json:
+        print(json.dumps(found.as_json(), indent=2))
+    else:
+        for check in found.checks:
+            print(f"{check['status']:>12}  {check['check']}: {check['detail']}")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace, reporter: Reporter) -> int:
+    manifest = stages.validate(
+        repo=args.repo, release_dir=args.release_dir, extra_dist=args.extra_dist, reporter=reporter
+    )
+    for entry in manifest.get("validation", []):
+        print(f"{entry['status']:>8}  {entry['check']}: {entry['file'] or ''} {entry['detail']}".rstrip())
+    return 0
+
+
+def _cmd_docs(args: argparse.Namespace, reporter: Reporter) -> int:
+    for path in stages.docs(repo=args.repo, release_dir=args.release_dir, reporter=reporter):
+        print(f"docs: {path}")
+    return 0
+
+
+def _cmd_publish(args: argparse.Namespace, reporter: Reporter) -> int:
+    stages.publish(
+        repo=args.repo,
+        release_dir=args.release_dir,
+        target=args.target,
+        dry_run=args.dry_run,
+        settings=_settings(),
+        reporter=reporter,
+    )
+    print(
+        f"published ({args.target}{', dry-run' if args.dry_run else ''}): see {args.release_dir / 'publish-log.json'}"
+    )
+    return 0
+
+
+def _cmd_release(args: argparse.Namespace, reporter: Reporter) -> int:
+    folder = stages.release(
+        repo=args.repo,
+        request=_request(args),
+        no_publish=args.no_publish,
+        extra_dist=args.extra_dist,
+        out=args.out,
+        settings=_settings(),
+        reporter=reporter,
+    )
+    manifest = ReleaseFolder(folder).load()
+    print_summary(manifest["files"])
+    for stage, seconds in reporter.stage_seconds().items():
+        print(f"{stage:>10}: {seconds:6.1f} s")
+    print(f"release folder: {folder}")
+    return 0
+
+
+def _settings() -> Settings:
+    return Settings.from_environ(os.environ)
+
+
+HANDLERS: dict[str, Handler] = {
+    "version": _cmd_version,
+    "build": _cmd_build,
+    "preflight": _cmd_preflight,
+    "validate": _cmd_validate,
+    "docs": _cmd_docs,
+    "publish": _cmd_publish,
+    "release": _cmd_release,
+}
 
 
 def print_summary(files: Sequence[FileEntry]) -> None:

@@ -22,6 +22,8 @@ class Component:
     # The empty metapackage has no import package of its own; check-wheel-contents'
     # "empty wheel" codes are expected for it and nothing else.
     wheel_contents_ignore: tuple[str, ...] = ()
+    # Run in the smoke-install environment after the imports; must pass with or without a GPU.
+    smoke: str = ""
 
     @property
     def notes_dir(self) -> str:
@@ -73,6 +75,13 @@ BINDINGS = Component(
     import_names=("cuda.bindings", "cuda.bindings.driver"),
     wheel="platform",
     depends_on=("cuda-pathfinder",),
+    smoke=(
+        "from cuda.bindings import driver\n"
+        "try:\n"
+        "    print('driver', driver.cuDriverGetVersion())\n"
+        "except driver.CUDADriverNotFoundError:\n"
+        "    print('no driver: CUDADriverNotFoundError, as documented')\n"
+    ),
 )
 PYTHON_META = Component(
     dir="cuda_python",
@@ -81,6 +90,10 @@ PYTHON_META = Component(
     wheel="pure",
     depends_on=("cuda-bindings",),
     wheel_contents_ignore=("W007", "W008"),
+    smoke=(
+        "from importlib.metadata import requires, version\n"
+        "assert requires('cuda-python') == [f\"cuda-bindings=={version('cuda-python')}\"], requires('cuda-python')\n"
+    ),
 )
 CORE = Component(
     dir="cuda_core",

@@ -15,7 +15,7 @@ from cuda_ci.secrets import SECRET_VARIABLES, redact
 PYTHON = sys.executable
 
 
-def clean_environ(base: Mapping[str, str] | None = None, **extra: str) -> dict[str, str]:
+def clean_environ(base: Mapping[str, str] | None = None, /, **extra: str) -> dict[str, str]:
     """``base`` (default: this process's) without any credential, plus ``extra``."""
     env = {k: v for k, v in (os.environ if base is None else base).items() if k not in SECRET_VARIABLES}
     env.update(extra)

@@ -2,15 +2,38 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from cuda_ci.build import BuildSource, check_clone, execute_build, native_cibuildwheel_platform, plan_build
 from cuda_ci.components import get_unit
+from cuda_ci.docs import build_docs
 from cuda_ci.errors import CudaCiError
 from cuda_ci.git import Git
+from cuda_ci.github import GitHub
+from cuda_ci.httpclient import HttpClient
+from cuda_ci.index import embedded_index
 from cuda_ci.log import Reporter
-from cuda_ci.manifest import CiGate, Manifest, ReleaseFolder
+from cuda_ci.manifest import CiGate, Manifest, ReleaseFolder, write_json_atomic
+from cuda_ci.preflight import Preflight, PreflightRequest, run_preflight
+from cuda_ci.publish import (
+    TARGETS,
+    IndexTarget,
+    PublishLog,
+    Target,
+    check_release_folder,
+    finalize,
+    publish_github,
+    publish_index,
+    twine_environment,
+)
+from cuda_ci.releases import GitHubReleases, LocalReleases, ReleaseHost
+from cuda_ci.settings import Settings
+from cuda_ci.siblings import SIBLINGS_DIR, sibling_wheels
 from cuda_ci.tags import parse_tag
+from cuda_ci.validate import validate_release
 
 
 def resolve_source(git: Git, tag: str | None, component: str | None) -> BuildSource:
@@ -47,3 +70,198 @@ def build_only(
     with reporter.in_stage("build"):
         manifest = execute_build(plan, git, folder, reporter, gate)
     return manifest, folder.path
+
+
+# --- the release run -----------------------------------------------------------------------------
+
+
+def preflight(*, repo: Path, request: PreflightRequest, settings: Settings, reporter: Reporter) -> Preflight:
+    git = Git.open(repo)
+    if request.snapshot:
+        check_clone(git, reporter)
+    with reporter.in_stage("preflight"):
+        return run_preflight(git, request, settings, reporter)
+
+
+def validate(*, repo: Path, release_dir: Path, extra_dist: Path | None, reporter: Reporter) -> Manifest:
+    folder = ReleaseFolder.existing(release_dir)
+    with reporter.in_stage("validate"):
+        return validate_release(folder, repo, extra_dist, reporter)
+
+
+def docs(*, repo: Path, release_dir: Path, reporter: Reporter) -> list[Path]:
+    folder = ReleaseFolder.existing(release_dir)
+    with reporter.in_stage("docs"):
+        return build_docs(folder, repo, reporter)
+
+
+def _github_host(settings: Settings, reporter: Reporter) -> ReleaseHost:
+    if not settings.github_repository or not settings.github_token:
+        raise CudaCiError(
+            "GITHUB_REPOSITORY and GITHUB_TOKEN (or GH_TOKEN) must be set to publish to GitHub (or use --dry-run)"
+        )
+    github = GitHub(
+        settings.github_api_url, settings.github_repository, settings.github_token, HttpClient(on_retry=reporter.info)
+    )
+    return GitHubReleases(github)
+
+
+def _index_target(name: str, settings: Settings) -> IndexTarget:
+    index = settings.indexes[name]  # type: ignore[index]
+    token_variable = f"CUDA_CI_{name.upper()}_TOKEN"
+    env = twine_environment(index.token, settings.in_github_actions, name, token_variable)
+    return IndexTarget(name=name, upload_url=index.upload_url, simple_url=index.simple_url, twine_env=env)
+
+
+@contextmanager
+def _dry_run_indexes(
+    folder: ReleaseFolder, targets: Sequence[Target], repo: Path, manifest: Manifest, reporter: Reporter
+) -> Iterator[dict[str, IndexTarget]]:
+    """Embedded pypiservers, seeded with the siblings the unit needs (built from the same commit)."""
+    from cuda_ci.process import clean_environ
+
+    unit = get_unit(manifest["component"])
+    siblings = sibling_wheels(repo, manifest["commit"], unit, folder.path / SIBLINGS_DIR, reporter)
+    with ExitStack() as stack:
+        indexes: dict[str, IndexTarget] = {}
+        for name in ("testpypi", "pypi"):
+            if name not in targets:
+                continue
+            server = stack.enter_context(embedded_index(name, folder.path / "index" / name))
+            reporter.info(f"embedded {name} index: {server.simple_url} (data in {server.root})")
+            for wheel in siblings:
+                if not (server.root / wheel.name).exists():
+                    (server.root / wheel.name).write_bytes(wheel.read_bytes())
+            env = clean_environ(TWINE_USERNAME="cuda-ci", TWINE_PASSWORD="dry-run", TWINE_NON_INTERACTIVE="1")
+            indexes[name] = IndexTarget(
+                name=name, upload_url=server.upload_url, simple_url=server.simple_url, twine_env=env
+            )
+        if siblings:
+            reporter.note("sibling check: not verified (siblings built from the same commit into the embedded index)")
+        yield indexes
+
+
+def publish(
+    *, repo: Path | None, release_dir: Path, target: str, dry_run: bool, settings: Settings, reporter: Reporter
+) -> None:
+    folder = ReleaseFolder.existing(release_dir)
+    manifest = folder.load()
+    dry_run = dry_run or manifest["snapshot"]
+    targets: tuple[Target, ...] = TARGETS if target == "all" else (target,)  # type: ignore[assignment]
+    with reporter.in_stage("publish"):
+        check_release_folder(folder, manifest, repo)
+        log = PublishLog(folder.path / "publish-log.json")
+        host: ReleaseHost = (
+            LocalReleases(folder.path / "github-release") if dry_run else _github_host(settings, reporter)
+        )
+        with ExitStack() as stack:
+            if dry_run:
+                indexes = stack.enter_context(_dry_run_indexes(folder, targets, repo or Path("."), manifest, reporter))
+            else:
+                indexes = {name: _index_target(name, settings) for name in ("testpypi", "pypi") if name in targets}
+            for name in targets:
+                with reporter.step(f"publish --target {name}"):
+                    if name == "github":
+                        publish_github(host, folder, manifest, log, reporter)
+                    elif name == "finalize":
+                        finalize(host, folder, manifest, log, reporter)
+                    else:
+                        publish_index(
+                            indexes[name],
+                            folder,
+                            manifest,
+                            log,
+                            reporter,
+                            pre=dry_run,
+                            install_delay=1.0 if dry_run else 30.0,
+                        )
+
+
+@contextmanager
+def release_lock(git: Git, name: str) -> Iterator[None]:
+    """One release of a tag at a time on this machine; a second run refuses at once."""
+    lock_dir = Path(git.run("rev-parse", "--git-common-dir").stdout.strip())
+    lock_dir = lock_dir if lock_dir.is_absolute() else git.root / lock_dir
+    path = lock_dir / f"cuda-ci-release-{name}.lock"
+    handle = path.open("a+")
+    try:
+        try:
+            _lock_exclusive(handle.fileno())
+        except (BlockingIOError, PermissionError):
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise CudaCiError(
+                f"another cuda-ci release of {name} is running ({holder}): wait for it to finish"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+def _lock_exclusive(fd: int) -> None:
+    """Take a non-blocking exclusive lock; the OS drops it when the process ends, even on a crash."""
+    if os.name == "nt":  # pragma: no cover - exercised on the Windows runner
+        import msvcrt
+
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined,unused-ignore]
+    else:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def write_run_log(folder: Path, reporter: Reporter, status: str, command: str) -> None:
+    if folder.is_dir():
+        data = {
+            "schema": 1,
+            "command": command,
+            "status": status,
+            "stages": reporter.stage_seconds(),
+            "steps": [vars(s) for s in reporter.steps],
+            "notes": reporter.notes,
+        }
+        write_json_atomic(folder / "run-log.json", data)
+
+
+def release(
+    *,
+    repo: Path,
+    request: PreflightRequest,
+    no_publish: bool,
+    extra_dist: Path | None,
+    out: Path | None,
+    settings: Settings,
+    reporter: Reporter,
+) -> Path:
+    """preflight → build (once) → validate → docs → publish, handing the release folder along."""
+    git = Git.open(repo)
+    check_clone(git, reporter)
+    dry_run = request.dry_run or request.snapshot
+    found = preflight(repo=repo, request=request, settings=settings, reporter=reporter)
+    source = found.source
+    folder = ReleaseFolder((out or default_out(git, source)).resolve())
+    lock_name = source.tag.name if source.tag else f"snapshot-{source.unit.name}"
+    status = "failed"
+    with release_lock(git, lock_name):
+        try:
+            with reporter.in_stage("build"):
+                execute_build(plan_build(source), git, folder, reporter, found.ci_gate)
+            validate(repo=repo, release_dir=folder.path, extra_dist=extra_dist, reporter=reporter)
+            docs(repo=repo, release_dir=folder.path, reporter=reporter)
+            if not no_publish:
+                publish(
+                    repo=repo,
+                    release_dir=folder.path,
+                    target="all",
+                    dry_run=dry_run,
+                    settings=settings,
+                    reporter=reporter,
+                )
+            status = "succeeded"
+        finally:
+            write_run_log(folder.path, reporter, status, "release")
+    return folder.path

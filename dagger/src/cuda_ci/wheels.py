@@ -20,6 +20,8 @@ _MACOS = re.compile(r"^macosx_\d+_\d+_(?P<arch>.+)$")
 
 def identifier_of(tag: Tag) -> str:
     """The cibuildwheel-style build identifier a wheel tag satisfies, e.g. ``cp311-manylinux_x86_64``."""
+    if tag.platform == "any":
+        return str(tag)  # py3-none-any
     match = _PLATFORM_FAMILY.match(tag.platform)
     if match:
         return f"{tag.interpreter}-{match.group(1)}_{match.group('arch')}"

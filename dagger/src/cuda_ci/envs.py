@@ -1,0 +1,66 @@
+"""Fresh virtual environments for smoke installs, docs and install-back checks.
+
+Environments are created without pip (fast) and driven by this interpreter's pip through
+``--python``; installs of our own distributions are ``--isolated`` so that no pip configuration
+or ``PIP_*`` variable can pull another build of these names from another index.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cuda_ci.log import Reporter
+from cuda_ci.process import PYTHON, run
+
+
+@dataclass(frozen=True)
+class Env:
+    root: Path
+
+    @property
+    def python(self) -> Path:
+        return self.root / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+
+    @classmethod
+    def create(cls, root: Path, reporter: Reporter) -> Env:
+        run(
+            [PYTHON, "-m", "venv", "--without-pip", str(root)], what="creating a virtual environment", reporter=reporter
+        )
+        return cls(root)
+
+    def pip_install(
+        self, args: Sequence[str], *, what: str, reporter: Reporter, isolated: bool = True, report: bool = False
+    ) -> list[dict[str, Any]]:
+        """Install into this environment; with ``report``, return pip's ``--report`` install list."""
+        argv = [PYTHON, "-m", "pip", "--python", str(self.python), "install", "--disable-pip-version-check", "--quiet"]
+        if isolated:
+            argv.append("--isolated")
+        with tempfile.TemporaryDirectory(prefix="cuda-ci-pip-") as tmp:
+            report_path = Path(tmp) / "report.json"
+            if report:
+                argv += ["--report", str(report_path)]
+            run([*argv, *args], what=what, reporter=reporter)
+            if not report:
+                return []
+            data: dict[str, Any] = json.loads(report_path.read_text(encoding="utf-8"))
+        installs: list[dict[str, Any]] = data.get("install", [])
+        return installs
+
+    def run_python(self, code: str, *, what: str, reporter: Reporter, cwd: Path | None = None) -> str:
+        return run([str(self.python), "-c", code], what=what, reporter=reporter, cwd=cwd).stdout
+
+
+def local_install_args(find_links: Sequence[Path], requirements: Sequence[str], *, pre: bool) -> list[str]:
+    """Install only from local folders: ``--no-index`` plus one ``--find-links`` each."""
+    args = ["--no-index"]
+    for folder in find_links:
+        args += ["--find-links", str(folder)]
+    if pre:
+        args.append("--pre")
+    return [*args, *requirements]

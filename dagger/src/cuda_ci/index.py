@@ -1,0 +1,140 @@
+"""Package indexes: what one already holds (simple API), uploads with twine, the embedded pypiserver."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+from cuda_ci.errors import CudaCiError
+from cuda_ci.httpclient import HttpClient
+from cuda_ci.secrets import sanitize_url
+
+SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
+
+
+class _Links(HTMLParser):
+    """Anchors of a PEP 503 project page: file name → sha256 from the URL fragment."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.files: dict[str, str | None] = {}
+        self._href: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self._href = dict(attrs).get("href")
+
+    def handle_data(self, data: str) -> None:
+        if self._href is not None and data.strip():
+            fragment = urllib.parse.urlsplit(self._href).fragment
+            algo, _, digest = fragment.partition("=")
+            self.files[data.strip()] = digest if algo == "sha256" and digest else None
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a":
+            self._href = None
+
+
+def files_on_index(http: HttpClient, simple_url: str, project: str) -> dict[str, str | None]:
+    """File name → sha256 (None where the index gives no hash) the index holds for ``project``."""
+    url = f"{simple_url.rstrip('/')}/{canonicalize_name(project)}/"
+    response = http.request(
+        "GET", url, headers={"Accept": f"{SIMPLE_JSON}, text/html;q=0.1"}, allow=frozenset({404}), ok=frozenset({200})
+    )
+    if response.status == 404:
+        return {}
+    content_type = next((v for k, v in response.headers.items() if k.lower() == "content-type"), "")
+    if SIMPLE_JSON in content_type:
+        return {f["filename"]: f.get("hashes", {}).get("sha256") for f in response.json().get("files", [])}
+    parser = _Links()
+    parser.feed(response.body.decode("utf-8", "replace"))
+    return parser.files
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class EmbeddedIndex:
+    """A pypiserver on 127.0.0.1 holding its packages in ``root``."""
+
+    name: str
+    root: Path
+    port: int
+
+    @property
+    def upload_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def simple_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/simple/"
+
+
+@contextmanager
+def embedded_index(name: str, root: Path, startup_timeout: float = 30.0) -> Iterator[EmbeddedIndex]:
+    """Start pypiserver (uploads allowed without authentication, loopback only); always stop it."""
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "pypiserver",
+        "run",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-a",
+        ".",
+        "-P",
+        ".",
+        "--disable-fallback",
+        "--hash-algo",
+        "sha256",
+        str(root),
+    ]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    index = EmbeddedIndex(name, root, port)
+    try:
+        _wait_until_listening(process, port, startup_timeout, name)
+        yield index
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        if process.stderr:
+            process.stderr.close()
+
+
+def _wait_until_listening(process: subprocess.Popen[bytes], port: int, timeout: float, name: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            error = process.stderr.read().decode(errors="replace") if process.stderr else ""
+            raise CudaCiError(f"the embedded {name} index (pypiserver) exited at start: {error.strip()[-500:]}")
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise CudaCiError(f"the embedded {name} index did not listen on 127.0.0.1:{port} within {timeout:.0f} s")
+
+
+def describe(url: str) -> str:
+    return sanitize_url(url)

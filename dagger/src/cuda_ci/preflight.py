@@ -1,0 +1,298 @@
+"""Preflight: every check a release needs before anything is built; all findings at once."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, TypedDict
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from cuda_ci.build import BuildSource
+from cuda_ci.components import ReleaseUnit, get_component, get_unit
+from cuda_ci.distfiles import DistProblem, identify
+from cuda_ci.errors import CudaCiError, PreflightError
+from cuda_ci.git import Git
+from cuda_ci.github import GitHub
+from cuda_ci.httpclient import HttpClient, HttpUnavailable
+from cuda_ci.index import files_on_index
+from cuda_ci.log import Reporter
+from cuda_ci.manifest import CiGate
+from cuda_ci.settings import Settings
+from cuda_ci.tags import ReleaseTag, parse_tag
+
+CheckStatus = Literal["passed", "failed", "not-verified", "skipped"]
+
+
+class CheckResult(TypedDict):
+    check: str
+    status: CheckStatus
+    detail: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreflightRequest:
+    tag: str | None
+    component: str | None
+    snapshot: bool
+    dry_run: bool
+
+    @property
+    def lenient(self) -> bool:
+        """A dry-run (snapshots are dry-runs) records unreachable GitHub checks as not verified."""
+        return self.dry_run or self.snapshot
+
+
+@dataclass
+class Preflight:
+    """What preflight resolved, and every check's outcome."""
+
+    request: PreflightRequest
+    unit: ReleaseUnit | None = None
+    tag: ReleaseTag | None = None
+    commit: str | None = None
+    ci_gate: CiGate = field(default_factory=lambda: CiGate(status="not-verified", run_url=None))
+    checks: list[CheckResult] = field(default_factory=list)
+
+    def record(self, check: str, status: CheckStatus, detail: str) -> None:
+        self.checks.append(CheckResult(check=check, status=status, detail=detail))
+
+    @property
+    def failures(self) -> list[str]:
+        return [f"{c['check']}: {c['detail']}" for c in self.checks if c["status"] == "failed"]
+
+    @property
+    def source(self) -> BuildSource:
+        assert self.unit is not None and self.commit is not None
+        return BuildSource(unit=self.unit, commit=self.commit, tag=self.tag)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "component": self.unit.name if self.unit else None,
+            "tag": self.tag.name if self.tag else None,
+            "version": str(self.tag.version) if self.tag else None,
+            "commit": self.commit,
+            "snapshot": self.request.snapshot,
+            "dry_run": self.request.lenient,
+            "ci_gate": dict(self.ci_gate),
+            "checks": [dict(c) for c in self.checks],
+        }
+
+
+def run_preflight(git: Git, request: PreflightRequest, settings: Settings, reporter: Reporter) -> Preflight:
+    """Run every check; raise :class:`PreflightError` listing all failures, else return the result."""
+    result = Preflight(request)
+    if request.snapshot:
+        _snapshot(git, result)
+    else:
+        _tag_checks(git, request, result)
+    if result.unit is not None and result.commit is not None:
+        _github_checks(result, settings, reporter)
+        _sibling_check(git, result, settings, reporter)
+    for check in result.checks:
+        if check["status"] == "not-verified":
+            reporter.note(f"preflight {check['check']}: not verified ({check['detail']})")
+    if result.failures:
+        raise PreflightError.from_findings(result.failures)
+    return result
+
+
+def _snapshot(git: Git, result: Preflight) -> None:
+    assert result.request.component is not None
+    result.unit = get_unit(result.request.component)
+    result.commit = git.head()
+    result.ci_gate = CiGate(status="snapshot", run_url=None)
+    for check in ("tag", "reachable-from-main", "release-notes", "published-release", "ci-gate"):
+        result.record(check, "skipped", "snapshot: no release tag")
+
+
+def _tag_checks(git: Git, request: PreflightRequest, result: Preflight) -> None:
+    assert request.tag is not None
+    try:
+        result.tag = parse_tag(request.tag, request.component)
+    except CudaCiError as error:
+        result.record("tag", "failed", "\n".join(error.problems))
+        return
+    result.unit = result.tag.unit
+    commit = git.commit_of(result.tag.ref)
+    if commit is None:
+        kind = git.peeled_type(result.tag.ref)
+        detail = (
+            f"tag {result.tag.name} names a {kind}, not a commit"
+            if kind
+            else f"tag {result.tag.name} does not exist in {git.root}: create it on a green main commit "
+            f"(git tag -a {result.tag.name} <commit>) and push it, or fetch tags (git fetch --tags)"
+        )
+        result.record("tag", "failed", detail)
+        return
+    result.commit = commit
+    result.record("tag", "passed", f"{result.tag.name} → {commit}")
+    _reachable(git, result)
+    _notes(git, result)
+
+
+def _reachable(git: Git, result: Preflight) -> None:
+    assert result.commit is not None and result.tag is not None
+    main = git.main_ref()
+    if main is None:
+        result.record(
+            "reachable-from-main",
+            "failed",
+            "neither main nor origin/main exists here: fetch main (git fetch origin main)",
+        )
+    elif git.is_ancestor(result.commit, main):
+        result.record("reachable-from-main", "passed", f"{result.commit[:12]} is on {main}")
+    else:
+        result.record(
+            "reachable-from-main",
+            "failed",
+            f"the commit of {result.tag.name} ({result.commit[:12]}) is not reachable from {main}: "
+            "release only commits merged to main; move the tag to a main commit",
+        )
+
+
+def _notes(git: Git, result: Preflight) -> None:
+    assert result.commit is not None and result.tag is not None and result.unit is not None
+    for component in result.unit.components:
+        path = component.notes_path(result.tag.notes_version)
+        text = git.show(result.commit, path)
+        if text is None:
+            result.record(
+                "release-notes",
+                "failed",
+                f"{path} is missing at {result.tag.name}: write it, merge it to main, and tag again",
+            )
+        elif not text.strip():
+            result.record("release-notes", "failed", f"{path} is empty at {result.tag.name}: write the notes")
+        else:
+            result.record("release-notes", "passed", path)
+
+
+def _github_client(settings: Settings, reporter: Reporter) -> GitHub | None:
+    if not settings.github_repository or not settings.github_token:
+        return None
+    return GitHub(
+        settings.github_api_url, settings.github_repository, settings.github_token, HttpClient(on_retry=reporter.info)
+    )
+
+
+def _github_checks(result: Preflight, settings: Settings, reporter: Reporter) -> None:
+    if result.request.snapshot:
+        return
+    assert result.tag is not None and result.commit is not None
+    github = _github_client(settings, reporter)
+    if github is None:
+        missing = "GITHUB_REPOSITORY" if not settings.github_repository else "GITHUB_TOKEN (or GH_TOKEN)"
+        _unverified(
+            result, f"{missing} is not set", fix=f"set {missing}: a full release verifies CI and releases on GitHub"
+        )
+        return
+    try:
+        runs = github.successful_ci_runs(result.commit)
+        published = github.published_release(result.tag.name)
+        draft = None if published else github.find_release(result.tag.name)
+    except HttpUnavailable as error:
+        _unverified(result, f"GitHub is out of reach ({error.problems[0]})", fix="retry when GitHub answers")
+        return
+    except CudaCiError as error:
+        _unverified(
+            result,
+            f"GitHub refused ({error.problems[0]})",
+            fix="check GITHUB_TOKEN's permissions (actions: read, contents: write)",
+        )
+        return
+    if runs:
+        url = str(runs[0].get("html_url", ""))
+        result.ci_gate = CiGate(status="verified", run_url=url)
+        result.record("ci-gate", "passed", f"ci.yml succeeded on main for {result.commit[:12]}: {url}")
+    else:
+        result.record(
+            "ci-gate",
+            "failed",
+            f"no successful ci.yml run on main (push) for {result.commit[:12]}: tag a commit whose CI on main is green, "
+            "or wait for that run to finish",
+        )
+    if published and not published["draft"]:
+        result.record(
+            "published-release",
+            "failed",
+            f"a published GitHub release of {result.tag.name} exists ({published['html_url']}): a tag is released once; "
+            "cut a .postN tag instead",
+        )
+    else:
+        result.record("published-release", "passed", "draft to reuse" if draft else "no release yet")
+
+
+def _unverified(result: Preflight, reason: str, *, fix: str) -> None:
+    status: CheckStatus = "not-verified" if result.request.lenient else "failed"
+    detail = reason if result.request.lenient else f"{reason}: {fix}"
+    for check in ("ci-gate", "published-release"):
+        result.record(check, status, detail)
+    result.ci_gate = CiGate(status="not-verified", run_url=None)
+
+
+def required_siblings(git: Git, commit: str, unit: ReleaseUnit) -> list[Requirement]:
+    """The sibling requirements the unit's components declare at ``commit``."""
+    requirements: list[Requirement] = []
+    for component in unit.components:
+        text = git.show(commit, f"{component.dir}/pyproject.toml")
+        if text is None:
+            continue
+        for line in tomllib.loads(text).get("project", {}).get("dependencies", []):
+            requirement = Requirement(line)
+            if canonicalize_name(requirement.name) not in {canonicalize_name(d) for d in unit.distributions}:
+                requirements.append(requirement)
+    return [r for r in requirements if _is_sibling(r.name)]
+
+
+def _is_sibling(name: str) -> bool:
+    try:
+        get_component(str(canonicalize_name(name)))
+    except CudaCiError:
+        return False
+    return True
+
+
+def _sibling_check(git: Git, result: Preflight, settings: Settings, reporter: Reporter) -> None:
+    assert result.unit is not None and result.commit is not None
+    if result.unit.name != "cuda-core":
+        return
+    requirements = required_siblings(git, result.commit, result.unit)
+    if result.request.lenient:
+        names = ", ".join(str(r) for r in requirements)
+        result.record(
+            "sibling-on-index", "not-verified", f"{names}: built from the same commit into the embedded index"
+        )
+        return
+    http = HttpClient(on_retry=reporter.info)
+    for requirement in requirements:
+        for index in settings.indexes.values():
+            try:
+                files = files_on_index(http, index.simple_url, requirement.name)
+            except CudaCiError as error:
+                result.record(
+                    "sibling-on-index",
+                    "failed",
+                    f"{index.name} ({index.simple_url}) cannot be read: {error.problems[0]}",
+                )
+                continue
+            versions = sorted({v for f in files if (v := _version(f)) is not None})
+            if any(requirement.specifier.contains(v, prereleases=True) for v in versions):
+                result.record("sibling-on-index", "passed", f"{requirement} is on {index.name}")
+            else:
+                result.record(
+                    "sibling-on-index",
+                    "failed",
+                    f"{requirement} is not on {index.name} ({index.simple_url}; it has {', '.join(map(str, versions)) or 'none'}): "
+                    f"release {requirement.name} first",
+                )
+
+
+def _version(filename: str) -> Version | None:
+    try:
+        return identify(Path(filename)).version
+    except DistProblem:
+        return None

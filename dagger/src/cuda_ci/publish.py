@@ -1,0 +1,346 @@
+"""Publish: GitHub draft with assets → TestPyPI → PyPI → un-draft. Each target resumable on its own.
+
+Nothing is uploaded until every file's hash is re-checked against the manifest and every file the
+index already holds is known to match; a re-run uploads only what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from packaging.utils import canonicalize_name
+
+from cuda_ci.components import ReleaseUnit, get_unit
+from cuda_ci.envs import Env
+from cuda_ci.errors import CommandError, CudaCiError, UsageError
+from cuda_ci.git import Git
+from cuda_ci.github import Asset, Release
+from cuda_ci.httpclient import HttpClient
+from cuda_ci.index import files_on_index
+from cuda_ci.log import Reporter
+from cuda_ci.manifest import FileEntry, Manifest, ReleaseFolder, sha256_of, write_json_atomic
+from cuda_ci.process import PYTHON, clean_environ, run
+from cuda_ci.releases import ReleaseHost
+
+Target = Literal["github", "testpypi", "pypi", "finalize"]
+TARGETS: tuple[Target, ...] = ("github", "testpypi", "pypi", "finalize")
+UPLOAD_ATTEMPTS = 4
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndexTarget:
+    """An index to upload to: URLs, and the environment twine authenticates with (never printed)."""
+
+    name: str
+    upload_url: str
+    simple_url: str
+    twine_env: dict[str, str] = field(repr=False)
+
+
+@dataclass
+class PublishLog:
+    """``publish-log.json``: every action of every run, appended."""
+
+    path: Path
+    entries: list[dict[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.path.is_file():
+            self.entries = json.loads(self.path.read_text(encoding="utf-8")).get("entries", [])
+
+    def add(self, target: str, file: str | None, action: str, detail: str = "") -> None:
+        self.entries.append(
+            {
+                "time": datetime.now(UTC).isoformat(timespec="seconds"),
+                "target": target,
+                "file": file or "",
+                "action": action,
+                "detail": detail,
+            }
+        )
+        write_json_atomic(self.path, {"schema": 1, "entries": self.entries})
+
+
+def check_release_folder(folder: ReleaseFolder, manifest: Manifest, repo: Path | None) -> None:
+    """Refuse, before any upload, a folder that is not exactly what validate froze."""
+    problems = list(folder.verify_hashes(manifest))
+    if "validation" not in manifest:
+        problems.append(
+            f"{folder.manifest_path} has no validation: run `cuda-ci validate --release-dir {folder.path}` first"
+        )
+    expected_sums = "".join(f"{f['sha256']}  {f['name']}\n" for f in sorted(manifest["files"], key=lambda f: f["name"]))
+    if not folder.sums_path.is_file() or folder.sums_path.read_text(encoding="utf-8") != expected_sums:
+        problems.append(f"{folder.sums_path} does not match {folder.manifest_path}: rebuild the release folder")
+    if repo is not None and manifest["tag"]:
+        _check_tag_unmoved(repo, manifest, problems)
+    if problems:
+        raise CudaCiError(*problems, "publish refused: nothing was uploaded")
+
+
+def _check_tag_unmoved(repo: Path, manifest: Manifest, problems: list[str]) -> None:
+    try:
+        git = Git.open(repo)
+    except UsageError:
+        return
+    tag = manifest["tag"]
+    current = git.commit_of(f"refs/tags/{tag}")
+    if current is not None and current != manifest["commit"]:
+        problems.append(
+            f"tag {tag} now points to {current[:12]}, but this release was built from {manifest['commit'][:12]}: "
+            "a tag must never move; build the release again from the tag as it is"
+        )
+
+
+def asset_files(folder: ReleaseFolder, manifest: Manifest) -> list[tuple[Path, str]]:
+    """Every GitHub asset with the sha256 it must have: the manifest's files, SHA256SUMS, the manifest."""
+    files = [(folder.path / f["path"], f["sha256"]) for f in manifest["files"]]
+    return [
+        *files,
+        (folder.sums_path, sha256_of(folder.sums_path)),
+        (folder.manifest_path, sha256_of(folder.manifest_path)),
+    ]
+
+
+def _same(asset: Asset, path: Path, sha256: str) -> bool:
+    return asset["size"] == path.stat().st_size and asset["digest"] == f"sha256:{sha256}"
+
+
+def publish_github(
+    host: ReleaseHost, folder: ReleaseFolder, manifest: Manifest, log: PublishLog, reporter: Reporter
+) -> Release:
+    """Create or reuse the draft, then upload every asset not already there with the same digest."""
+    tag = _release_tag(manifest)
+    release = host.find(tag)
+    if release is not None and not release["draft"]:
+        raise CudaCiError(
+            f"the release {tag} on {host.describe()} is already published ({release['html_url']}): assets of a published release are never replaced"
+        )
+    if release is None:
+        prerelease = identify_prerelease(manifest)
+        release = host.create_draft(
+            tag, f"{manifest['component']} {manifest['version']}", _release_body(manifest), prerelease
+        )
+        log.add("github", None, "created-draft", release["html_url"])
+    existing = {a["name"]: a for a in host.assets(release)}
+    for path, sha256 in asset_files(folder, manifest):
+        _recheck(path, sha256)
+        asset = existing.get(path.name)
+        if asset is not None and _same(asset, path, sha256):
+            log.add("github", path.name, "skipped", "already uploaded with the same digest")
+            continue
+        if asset is not None:
+            host.delete(asset)
+            log.add("github", path.name, "deleted", f"draft asset differed ({asset['digest']})")
+        host.upload(release, path)
+        reporter.info(f"uploaded {path.name} to {host.describe()}")
+        log.add("github", path.name, "uploaded", sha256)
+    return release
+
+
+def identify_prerelease(manifest: Manifest) -> bool:
+    from packaging.version import Version
+
+    return Version(manifest["version"]).is_prerelease
+
+
+def _release_tag(manifest: Manifest) -> str:
+    if manifest["tag"]:
+        return manifest["tag"]
+    return f"snapshot-{manifest['component']}-{manifest['commit'][:7]}"
+
+
+def _release_body(manifest: Manifest) -> str:
+    gate = manifest["ci_gate"]
+    return (
+        f"{manifest['component']} {manifest['version']} from {manifest['commit']}.\n\n"
+        f"CI gate: {gate['status']} {gate['run_url'] or ''}\n\nVerify with SHA256SUMS and release-manifest.json."
+    )
+
+
+def _recheck(path: Path, sha256: str) -> None:
+    actual = sha256_of(path)
+    if actual != sha256:
+        raise CudaCiError(
+            f"{path.name} changed after validation: sha256 {actual}, manifest says {sha256}; upload refused"
+        )
+
+
+def finalize(host: ReleaseHost, folder: ReleaseFolder, manifest: Manifest, log: PublishLog, reporter: Reporter) -> None:
+    """Un-draft, once every asset is there with its digest."""
+    tag = _release_tag(manifest)
+    release = host.find(tag)
+    if release is None:
+        raise CudaCiError(
+            f"no draft release of {tag} on {host.describe()}: run `cuda-ci publish --target github` first"
+        )
+    if not release["draft"]:
+        log.add("finalize", None, "skipped", "already published")
+        reporter.info(f"{tag} is already published")
+        return
+    existing = {a["name"]: a for a in host.assets(release)}
+    missing = [
+        p.name
+        for p, sha in asset_files(folder, manifest)
+        if p.name not in existing or not _same(existing[p.name], p, sha)
+    ]
+    if missing:
+        raise CudaCiError(
+            f"the draft of {tag} lacks or differs in {', '.join(missing)}: run `cuda-ci publish --target github` again"
+        )
+    host.publish(release)
+    log.add("finalize", None, "published", release["html_url"])
+
+
+def _dists_in_upload_order(folder: ReleaseFolder, manifest: Manifest, unit: ReleaseUnit) -> list[FileEntry]:
+    """The unit's components in registry order (bindings before the metapackage); sdist first."""
+    order = {canonicalize_name(c.distribution): i for i, c in enumerate(unit.components)}
+    dists = [f for f in manifest["files"] if f["kind"] in ("sdist", "wheel")]
+    return sorted(
+        dists, key=lambda f: (order[canonicalize_name(f["distribution"] or "")], f["kind"] != "sdist", f["name"])
+    )
+
+
+def plan_index_uploads(entries: Sequence[FileEntry], held: dict[str, str | None], index: str) -> list[FileEntry]:
+    """The files still to upload; refuses (before any upload) a file the index holds with another hash."""
+    conflicts = [
+        f"{e['name']} is already on {index} with sha256 {held[e['name']]}, but this release's file has sha256 {e['sha256']}: "
+        "a file name can never be reused on an index; release a .postN"
+        for e in entries
+        if e["name"] in held and held[e["name"]] != e["sha256"]
+    ]
+    if conflicts:
+        raise CudaCiError(*conflicts, f"upload to {index} refused: nothing was uploaded")
+    return [e for e in entries if e["name"] not in held]
+
+
+def publish_index(
+    target: IndexTarget,
+    folder: ReleaseFolder,
+    manifest: Manifest,
+    log: PublishLog,
+    reporter: Reporter,
+    *,
+    pre: bool,
+    install_delay: float,
+) -> None:
+    """Upload what the index lacks, then install the release back from it in a fresh environment."""
+    unit = get_unit(manifest["component"])
+    http = HttpClient(on_retry=reporter.info)
+    entries = _dists_in_upload_order(folder, manifest, unit)
+    held: dict[str, str | None] = {}
+    for distribution in unit.distributions:
+        held.update(files_on_index(http, target.simple_url, distribution))
+    todo = plan_index_uploads(entries, held, target.name)
+    for entry in entries:
+        if entry not in todo:
+            log.add(target.name, entry["name"], "skipped", "already on the index with the same sha256")
+    for entry in todo:
+        path = folder.path / entry["path"]
+        _recheck(path, entry["sha256"])
+        _upload_with_retries(target, path, entry, http, reporter)
+        log.add(target.name, entry["name"], "uploaded", entry["sha256"])
+    install_back(target, manifest, unit, reporter, pre=pre, delay=install_delay)
+    log.add(target.name, None, "verified-install", f"{', '.join(unit.distributions)} {manifest['version']}")
+
+
+def _upload_with_retries(
+    target: IndexTarget, path: Path, entry: FileEntry, http: HttpClient, reporter: Reporter
+) -> None:
+    argv = [
+        PYTHON,
+        "-m",
+        "twine",
+        "upload",
+        "--non-interactive",
+        "--disable-progress-bar",
+        "--repository-url",
+        target.upload_url,
+        str(path),
+    ]
+    for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+        try:
+            run(
+                argv,
+                what=f"twine upload of {path.name} to {target.name}",
+                reporter=reporter,
+                env=target.twine_env,
+                timeout=600,
+            )
+        except CommandError as error:
+            # A response lost after the index stored the file is a success: ask the index.
+            if files_on_index(http, target.simple_url, entry["distribution"] or "").get(path.name) == entry["sha256"]:
+                return
+            if attempt == UPLOAD_ATTEMPTS:
+                raise CudaCiError(
+                    f"upload of {path.name} to {target.name} ({target.upload_url}) failed {attempt} times: {error.problems[0]}"
+                ) from None
+            reporter.info(f"upload of {path.name} to {target.name} failed; retry {attempt} of {UPLOAD_ATTEMPTS - 1}")
+            time.sleep(min(2.0 * attempt, 10.0))
+        else:
+            reporter.info(f"uploaded {path.name} to {target.name}")
+            return
+
+
+def install_back(
+    target: IndexTarget,
+    manifest: Manifest,
+    unit: ReleaseUnit,
+    reporter: Reporter,
+    *,
+    pre: bool,
+    delay: float,
+    attempts: int = 6,
+) -> None:
+    """Install the release from the index alone (``--isolated``: no other index, no pip configuration)."""
+    requirements = [f"{d}=={manifest['version']}" for d in unit.distributions]
+    check = "from importlib.metadata import version\n" + "".join(
+        f"assert version({d!r}) == {manifest['version']!r}\n" for d in unit.distributions
+    )
+    args = ["--no-cache-dir", "--index-url", target.simple_url, *(["--pre"] if pre else []), *requirements]
+    last: CudaCiError | None = None
+    for attempt in range(1, attempts + 1):
+        with tempfile.TemporaryDirectory(prefix="cuda-ci-installback-") as tmp:
+            env = Env.create(Path(tmp) / "env", reporter)
+            try:
+                env.pip_install(args, what=f"install of {' '.join(requirements)} from {target.name}", reporter=reporter)
+                env.run_python(
+                    check, what=f"version check after install from {target.name}", reporter=reporter, cwd=Path(tmp)
+                )
+                reporter.info(f"installed {' '.join(requirements)} back from {target.name}")
+                return
+            except CommandError as error:
+                last = error
+        if attempt < attempts:
+            reporter.info(
+                f"{target.name} does not serve {' '.join(requirements)} yet; retry {attempt} of {attempts - 1} in {delay:.0f} s"
+            )
+            time.sleep(delay)
+    raise CudaCiError(
+        f"{' '.join(requirements)} could not be installed back from {target.name} ({target.simple_url})",
+        *(last.problems if last else ()),
+    )
+
+
+def twine_environment(token: str | None, in_github_actions: bool, index: str, token_variable: str) -> dict[str, str]:
+    """twine's environment: the token as TWINE_PASSWORD, or trusted publishing inside Actions."""
+    if token:
+        return clean_environ(TWINE_USERNAME="__token__", TWINE_PASSWORD=token, TWINE_NON_INTERACTIVE="1")
+    if in_github_actions:
+        # twine itself exchanges the Actions OIDC token for a short-lived upload token.
+        oidc = {
+            k: os.environ[k]
+            for k in ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_URL")
+            if k in os.environ
+        }
+        return clean_environ(TWINE_NON_INTERACTIVE="1", **oidc)
+    raise CudaCiError(
+        f"{token_variable} is not set and this is not GitHub Actions (trusted publishing): cannot upload to {index}"
+    )

@@ -1,0 +1,56 @@
+"""One options model, built once from an explicit environment mapping (as in GitHub Actions)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+IndexName = Literal["testpypi", "pypi"]
+
+_DEFAULT_INDEXES: dict[IndexName, tuple[str, str]] = {
+    "testpypi": ("https://test.pypi.org/legacy/", "https://test.pypi.org/simple/"),
+    "pypi": ("https://upload.pypi.org/legacy/", "https://pypi.org/simple/"),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndexSettings:
+    name: IndexName
+    upload_url: str
+    simple_url: str
+    token: str | None
+
+    def __repr__(self) -> str:  # never show the token
+        return f"IndexSettings(name={self.name!r}, upload_url={self.upload_url!r}, simple_url={self.simple_url!r})"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    github_api_url: str
+    github_repository: str | None
+    github_token: str | None
+    in_github_actions: bool
+    indexes: Mapping[IndexName, IndexSettings]
+
+    def __repr__(self) -> str:  # never show a token
+        return f"Settings(github_api_url={self.github_api_url!r}, github_repository={self.github_repository!r})"
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        indexes: dict[IndexName, IndexSettings] = {}
+        for name, (upload, simple) in _DEFAULT_INDEXES.items():
+            prefix = f"CUDA_CI_{name.upper()}"
+            indexes[name] = IndexSettings(
+                name=name,
+                upload_url=environ.get(f"{prefix}_UPLOAD_URL") or upload,
+                simple_url=environ.get(f"{prefix}_SIMPLE_URL") or simple,
+                token=environ.get(f"{prefix}_TOKEN") or None,
+            )
+        return cls(
+            github_api_url=(environ.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/"),
+            github_repository=environ.get("GITHUB_REPOSITORY") or None,
+            github_token=environ.get("GITHUB_TOKEN") or environ.get("GH_TOKEN") or None,
+            in_github_actions=environ.get("GITHUB_ACTIONS") == "true",
+            indexes=indexes,
+        )

@@ -1,0 +1,364 @@
+"""Validate a release folder: every check recorded, every problem listed, then the manifest frozen."""
+
+from __future__ import annotations
+
+import shutil
+import tarfile
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from cuda_ci.build import ComponentBuild, build_argv, build_environ
+from cuda_ci.components import Component, ReleaseUnit, get_unit
+from cuda_ci.distfiles import DistFile, DistProblem, identify, metadata, record_problems
+from cuda_ci.envs import Env, local_install_args
+from cuda_ci.errors import CommandError, CudaCiError
+from cuda_ci.log import Reporter
+from cuda_ci.manifest import Manifest, ReleaseFolder, ValidationEntry, file_entry
+from cuda_ci.process import PYTHON, run
+from cuda_ci.siblings import SIBLINGS_DIR, sibling_wheels
+from cuda_ci.wheels import cibuildwheel_identifiers, installable_here, wheel_identifiers
+
+PURE_IDENTIFIER = "py3-none-any"
+
+
+@dataclass
+class Findings:
+    """Checks run so far: passed or skipped entries, and every problem found."""
+
+    entries: list[ValidationEntry] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def passed(self, check: str, file: str | None, detail: str) -> None:
+        self.entries.append(ValidationEntry(check=check, file=file, status="passed", detail=detail))
+
+    def skipped(self, check: str, file: str | None, detail: str) -> None:
+        self.entries.append(ValidationEntry(check=check, file=file, status="skipped", detail=detail))
+
+    def failed(self, check: str, problem: str) -> None:
+        self.problems.append(f"{check}: {problem}")
+
+    def raise_if_any(self, what: str) -> None:
+        if self.problems:
+            raise CudaCiError(*self.problems, f"{what}: {len(self.problems)} problem(s); nothing was published")
+
+
+def dist_files(folder: ReleaseFolder, manifest: Manifest) -> list[Path]:
+    return [folder.path / f["path"] for f in manifest["files"] if f["kind"] in ("sdist", "wheel")]
+
+
+def add_extra_dist(folder: ReleaseFolder, manifest: Manifest, extra: Path) -> list[str]:
+    """Copy wheels built elsewhere in this run into ``dist/`` and the manifest."""
+    if not extra.is_dir():
+        raise CudaCiError(f"--extra-dist {str(extra)!r} does not exist or is not a directory")
+    wheels = sorted(extra.glob("*.whl"))
+    if not wheels:
+        raise CudaCiError(f"--extra-dist {str(extra)!r} holds no .whl files")
+    names = []
+    for wheel in wheels:
+        target = folder.dist / wheel.name
+        if target.exists():
+            raise CudaCiError(f"--extra-dist: {wheel.name} is already in {folder.dist}")
+        shutil.copy2(wheel, target)
+        dist = identify(target)
+        manifest["files"].append(file_entry(folder.path, target, "wheel", str(dist.name)))
+        names.append(wheel.name)
+    return names
+
+
+def expected_identifiers(component: Component, manifest: Manifest, extra_windows: list[str]) -> set[str]:
+    if component.wheel == "pure":
+        return {PURE_IDENTIFIER}
+    return set(manifest["build_identifiers"]) | set(extra_windows)
+
+
+def check_names_and_versions(dists: list[DistFile], unit: ReleaseUnit, manifest: Manifest, findings: Findings) -> None:
+    version = Version(manifest["version"])
+    allowed = {canonicalize_name(d) for d in unit.distributions}
+    versions: dict[str, set[str]] = defaultdict(set)
+    for dist in dists:
+        versions[dist.name].add(str(dist.version))
+        if dist.name not in allowed:
+            findings.failed(
+                "expected-files",
+                f"{dist.path.name} is a {dist.name} file; {unit.name} releases only {', '.join(sorted(allowed))}",
+            )
+            continue
+        if dist.version != version:
+            findings.failed(
+                "version", f"{dist.path.name} has version {dist.version} in its name, the release is {version}"
+            )
+        try:
+            name, meta_version = metadata(dist)
+        except DistProblem as error:
+            findings.failed("metadata", str(error))
+            continue
+        if canonicalize_name(name) != dist.name or meta_version != str(version):
+            findings.failed(
+                "metadata", f"{dist.path.name}: METADATA says {name} {meta_version}, expected {dist.name} {version}"
+            )
+        else:
+            findings.passed("metadata", dist.path.name, f"{name} {meta_version}")
+        if not manifest["snapshot"] and (dist.version.is_devrelease or dist.version.local):
+            findings.failed(
+                "version", f"{dist.path.name} has a dev or local version ({dist.version}); only snapshots may"
+            )
+    for name, seen in sorted(versions.items()):
+        if len(seen) > 1:
+            findings.failed("expected-files", f"{name} has files of {len(seen)} versions: {', '.join(sorted(seen))}")
+
+
+def check_expected_set(
+    dists: list[DistFile], unit: ReleaseUnit, manifest: Manifest, extra_windows: list[str], findings: Findings
+) -> None:
+    """Per distribution exactly one sdist and one wheel per expected build identifier."""
+    for component in unit.components:
+        name = canonicalize_name(component.distribution)
+        sdists = [d for d in dists if d.name == name and d.kind == "sdist"]
+        wheels = [d for d in dists if d.name == name and d.kind == "wheel"]
+        if len(sdists) != 1:
+            findings.failed("expected-files", f"{component.distribution}: {len(sdists)} sdists, expected exactly 1")
+        expected = expected_identifiers(component, manifest, extra_windows)
+        covered: dict[str, list[str]] = defaultdict(list)
+        for wheel in wheels:
+            ids = wheel_identifiers(wheel.path.name) & expected
+            if not ids:
+                findings.failed(
+                    "expected-files",
+                    f"{wheel.path.name} matches no expected build identifier ({', '.join(sorted(expected))})",
+                )
+            for identifier in ids:
+                covered[identifier].append(wheel.path.name)
+        for identifier in sorted(expected):
+            if len(covered[identifier]) != 1:
+                findings.failed(
+                    "expected-files",
+                    f"{component.distribution}: {len(covered[identifier])} wheels for {identifier}, expected exactly 1",
+                )
+        findings.passed(
+            "expected-files", None, f"{component.distribution}: 1 sdist, wheels for {', '.join(sorted(expected))}"
+        )
+
+
+def static_checks(
+    folder: ReleaseFolder, manifest: Manifest, unit: ReleaseUnit, extra_windows: list[str], findings: Findings
+) -> list[DistFile]:
+    for problem in folder.verify_hashes(manifest):
+        findings.failed("manifest", problem)
+    dists: list[DistFile] = []
+    for path in dist_files(folder, manifest):
+        if not path.is_file():
+            continue
+        try:
+            dists.append(identify(path))
+        except DistProblem as error:
+            findings.failed("file-name", str(error))
+    check_names_and_versions(dists, unit, manifest, findings)
+    check_expected_set(dists, unit, manifest, extra_windows, findings)
+    for dist in dists:
+        if dist.kind == "wheel" and dist.path.stat().st_size:
+            try:
+                problems = record_problems(dist.path)
+            except Exception as error:  # a broken zip is reported by the metadata check too
+                problems = [f"{dist.path.name}: RECORD cannot be read ({error})"]
+            for problem in problems:
+                findings.failed("record", problem)
+            if not problems:
+                findings.passed("record", dist.path.name, "every member matches RECORD")
+    return dists
+
+
+def _tool(argv: list[str], what: str, check: str, file: str | None, reporter: Reporter, findings: Findings) -> bool:
+    try:
+        run(argv, what=what, reporter=reporter)
+    except CommandError as error:
+        findings.failed(check, str(error))
+        return False
+    findings.passed(check, file, what)
+    return True
+
+
+def tool_checks(dists: list[DistFile], unit: ReleaseUnit, reporter: Reporter, findings: Findings) -> None:
+    """twine check --strict, check-wheel-contents, auditwheel show."""
+    _tool(
+        [PYTHON, "-m", "twine", "check", "--strict", *(str(d.path) for d in dists)],
+        "twine check --strict",
+        "twine",
+        None,
+        reporter,
+        findings,
+    )
+    for component in unit.components:
+        wheels = [d for d in dists if d.kind == "wheel" and d.name == canonicalize_name(component.distribution)]
+        if not wheels:
+            continue
+        argv = [PYTHON, "-m", "check_wheel_contents"]
+        if component.wheel_contents_ignore:
+            argv += ["--ignore", ",".join(component.wheel_contents_ignore)]
+        _tool(
+            [*argv, *(str(w.path) for w in wheels)],
+            f"check-wheel-contents {component.distribution}",
+            "check-wheel-contents",
+            None,
+            reporter,
+            findings,
+        )
+        for wheel in wheels:
+            if component.wheel != "platform":
+                continue
+            if "linux" not in wheel.path.name:
+                findings.skipped("auditwheel", wheel.path.name, "not a Linux wheel")
+                continue
+            _tool(
+                [PYTHON, "-m", "auditwheel", "show", str(wheel.path)],
+                f"auditwheel show {wheel.path.name}",
+                "auditwheel",
+                wheel.path.name,
+                reporter,
+                findings,
+            )
+
+
+def install_checks(
+    dists: list[DistFile],
+    unit: ReleaseUnit,
+    manifest: Manifest,
+    folder: ReleaseFolder,
+    siblings: list[Path],
+    reporter: Reporter,
+    findings: Findings,
+) -> None:
+    """Install the unit's wheels into one fresh environment, from this run only, and import them."""
+    ours = {d.path.name for d in dists}
+    installable = [d for d in dists if d.kind == "wheel" and installable_here(d.path.name)]
+    for dist in dists:
+        if dist.kind == "wheel" and dist not in installable:
+            findings.skipped(
+                "install", dist.path.name, "its tags are not supported by this machine (checked statically only)"
+            )
+    if not installable:
+        return
+    requirements = [f"{c.distribution}=={manifest['version']}" for c in unit.components]
+    with tempfile.TemporaryDirectory(prefix="cuda-ci-smoke-") as tmp:
+        env = Env.create(Path(tmp) / "env", reporter)
+        sibling_dirs = sorted({s.parent for s in siblings})
+        pre = manifest["snapshot"] or any(identify(s).version.is_prerelease for s in siblings)
+        try:
+            installs = env.pip_install(
+                local_install_args([folder.dist, *sibling_dirs], requirements, pre=pre),
+                what="smoke install",
+                reporter=reporter,
+                report=True,
+            )
+        except CommandError as error:
+            findings.failed(
+                "install", f"{' '.join(requirements)} from this run and siblings of the same commit: {error}"
+            )
+            return
+        for item in installs:
+            url = str(item.get("download_info", {}).get("url", ""))
+            name = item.get("metadata", {}).get("name", "?")
+            filename = url.rsplit("/", 1)[-1]
+            own = canonicalize_name(name) in {canonicalize_name(d) for d in unit.distributions}
+            if own and filename not in ours:
+                findings.failed("install", f"{name} was installed from {url}, not from this run's dist/")
+            elif not own and not any(filename == s.name for s in siblings):
+                findings.failed("install", f"{name} was installed from {url}: siblings must come from the same commit")
+        findings.passed(
+            "install",
+            None,
+            "installed: " + ", ".join(f"{i['metadata']['name']} {i['metadata']['version']}" for i in installs),
+        )
+        for component in unit.components:
+            code = "".join(f"import {name}\n" for name in component.import_names) + component.smoke
+            try:
+                output = env.run_python(
+                    code, what=f"import check of {component.distribution}", reporter=reporter, cwd=Path(tmp)
+                )
+            except CommandError as error:
+                findings.failed("import", f"{component.distribution}: {error}")
+                continue
+            findings.passed(
+                "import",
+                None,
+                f"{component.distribution}: {', '.join(component.import_names)} {output.strip()}".strip(),
+            )
+
+
+def sdist_checks(dists: list[DistFile], manifest: Manifest, reporter: Reporter, findings: Findings) -> None:
+    """Each sdist builds a wheel of the same version."""
+    for dist in [d for d in dists if d.kind == "sdist"]:
+        component = next(
+            c for c in get_unit(manifest["component"]).components if canonicalize_name(c.distribution) == dist.name
+        )
+        with tempfile.TemporaryDirectory(prefix="cuda-ci-sdist-") as tmp:
+            with tarfile.open(dist.path, "r:gz") as archive:
+                archive.extractall(tmp, filter="data")
+            source = next(p for p in Path(tmp).iterdir() if p.is_dir())
+            out = Path(tmp) / "wheel"
+            argv = build_argv(
+                ComponentBuild(component=component, sdist=False, wheel=True, repair=False),
+                source,
+                out,
+                Path(tmp) / "r.json",
+            )
+            try:
+                run(
+                    argv,
+                    what=f"wheel build from {dist.path.name}",
+                    reporter=reporter,
+                    env=build_environ(0),
+                    cwd=Path(tmp),
+                )
+            except CommandError as error:
+                findings.failed("sdist-builds-wheel", str(error))
+                continue
+            built = [identify(w) for w in out.glob("*.whl")]
+            if [str(w.version) for w in built] != [manifest["version"]]:
+                findings.failed("sdist-builds-wheel", f"{dist.path.name} built {[w.path.name for w in built]}")
+            else:
+                findings.passed("sdist-builds-wheel", dist.path.name, built[0].path.name)
+
+
+def windows_identifiers(folder: ReleaseFolder, unit: ReleaseUnit, extra: list[str]) -> list[str]:
+    """cibuildwheel's Windows selection, when the extra wheels are Windows wheels."""
+    if not any("win" in name for name in extra):
+        return []
+    component = next(c for c in unit.components if c.wheel == "platform")
+    sdist = next(folder.dist.glob(f"{component.project_name}-*.tar.gz"))
+    with tempfile.TemporaryDirectory(prefix="cuda-ci-cibw-") as tmp:
+        with tarfile.open(sdist, "r:gz") as archive:
+            archive.extractall(tmp, filter="data")
+        source = next(p for p in Path(tmp).iterdir() if p.is_dir())
+        return cibuildwheel_identifiers(source, "windows")
+
+
+def validate_release(folder: ReleaseFolder, repo: Path, extra_dist: Path | None, reporter: Reporter) -> Manifest:
+    """Run every check; on success record them in the manifest, which is then frozen."""
+    manifest = folder.load()
+    if "validation" in manifest:
+        raise CudaCiError(
+            f"{folder.manifest_path} is already validated and frozen: build a new release folder to validate again"
+        )
+    unit = get_unit(manifest["component"])
+    extra = add_extra_dist(folder, manifest, extra_dist) if extra_dist else []
+    findings = Findings()
+    with reporter.step("static checks (names, METADATA, RECORD, expected files)"):
+        extra_windows = windows_identifiers(folder, unit, extra) if extra else []
+        dists = static_checks(folder, manifest, unit, extra_windows, findings)
+        findings.raise_if_any("validate")
+    with reporter.step("twine, check-wheel-contents, auditwheel"):
+        tool_checks(dists, unit, reporter, findings)
+    siblings = sibling_wheels(repo, manifest["commit"], unit, folder.path / SIBLINGS_DIR, reporter)
+    with reporter.step("install and import in a fresh environment"):
+        install_checks(dists, unit, manifest, folder, siblings, reporter, findings)
+    with reporter.step("each sdist builds a wheel"):
+        sdist_checks(dists, manifest, reporter, findings)
+    findings.raise_if_any("validate")
+    manifest["validation"] = findings.entries
+    folder.save(manifest)
+    return manifest
