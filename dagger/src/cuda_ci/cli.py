@@ -223,6 +223,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             lines = secrets.redact(problem).splitlines() or [""]
             sys.stderr.write(f"error: {lines[0]}\n" + "".join(f"  {line}\n" for line in lines[1:]))
         return error.exit_code
+    except Exception as error:  # a bug: say so plainly, without secrets
+        if args.debug:
+            traceback.print_exc()
+        sys.stderr.write(
+            f"error: internal error: {secrets.redact(f'{type(error).__name__}: {error}')} (run with --debug)\n"
+        )
+        return 1
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")
         return 130

@@ -54,30 +54,35 @@ class HttpClient:
         """Send; return a response whose status is in ``ok`` or ``allow``; retry what is worth it."""
         last = ""
         for attempt in range(1, self.attempts + 1):
-            request = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as raw:
-                    response = Response(raw.status, dict(raw.headers.items()), raw.read())
-            except urllib.error.HTTPError as error:
-                response = Response(error.code, dict(error.headers.items()), error.read())
-            except (urllib.error.URLError, OSError) as error:
-                last = f"{type(error).__name__}: {getattr(error, 'reason', error)}"
-                delay = self.backoff * attempt
-            else:
-                if response.status in ok or response.status in allow:
-                    return response
-                if response.status not in RETRY_STATUSES:
-                    raise CudaCiError(
-                        f"{method} {sanitize_url(url)} answered {response.status}: {_excerpt(response.body)}"
-                    )
+            response, error = self._send(method, url, headers, body)
+            if response is None:
+                last, delay = error, self.backoff * attempt
+            elif response.status in ok or response.status in allow:
+                return response
+            elif response.status in RETRY_STATUSES:
                 last = f"HTTP {response.status}"
                 delay = _retry_after(response.headers, self.backoff * attempt)
+            else:
+                raise CudaCiError(f"{method} {sanitize_url(url)} answered {response.status}: {_excerpt(response.body)}")
             if attempt < self.attempts:
                 self.on_retry(
                     f"{method} {sanitize_url(url)}: {last}; retry {attempt} of {self.attempts - 1} in {delay:.1f} s"
                 )
                 self.sleep(delay)
         raise HttpUnavailable(f"{method} {sanitize_url(url)} failed after {self.attempts} attempts ({last})")
+
+    def _send(
+        self, method: str, url: str, headers: Mapping[str, str] | None, body: bytes | None
+    ) -> tuple[Response | None, str]:
+        """One attempt: the response (any status), or None and why the connection failed."""
+        request = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as raw:  # noqa: S310 - http(s) only
+                return Response(raw.status, dict(raw.headers.items()), raw.read()), ""
+        except urllib.error.HTTPError as error:
+            return Response(error.code, dict(error.headers.items()), error.read()), ""
+        except (urllib.error.URLError, OSError) as error:
+            return None, f"{type(error).__name__}: {getattr(error, 'reason', error)}"
 
 
 def _retry_after(headers: Mapping[str, str], default: float) -> float:
