@@ -77,7 +77,7 @@ class HttpClient:
         """One attempt: the response (any status), or None and why the connection failed."""
         request = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as raw:  # noqa: S310 - http(s) only
+            with urllib.request.urlopen(request, timeout=self.timeout) as raw:
                 return Response(raw.status, dict(raw.headers.items()), raw.read()), ""
         except urllib.error.HTTPError as error:
             return Response(error.code, dict(error.headers.items()), error.read()), ""

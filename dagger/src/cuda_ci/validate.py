@@ -8,6 +8,8 @@ import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -233,7 +235,6 @@ def install_checks(
     findings: Findings,
 ) -> None:
     """Install the unit's wheels into one fresh environment, from this run only, and import them."""
-    ours = {d.path.name for d in dists}
     installable = [d for d in dists if d.kind == "wheel" and installable_here(d.path.name)]
     for dist in dists:
         if dist.kind == "wheel" and dist not in installable:
@@ -259,15 +260,15 @@ def install_checks(
                 "install", f"{' '.join(requirements)} from this run and siblings of the same commit: {error}"
             )
             return
+        allowed = {folder.dist / d.path.name for d in dists} | set(siblings)
         for item in installs:
             url = str(item.get("download_info", {}).get("url", ""))
             name = item.get("metadata", {}).get("name", "?")
-            filename = url.rsplit("/", 1)[-1]
-            own = canonicalize_name(name) in {canonicalize_name(d) for d in unit.distributions}
-            if own and filename not in ours:
-                findings.failed("install", f"{name} was installed from {url}, not from this run's dist/")
-            elif not own and not any(filename == s.name for s in siblings):
-                findings.failed("install", f"{name} was installed from {url}: siblings must come from the same commit")
+            source = Path(url2pathname(urlsplit(url).path)) if url.startswith("file:") else None
+            if source not in allowed:
+                findings.failed(
+                    "install", f"{name} was installed from {url}: only this run's dist/ and siblings of the same commit may be"
+                )
         findings.passed(
             "install",
             None,
