@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cuda_ci.index import EmbeddedIndex, embedded_index
+from tests.fakes.github import FakeGitHub
+from tests.helpers import clone, git
+
+TAGS = ("cuda-pathfinder-v1.0.0", "v13.0.0", "cuda-core-v0.3.0")
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    fake = FakeGitHub().start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture
+def tagged_repo(template_repo: Path, tmp_path: Path) -> Path:
+    """A clone whose main commit carries one release tag per unit (annotated for v13.0.0)."""
+    repo = clone(template_repo, tmp_path / "repo")
+    git(repo, "tag", "cuda-pathfinder-v1.0.0")
+    git(repo, "tag", "-a", "v13.0.0", "-m", "cuda-bindings 13.0.0")
+    git(repo, "tag", "cuda-core-v0.3.0")
+    return repo
+
+
+@pytest.fixture
+def index_pair(tmp_path: Path) -> Iterator[dict[str, EmbeddedIndex]]:
+    """Two real pypiservers on 127.0.0.1 standing in for TestPyPI and PyPI."""
+    with embedded_index("testpypi", tmp_path / "testpypi") as test, embedded_index("pypi", tmp_path / "pypi") as prod:
+        yield {"testpypi": test, "pypi": prod}
+
+
+def index_environ(indexes: dict[str, EmbeddedIndex]) -> dict[str, str]:
+    env = {}
+    for name, index in indexes.items():
+        env[f"CUDA_CI_{name.upper()}_UPLOAD_URL"] = index.upload_url
+        env[f"CUDA_CI_{name.upper()}_SIMPLE_URL"] = index.simple_url
+        env[f"CUDA_CI_{name.upper()}_TOKEN"] = f"pypi-fake-{name}-token"
+    return env
+
+
+@pytest.fixture
+def release_env(monkeypatch: pytest.MonkeyPatch, github: FakeGitHub, index_pair: dict[str, EmbeddedIndex]) -> FakeGitHub:
+    """GitHub, TestPyPI and PyPI settings pointing at the loopback stand-ins."""
+    for key, value in {**github.environ(), **index_environ(index_pair)}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    monkeypatch.delenv("GH_TOKEN", raising=False)
+    return github
