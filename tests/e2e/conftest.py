@@ -48,10 +48,20 @@ def index_environ(indexes: dict[str, EmbeddedIndex]) -> dict[str, str]:
 
 
 @pytest.fixture
-def release_env(monkeypatch: pytest.MonkeyPatch, github: FakeGitHub, index_pair: dict[str, EmbeddedIndex]) -> FakeGitHub:
-    """GitHub, TestPyPI and PyPI settings pointing at the loopback stand-ins."""
-    for key, value in {**github.environ(), **index_environ(index_pair)}.items():
+def github_env(monkeypatch: pytest.MonkeyPatch, github: FakeGitHub) -> FakeGitHub:
+    """GitHub settings pointing at the loopback stand-in."""
+    for key, value in github.environ().items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
     monkeypatch.delenv("GH_TOKEN", raising=False)
     return github
+
+
+@pytest.fixture
+def release_env(
+    monkeypatch: pytest.MonkeyPatch, github_env: FakeGitHub, index_pair: dict[str, EmbeddedIndex]
+) -> FakeGitHub:
+    """GitHub, TestPyPI and PyPI settings pointing at the loopback stand-ins."""
+    for key, value in index_environ(index_pair).items():
+        monkeypatch.setenv(key, value)
+    return github_env

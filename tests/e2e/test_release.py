@@ -38,11 +38,24 @@ def _assert_published(folder: Path, tag: str, github: FakeGitHub, indexes: dict[
     assert manifest["ci_gate"]["run_url"].startswith("https://github.com/NVIDIA/cuda-python/actions/runs/")
     assert {v["status"] for v in manifest["validation"]} <= {"passed", "skipped"}
     checks = {v["check"] for v in manifest["validation"]}
-    assert {"twine", "check-wheel-contents", "record", "install", "import", "sdist-builds-wheel", "expected-files"} <= checks
+    assert {
+        "twine",
+        "check-wheel-contents",
+        "record",
+        "install",
+        "import",
+        "sdist-builds-wheel",
+        "expected-files",
+    } <= checks
     run_log = json.loads((folder / "run-log.json").read_text())
     assert run_log["status"] == "succeeded"
     assert set(run_log["stages"]) == {"preflight", "build", "validate", "docs", "publish"}
-    sums = subprocess.run(["sha256sum", "-c", str(folder / "SHA256SUMS")], cwd=github_assets_dir(github, tag, folder), capture_output=True, text=True)
+    sums = subprocess.run(
+        ["sha256sum", "-c", str(folder / "SHA256SUMS")],
+        cwd=github_assets_dir(github, tag, folder),
+        capture_output=True,
+        text=True,
+    )
     assert sums.returncode == 0, sums.stdout + sums.stderr
 
 
@@ -56,7 +69,11 @@ def github_assets_dir(github: FakeGitHub, tag: str, tmp: Path) -> Path:
 
 
 def test_full_releases_in_dependency_order(
-    tagged_repo: Path, tmp_path: Path, release_env: FakeGitHub, index_pair: dict[str, EmbeddedIndex], capsys: pytest.CaptureFixture[str]
+    tagged_repo: Path,
+    tmp_path: Path,
+    release_env: FakeGitHub,
+    index_pair: dict[str, EmbeddedIndex],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     github = release_env
     github.add_run(git(tagged_repo, "rev-parse", "HEAD"))
@@ -126,5 +143,7 @@ def test_resume_after_an_interrupted_index_upload(
     actions = {e["file"]: e["action"] for e in log if e["target"] == "testpypi" and e["file"]}
     assert actions[first.name] == "skipped"
     assert [a for f, a in actions.items() if f != first.name] == ["uploaded"]
-    assert sorted(p.name for p in index_pair["testpypi"].root.iterdir()) == sorted(p.name for p in (out / "dist").iterdir())
+    assert sorted(p.name for p in index_pair["testpypi"].root.iterdir()) == sorted(
+        p.name for p in (out / "dist").iterdir()
+    )
     assert list(index_pair["pypi"].root.iterdir()) == [], "only the asked target is touched"

@@ -19,7 +19,17 @@ from cuda_ci.components import Component, ReleaseUnit
 from cuda_ci.errors import CudaCiError, UsageError
 from cuda_ci.git import Git
 from cuda_ci.log import Reporter
-from cuda_ci.manifest import CiGate, FileEntry, FileKind, Manifest, ReleaseFolder, file_entry, sha256_of, tool_versions
+from cuda_ci.manifest import (
+    BuiltBy,
+    CiGate,
+    FileEntry,
+    FileKind,
+    Manifest,
+    ReleaseFolder,
+    file_entry,
+    sha256_of,
+    tool_versions,
+)
 from cuda_ci.process import PYTHON, clean_environ, run
 from cuda_ci.tags import ReleaseTag
 from cuda_ci.wheels import cibuildwheel_identifiers, host_identifier
@@ -45,6 +55,7 @@ class ComponentBuild:
     wheel: bool
     repair: bool
     cibuildwheel_platform: str | None = None
+    python: str = PYTHON
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,6 +64,8 @@ class BuildPlan:
     builds: tuple[ComponentBuild, ...]
     build_identifiers: tuple[str, ...]
     source_archive: bool
+    # Dagger builds each Linux identifier in its own container; the files arrive here repaired.
+    prebuilt_wheels: Path | None = None
 
 
 def native_cibuildwheel_platform() -> str | None:
@@ -60,7 +73,14 @@ def native_cibuildwheel_platform() -> str | None:
     return {"win32": "windows", "darwin": "macos"}.get(sys.platform)
 
 
-def plan_build(source: BuildSource, *, wheels_only: bool = False, native_platform: str | None = None) -> BuildPlan:
+def plan_build(
+    source: BuildSource,
+    *,
+    wheels_only: bool = False,
+    native_platform: str | None = None,
+    prebuilt_wheels: Path | None = None,
+    python: str = PYTHON,
+) -> BuildPlan:
     """Decide what one build of ``source`` produces; nothing runs here."""
     builds: list[ComponentBuild] = []
     for component in source.unit.components:
@@ -71,15 +91,23 @@ def plan_build(source: BuildSource, *, wheels_only: bool = False, native_platfor
             ComponentBuild(
                 component=component,
                 sdist=not wheels_only,
-                wheel=True,
+                wheel=not (platform_wheel and prebuilt_wheels),
                 repair=platform_wheel and sys.platform.startswith("linux"),
                 cibuildwheel_platform=native_platform if (wheels_only and platform_wheel) else None,
+                python=python,
             )
         )
     if wheels_only and not builds:
         raise UsageError(f"--wheels-only: {source.unit.name} has no platform wheels; build it without --wheels-only")
-    identifiers = () if not source.unit.has_platform_wheels or native_platform else (host_identifier(),)
-    return BuildPlan(source=source, builds=tuple(builds), build_identifiers=identifiers, source_archive=not wheels_only)
+    native = native_platform is not None or prebuilt_wheels is not None
+    identifiers = () if not source.unit.has_platform_wheels or native else (host_identifier(),)
+    return BuildPlan(
+        source=source,
+        builds=tuple(builds),
+        build_identifiers=identifiers,
+        source_archive=not wheels_only,
+        prebuilt_wheels=prebuilt_wheels if source.unit.has_platform_wheels else None,
+    )
 
 
 def build_argv(build: ComponentBuild, package_dir: Path, outdir: Path, report: Path) -> list[str]:
@@ -95,11 +123,13 @@ def build_argv(build: ComponentBuild, package_dir: Path, outdir: Path, report: P
             str(outdir),
             str(package_dir),
         ]
-    argv = [PYTHON, "-m", "build", "--outdir", str(outdir), "--report", str(report)]
+    argv = [build.python, "-m", "build", "--outdir", str(outdir), "--report", str(report)]
     if shutil.which("uv") or _uv_binary():
         argv += ["--installer", "uv"]
     if not build.sdist:
         argv.append("--wheel")
+    elif not build.wheel:
+        argv.append("--sdist")
     # Without flags, build makes the sdist, then the wheel from that sdist: each exactly once.
     return [*argv, str(package_dir)]
 
@@ -162,7 +192,9 @@ def git_has_tag(tree: Path, prefix: str) -> bool:
     return described.returncode == 0
 
 
-def execute_build(plan: BuildPlan, git: Git, folder: ReleaseFolder, reporter: Reporter, ci_gate: CiGate) -> Manifest:
+def execute_build(
+    plan: BuildPlan, git: Git, folder: ReleaseFolder, reporter: Reporter, ci_gate: CiGate, built_by: BuiltBy = "host"
+) -> Manifest:
     """Run ``plan``: build every file once, repair, archive the source, write the manifest."""
     source = plan.source
     if folder.manifest_path.exists() or (folder.dist.is_dir() and any(folder.dist.iterdir())):
@@ -186,6 +218,9 @@ def execute_build(plan: BuildPlan, git: Git, folder: ReleaseFolder, reporter: Re
                     entries.append(file_entry(folder.path, target, kind, build.component.distribution, sha))
             if build.cibuildwheel_platform:
                 identifiers = cibuildwheel_identifiers(tree / build.component.dir, build.cibuildwheel_platform)
+            if plan.prebuilt_wheels and build.component.wheel == "platform":
+                identifiers = cibuildwheel_identifiers(tree / build.component.dir, "linux")
+                entries += _take_prebuilt(plan.prebuilt_wheels, build.component, folder)
         if plan.source_archive:
             entries.append(_source_archive(git, source, version, folder))
     manifest = Manifest(
@@ -197,7 +232,7 @@ def execute_build(plan: BuildPlan, git: Git, folder: ReleaseFolder, reporter: Re
         version_source="scm",
         commit=source.commit,
         ci_gate=ci_gate,
-        built_by="host",
+        built_by=built_by,
         tools=tool_versions(),
         build_identifiers=identifiers,
         files=entries,
@@ -237,6 +272,19 @@ def _build_component(
             for repaired in repaired_dir.glob("*.whl"):
                 hashes[repaired] = sha256_of(repaired)  # the file we publish, not the one before repair
     return hashes
+
+
+def _take_prebuilt(source: Path, component: Component, folder: ReleaseFolder) -> list[FileEntry]:
+    """The Linux wheels Dagger built and repaired per identifier, taken into ``dist/``."""
+    wheels = sorted(source.glob(f"{component.project_name}-*.whl"))
+    if not wheels:
+        raise CudaCiError(f"CUDA_CI_PREBUILT_WHEELS={source}: no {component.distribution} wheels there")
+    entries = []
+    for wheel in wheels:
+        target = folder.dist / wheel.name
+        shutil.copy2(wheel, target)
+        entries.append(file_entry(folder.path, target, "wheel", component.distribution))
+    return entries
 
 
 def _source_archive(git: Git, source: BuildSource, version: str, folder: ReleaseFolder) -> FileEntry:

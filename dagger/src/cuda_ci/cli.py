@@ -63,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--extra-dist", type=Path, help="wheels built on another platform in the same workflow run")
     _common(p)
 
+    p = sub.add_parser("smoke", help="install and import a release folder's wheels with CUDA_CI_BUILD_PYTHON")
+    p.add_argument("--release-dir", type=Path, required=True)
+    _common(p)
+
     p = sub.add_parser("docs", help="build the release unit's docs with this run's wheels installed")
     p.add_argument("--release-dir", type=Path, required=True)
     _common(p)
@@ -112,6 +116,7 @@ def _cmd_build(args: argparse.Namespace, reporter: Reporter) -> int:
         component=args.component,
         wheels_only=args.wheels_only,
         out=args.out,
+        runner=_settings().runner,
         reporter=reporter,
     )
     print_summary(manifest["files"])
@@ -139,6 +144,12 @@ def _cmd_validate(args: argparse.Namespace, reporter: Reporter) -> int:
         repo=args.repo, release_dir=args.release_dir, extra_dist=args.extra_dist, reporter=reporter
     )
     for entry in manifest.get("validation", []):
+        print(f"{entry['status']:>8}  {entry['check']}: {entry['file'] or ''} {entry['detail']}".rstrip())
+    return 0
+
+
+def _cmd_smoke(args: argparse.Namespace, reporter: Reporter) -> int:
+    for entry in stages.smoke(repo=args.repo, release_dir=args.release_dir, settings=_settings(), reporter=reporter):
         print(f"{entry['status']:>8}  {entry['check']}: {entry['file'] or ''} {entry['detail']}".rstrip())
     return 0
 
@@ -191,6 +202,7 @@ HANDLERS: dict[str, Handler] = {
     "build": _cmd_build,
     "preflight": _cmd_preflight,
     "validate": _cmd_validate,
+    "smoke": _cmd_smoke,
     "docs": _cmd_docs,
     "publish": _cmd_publish,
     "release": _cmd_release,

@@ -28,9 +28,10 @@ class Env:
         return self.root / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
 
     @classmethod
-    def create(cls, root: Path, reporter: Reporter) -> Env:
+    def create(cls, root: Path, reporter: Reporter, python: str = PYTHON) -> Env:
+        """A fresh environment of ``python`` (default: this interpreter), without pip."""
         run(
-            [PYTHON, "-m", "venv", "--without-pip", str(root)], what="creating a virtual environment", reporter=reporter
+            [python, "-m", "venv", "--without-pip", str(root)], what="creating a virtual environment", reporter=reporter
         )
         return cls(root)
 

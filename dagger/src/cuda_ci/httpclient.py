@@ -15,6 +15,7 @@ from cuda_ci.secrets import sanitize_url
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 60.0
+DEFAULT_BACKOFF = 0.5  # seconds, times the attempt number
 
 
 class HttpUnavailable(CudaCiError):
@@ -36,7 +37,7 @@ class HttpClient:
     """Retries are bounded in count and in total sleep; each is reported through ``on_retry``."""
 
     attempts: int = 5
-    backoff: float = 0.5
+    backoff: float = field(default_factory=lambda: DEFAULT_BACKOFF)
     timeout: float = 30.0
     on_retry: Callable[[str], None] = field(default=lambda message: None)
     sleep: Callable[[float], None] = field(default=time.sleep)

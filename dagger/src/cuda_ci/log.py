@@ -35,15 +35,22 @@ class Reporter:
     notes: list[str] = field(default_factory=list)
     stage: str = ""
 
-    def _write(self, text: str) -> None:
-        self.stream.write(redact(text) + "\n")
+    def _write(self, text: str, style: str = "") -> None:
+        text = redact(text)
+        if style and not self.github_actions and self.stream.isatty():
+            from rich.console import Console
+            from rich.text import Text
+
+            Console(file=self.stream, highlight=False).print(Text(text, style=style))
+            return
+        self.stream.write(text + "\n")
         self.stream.flush()
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
         """A timed step; in GitHub Actions its output folds into a group."""
         start = time.monotonic()
-        self._write(f"::group::{name}" if self.github_actions else f"==> {name}")
+        self._write(f"::group::{name}" if self.github_actions else f"==> {name}", "bold cyan")
         status = "failed"
         try:
             yield
@@ -53,7 +60,7 @@ class Reporter:
             self.steps.append(StepRecord(self.stage, name, round(seconds, 3), status))
             if self.github_actions:
                 self._write("::endgroup::")
-            self._write(f"    {status} in {seconds:.1f} s: {name}")
+            self._write(f"    {status} in {seconds:.1f} s: {name}", "green" if status == "ok" else "bold red")
 
     @contextmanager
     def in_stage(self, stage: str) -> Iterator[None]:
@@ -74,7 +81,7 @@ class Reporter:
 
     def warn(self, message: str) -> None:
         self.notes.append(redact(f"warning: {message}"))
-        self._write(f"::warning::{message}" if self.github_actions else f"warning: {message}")
+        self._write(f"::warning::{message}" if self.github_actions else f"warning: {message}", "yellow")
 
     def command(self, argv: Sequence[str]) -> None:
         if self.verbose:

@@ -19,6 +19,7 @@ MANIFEST_NAME = "release-manifest.json"
 SUMS_NAME = "SHA256SUMS"
 FileKind = Literal["sdist", "wheel", "source-archive", "sbom"]
 GateStatus = Literal["verified", "not-verified", "snapshot"]
+BuiltBy = Literal["host", "dagger"]
 
 
 class FileEntry(TypedDict):
@@ -51,7 +52,7 @@ class Manifest(TypedDict):
     version_source: Literal["scm", "pretend"]
     commit: str
     ci_gate: CiGate
-    built_by: Literal["host", "dagger"]
+    built_by: BuiltBy
     tools: dict[str, str]
     build_identifiers: list[str]
     files: list[FileEntry]

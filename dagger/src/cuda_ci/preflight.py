@@ -212,14 +212,16 @@ def _github_checks(result: Preflight, settings: Settings, reporter: Reporter) ->
         result.record(
             "ci-gate",
             "failed",
-            f"no successful ci.yml run on main (push) for {result.commit[:12]}: tag a commit whose CI on main is green, "
+            f"no successful ci.yml run on main (push) for {result.commit[:12]}: "
+            "tag a commit whose CI on main is green, "
             "or wait for that run to finish",
         )
     if published and not published["draft"]:
         result.record(
             "published-release",
             "failed",
-            f"a published GitHub release of {result.tag.name} exists ({published['html_url']}): a tag is released once; "
+            f"a published GitHub release of {result.tag.name} exists ({published['html_url']}): "
+            "a tag is released once; "
             "cut a .postN tag instead",
         )
     else:
@@ -286,7 +288,8 @@ def _sibling_check(git: Git, result: Preflight, settings: Settings, reporter: Re
                 result.record(
                     "sibling-on-index",
                     "failed",
-                    f"{requirement} is not on {index.name} ({index.simple_url}; it has {', '.join(map(str, versions)) or 'none'}): "
+                    f"{requirement} is not on {index.name} ({index.simple_url}; "
+                    f"it has {', '.join(map(str, versions)) or 'none'}): "
                     f"release {requirement.name} first",
                 )
 

@@ -19,6 +19,7 @@ from typing import Literal
 from packaging.utils import canonicalize_name
 
 from cuda_ci.components import ReleaseUnit, get_unit
+from cuda_ci.distfiles import identify
 from cuda_ci.envs import Env
 from cuda_ci.errors import CommandError, CudaCiError, UsageError
 from cuda_ci.git import Git
@@ -121,7 +122,8 @@ def publish_github(
     release = host.find(tag)
     if release is not None and not release["draft"]:
         raise CudaCiError(
-            f"the release {tag} on {host.describe()} is already published ({release['html_url']}): assets of a published release are never replaced"
+            f"the release {tag} on {host.describe()} is already published ({release['html_url']}): "
+            "assets of a published release are never replaced"
         )
     if release is None:
         prerelease = identify_prerelease(manifest)
@@ -211,7 +213,8 @@ def _dists_in_upload_order(folder: ReleaseFolder, manifest: Manifest, unit: Rele
 def plan_index_uploads(entries: Sequence[FileEntry], held: dict[str, str | None], index: str) -> list[FileEntry]:
     """The files still to upload; refuses (before any upload) a file the index holds with another hash."""
     conflicts = [
-        f"{e['name']} is already on {index} with sha256 {held[e['name']]}, but this release's file has sha256 {e['sha256']}: "
+        f"{e['name']} is already on {index} with sha256 {held[e['name']]}, "
+        f"but this release's file has sha256 {e['sha256']}: "
         "a file name can never be reused on an index; release a .postN"
         for e in entries
         if e["name"] in held and held[e["name"]] != e["sha256"]
@@ -280,13 +283,30 @@ def _upload_with_retries(
                 return
             if attempt == UPLOAD_ATTEMPTS:
                 raise CudaCiError(
-                    f"upload of {path.name} to {target.name} ({target.upload_url}) failed {attempt} times: {error.problems[0]}"
+                    f"upload of {path.name} to {target.name} ({target.upload_url}) failed {attempt} times: "
+                    f"{error.problems[0]}"
                 ) from None
             reporter.info(f"upload of {path.name} to {target.name} failed; retry {attempt} of {UPLOAD_ATTEMPTS - 1}")
             time.sleep(min(2.0 * attempt, 10.0))
         else:
             reporter.info(f"uploaded {path.name} to {target.name}")
             return
+
+
+def seed_index(target: IndexTarget, wheels: Sequence[Path], reporter: Reporter) -> None:
+    """Put sibling wheels (built from the same commit) on an embedded index, once."""
+    http = HttpClient(on_retry=reporter.info)
+    for wheel in wheels:
+        name = str(identify(wheel).name)
+        if wheel.name in files_on_index(http, target.simple_url, name):
+            continue
+        argv = [PYTHON, "-m", "twine", "upload", "--non-interactive", "--disable-progress-bar"]
+        run(
+            [*argv, "--repository-url", target.upload_url, str(wheel)],
+            what=f"seeding {target.name} with {wheel.name}",
+            reporter=reporter,
+            env=target.twine_env,
+        )
 
 
 def install_back(
@@ -320,7 +340,8 @@ def install_back(
                 last = error
         if attempt < attempts:
             reporter.info(
-                f"{target.name} does not serve {' '.join(requirements)} yet; retry {attempt} of {attempts - 1} in {delay:.0f} s"
+                f"{target.name} does not serve {' '.join(requirements)} yet; "
+                f"retry {attempt} of {attempts - 1} in {delay:.0f} s"
             )
             time.sleep(delay)
     raise CudaCiError(

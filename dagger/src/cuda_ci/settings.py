@@ -26,12 +26,43 @@ class IndexSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RunnerSettings:
+    """How the Dagger runner hands its own parts to the host stage code inside containers."""
+
+    built_by: Literal["host", "dagger"] = "host"
+    # Linux wheels already built and repaired per cibuildwheel identifier (in parallel containers).
+    prebuilt_wheels: str | None = None
+    # The interpreter that builds or smoke-tests wheels (default: the one running cuda-ci).
+    build_python: str | None = None
+    # Preflight's CI gate, handed to a build that runs in another container.
+    ci_gate_json: str | None = None
+    # Embedded indexes already running (Dagger services) for a dry-run: name → base URL.
+    dry_run_index_urls: Mapping[IndexName, str] | None = None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> RunnerSettings:
+        urls = {
+            name: environ[f"CUDA_CI_DRY_RUN_{name.upper()}_URL"]
+            for name in _DEFAULT_INDEXES
+            if environ.get(f"CUDA_CI_DRY_RUN_{name.upper()}_URL")
+        }
+        return cls(
+            built_by="dagger" if environ.get("CUDA_CI_BUILT_BY") == "dagger" else "host",
+            prebuilt_wheels=environ.get("CUDA_CI_PREBUILT_WHEELS") or None,
+            build_python=environ.get("CUDA_CI_BUILD_PYTHON") or None,
+            ci_gate_json=environ.get("CUDA_CI_CI_GATE") or None,
+            dry_run_index_urls=urls or None,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     github_api_url: str
     github_repository: str | None
     github_token: str | None
     in_github_actions: bool
     indexes: Mapping[IndexName, IndexSettings]
+    runner: RunnerSettings = RunnerSettings()
 
     def __repr__(self) -> str:  # never show a token
         return f"Settings(github_api_url={self.github_api_url!r}, github_repository={self.github_repository!r})"
@@ -53,4 +84,5 @@ class Settings:
             github_token=environ.get("GITHUB_TOKEN") or environ.get("GH_TOKEN") or None,
             in_github_actions=environ.get("GITHUB_ACTIONS") == "true",
             indexes=indexes,
+            runner=RunnerSettings.from_environ(environ),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -10,14 +11,15 @@ from pathlib import Path
 from cuda_ci.build import BuildSource, check_clone, execute_build, native_cibuildwheel_platform, plan_build
 from cuda_ci.components import get_unit
 from cuda_ci.docs import build_docs
-from cuda_ci.errors import CudaCiError
+from cuda_ci.errors import CudaCiError, UsageError
 from cuda_ci.git import Git
 from cuda_ci.github import GitHub
 from cuda_ci.httpclient import HttpClient
 from cuda_ci.index import embedded_index
 from cuda_ci.log import Reporter
-from cuda_ci.manifest import CiGate, Manifest, ReleaseFolder, write_json_atomic
+from cuda_ci.manifest import CiGate, Manifest, ReleaseFolder, ValidationEntry, write_json_atomic
 from cuda_ci.preflight import Preflight, PreflightRequest, run_preflight
+from cuda_ci.process import PYTHON, clean_environ
 from cuda_ci.publish import (
     TARGETS,
     IndexTarget,
@@ -27,13 +29,14 @@ from cuda_ci.publish import (
     finalize,
     publish_github,
     publish_index,
+    seed_index,
     twine_environment,
 )
 from cuda_ci.releases import GitHubReleases, LocalReleases, ReleaseHost
-from cuda_ci.settings import Settings
+from cuda_ci.settings import RunnerSettings, Settings
 from cuda_ci.siblings import SIBLINGS_DIR, sibling_wheels
 from cuda_ci.tags import parse_tag
-from cuda_ci.validate import validate_release
+from cuda_ci.validate import smoke_release, validate_release
 
 
 def resolve_source(git: Git, tag: str | None, component: str | None) -> BuildSource:
@@ -56,20 +59,41 @@ def default_out(git: Git, source: BuildSource) -> Path:
 
 
 def build_only(
-    *, repo: Path, tag: str | None, component: str | None, wheels_only: bool, out: Path | None, reporter: Reporter
+    *,
+    repo: Path,
+    tag: str | None,
+    component: str | None,
+    wheels_only: bool,
+    out: Path | None,
+    runner: RunnerSettings,
+    reporter: Reporter,
 ) -> tuple[Manifest, Path]:
-    """``cuda-ci build``: no preflight, so the CI gate is recorded as not verified."""
+    """``cuda-ci build``: without preflight the CI gate is not verified, unless the runner hands it over."""
     git = Git.open(repo)
     check_clone(git, reporter)
     source = resolve_source(git, tag, component)
     folder = ReleaseFolder((out or default_out(git, source)).resolve())
     plan = plan_build(
-        source, wheels_only=wheels_only, native_platform=native_cibuildwheel_platform() if wheels_only else None
+        source,
+        wheels_only=wheels_only,
+        native_platform=native_cibuildwheel_platform() if wheels_only else None,
+        prebuilt_wheels=Path(runner.prebuilt_wheels) if runner.prebuilt_wheels and not wheels_only else None,
+        python=runner.build_python or PYTHON,
     )
-    gate = CiGate(status="snapshot" if source.snapshot else "not-verified", run_url=None)
+    gate = _handed_gate(runner) or CiGate(status="snapshot" if source.snapshot else "not-verified", run_url=None)
     with reporter.in_stage("build"):
-        manifest = execute_build(plan, git, folder, reporter, gate)
+        manifest = execute_build(plan, git, folder, reporter, gate, runner.built_by)
     return manifest, folder.path
+
+
+def _handed_gate(runner: RunnerSettings) -> CiGate | None:
+    """The CI gate preflight resolved in another container (CUDA_CI_CI_GATE)."""
+    if not runner.ci_gate_json:
+        return None
+    data = json.loads(runner.ci_gate_json)
+    if data.get("status") not in ("verified", "not-verified", "snapshot"):
+        raise UsageError(f"CUDA_CI_CI_GATE has no valid status: {runner.ci_gate_json[:80]!r}")
+    return CiGate(status=data["status"], run_url=data.get("run_url"))
 
 
 # --- the release run -----------------------------------------------------------------------------
@@ -87,6 +111,12 @@ def validate(*, repo: Path, release_dir: Path, extra_dist: Path | None, reporter
     folder = ReleaseFolder.existing(release_dir)
     with reporter.in_stage("validate"):
         return validate_release(folder, repo, extra_dist, reporter)
+
+
+def smoke(*, repo: Path, release_dir: Path, settings: Settings, reporter: Reporter) -> list[ValidationEntry]:
+    folder = ReleaseFolder.existing(release_dir)
+    with reporter.in_stage("smoke"):
+        return smoke_release(folder, repo, settings.runner.build_python or PYTHON, reporter)
 
 
 def docs(*, repo: Path, release_dir: Path, reporter: Reporter) -> list[Path]:
@@ -115,27 +145,31 @@ def _index_target(name: str, settings: Settings) -> IndexTarget:
 
 @contextmanager
 def _dry_run_indexes(
-    folder: ReleaseFolder, targets: Sequence[Target], repo: Path, manifest: Manifest, reporter: Reporter
+    folder: ReleaseFolder,
+    targets: Sequence[Target],
+    repo: Path,
+    manifest: Manifest,
+    settings: Settings,
+    reporter: Reporter,
 ) -> Iterator[dict[str, IndexTarget]]:
-    """Embedded pypiservers, seeded with the siblings the unit needs (built from the same commit)."""
-    from cuda_ci.process import clean_environ
-
+    """Embedded indexes (started here, or already running as Dagger services), seeded with siblings."""
     unit = get_unit(manifest["component"])
     siblings = sibling_wheels(repo, manifest["commit"], unit, folder.path / SIBLINGS_DIR, reporter)
+    running = settings.runner.dry_run_index_urls or {}
+    env = clean_environ(TWINE_USERNAME="cuda-ci", TWINE_PASSWORD="dry-run", TWINE_NON_INTERACTIVE="1")
     with ExitStack() as stack:
         indexes: dict[str, IndexTarget] = {}
         for name in ("testpypi", "pypi"):
             if name not in targets:
                 continue
-            server = stack.enter_context(embedded_index(name, folder.path / "index" / name))
-            reporter.info(f"embedded {name} index: {server.simple_url} (data in {server.root})")
-            for wheel in siblings:
-                if not (server.root / wheel.name).exists():
-                    (server.root / wheel.name).write_bytes(wheel.read_bytes())
-            env = clean_environ(TWINE_USERNAME="cuda-ci", TWINE_PASSWORD="dry-run", TWINE_NON_INTERACTIVE="1")
-            indexes[name] = IndexTarget(
-                name=name, upload_url=server.upload_url, simple_url=server.simple_url, twine_env=env
-            )
+            base = running.get(name)
+            if base is None:
+                server = stack.enter_context(embedded_index(name, folder.path / "index" / name))
+                base = server.upload_url
+            base = base.rstrip("/")
+            indexes[name] = IndexTarget(name=name, upload_url=f"{base}/", simple_url=f"{base}/simple/", twine_env=env)
+            reporter.info(f"embedded {name} index: {base}/simple/")
+            seed_index(indexes[name], siblings, reporter)
         if siblings:
             reporter.note("sibling check: not verified (siblings built from the same commit into the embedded index)")
         yield indexes
@@ -156,7 +190,9 @@ def publish(
         )
         with ExitStack() as stack:
             if dry_run:
-                indexes = stack.enter_context(_dry_run_indexes(folder, targets, repo or Path("."), manifest, reporter))
+                indexes = stack.enter_context(
+                    _dry_run_indexes(folder, targets, repo or Path("."), manifest, settings, reporter)
+                )
             else:
                 indexes = {name: _index_target(name, settings) for name in ("testpypi", "pypi") if name in targets}
             for name in targets:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import tarfile
 import tempfile
 from collections import defaultdict
@@ -225,6 +226,12 @@ def tool_checks(dists: list[DistFile], unit: ReleaseUnit, reporter: Reporter, fi
             )
 
 
+def interpreter_tag(python: str) -> str:
+    """``cpXY`` of another interpreter (the Dagger smoke containers run one per Python)."""
+    code = "import sys; print(f'cp{sys.version_info[0]}{sys.version_info[1]}')"
+    return subprocess.run([python, "-c", code], capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+
+
 def install_checks(
     dists: list[DistFile],
     unit: ReleaseUnit,
@@ -233,9 +240,18 @@ def install_checks(
     siblings: list[Path],
     reporter: Reporter,
     findings: Findings,
+    python: str = PYTHON,
 ) -> None:
-    """Install the unit's wheels into one fresh environment, from this run only, and import them."""
-    installable = [d for d in dists if d.kind == "wheel" and installable_here(d.path.name)]
+    """Install the unit's wheels into one fresh environment of ``python``, from this run only, and import them."""
+    if python == PYTHON:
+        installable = [d for d in dists if d.kind == "wheel" and installable_here(d.path.name)]
+    else:
+        tag = interpreter_tag(python)
+        installable = [
+            d
+            for d in dists
+            if d.kind == "wheel" and any(i.startswith((f"{tag}-", "py3-")) for i in wheel_identifiers(d.path.name))
+        ]
     for dist in dists:
         if dist.kind == "wheel" and dist not in installable:
             findings.skipped(
@@ -245,7 +261,7 @@ def install_checks(
         return
     requirements = [f"{c.distribution}=={manifest['version']}" for c in unit.components]
     with tempfile.TemporaryDirectory(prefix="cuda-ci-smoke-") as tmp:
-        env = Env.create(Path(tmp) / "env", reporter)
+        env = Env.create(Path(tmp) / "env", reporter, python)
         sibling_dirs = sorted({s.parent for s in siblings})
         pre = manifest["snapshot"] or any(identify(s).version.is_prerelease for s in siblings)
         try:
@@ -267,7 +283,8 @@ def install_checks(
             source = Path(url2pathname(urlsplit(url).path)) if url.startswith("file:") else None
             if source not in allowed:
                 findings.failed(
-                    "install", f"{name} was installed from {url}: only this run's dist/ and siblings of the same commit may be"
+                    "install",
+                    f"{name} was installed from {url}: only this run's dist/ and siblings of the same commit may be",
                 )
         findings.passed(
             "install",
@@ -363,3 +380,15 @@ def validate_release(folder: ReleaseFolder, repo: Path, extra_dist: Path | None,
     manifest["validation"] = findings.entries
     folder.save(manifest)
     return manifest
+
+
+def smoke_release(folder: ReleaseFolder, repo: Path, python: str, reporter: Reporter) -> list[ValidationEntry]:
+    """Only the install-and-import check, for another interpreter; the manifest is left as it is."""
+    manifest = folder.load()
+    unit = get_unit(manifest["component"])
+    dists = [identify(p) for p in dist_files(folder, manifest)]
+    siblings = sibling_wheels(repo, manifest["commit"], unit, folder.path / SIBLINGS_DIR, reporter)
+    findings = Findings()
+    install_checks(dists, unit, manifest, folder, siblings, reporter, findings, python)
+    findings.raise_if_any(f"smoke install with {python}")
+    return findings.entries

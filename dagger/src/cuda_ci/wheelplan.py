@@ -1,0 +1,60 @@
+"""The Linux wheel jobs cibuildwheel selects for a component: identifier, pinned image, repair command.
+
+Everything comes from cibuildwheel's own options API (its ``[tool.cibuildwheel]`` reading and its
+pinned, digest-addressed manylinux images), so the Dagger graph builds exactly what cibuildwheel
+would, and validate expects exactly those identifiers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+
+@dataclass(frozen=True)
+class LinuxWheelJob:
+    identifier: str  # e.g. cp312-manylinux_x86_64
+    arch: str  # x86_64 | aarch64
+    image: str  # quay.io/pypa/manylinux_2_28_x86_64@sha256:...
+    python: PurePosixPath  # the interpreter inside the image
+    repair_command: str  # with {wheel} and {dest_dir}
+
+    @property
+    def platform(self) -> str:
+        """The OCI platform of the container that runs this job."""
+        return {"x86_64": "linux/amd64", "aarch64": "linux/arm64"}[self.arch]
+
+
+def linux_wheel_jobs(package_dir: Path) -> list[LinuxWheelJob]:
+    """One job per build identifier cibuildwheel selects on Linux for ``package_dir``."""
+    from cibuildwheel.options import CommandLineArguments, compute_options
+    from cibuildwheel.platforms import linux
+
+    arguments = dataclasses.replace(CommandLineArguments.defaults(), platform="linux", package_dir=package_dir)
+    options = compute_options("linux", arguments, env={})
+    selector = options.globals.build_selector
+    jobs: list[LinuxWheelJob] = []
+    for config in linux.get_python_configurations(selector, options.globals.architectures):
+        build_options = options.build_options(config.identifier)
+        images = build_options.manylinux_images or {}
+        arch = config.identifier.rsplit("_", 1)[-1] if "aarch64" not in config.identifier else "aarch64"
+        arch = "x86_64" if config.identifier.endswith("x86_64") else arch
+        jobs.append(
+            LinuxWheelJob(
+                identifier=config.identifier,
+                arch=arch,
+                image=images[arch],
+                python=PurePosixPath(config.path) / "bin" / "python",
+                repair_command=build_options.repair_command,
+            )
+        )
+    return jobs
+
+
+def tooling_image(jobs: list[LinuxWheelJob] | None = None) -> str:
+    """The x86_64 manylinux image (cibuildwheel's pin) that also runs cuda-ci itself."""
+    from cibuildwheel.options import _get_pinned_container_images
+
+    pinned: str = _get_pinned_container_images()["x86_64"]["manylinux_2_28"]
+    return pinned

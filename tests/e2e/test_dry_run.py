@@ -1,0 +1,65 @@
+"""Dry-runs and snapshots walk the whole path with no token and GitHub out of reach."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cuda_ci.cli import main
+from cuda_ci.index import free_port
+from tests.helpers import commit_change
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No token, and GITHUB_API_URL pointing at a closed loopback port."""
+    for name in ("GITHUB_TOKEN", "GH_TOKEN", "CUDA_CI_TESTPYPI_TOKEN", "CUDA_CI_PYPI_TOKEN", "GITHUB_ACTIONS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GITHUB_API_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "NVIDIA/cuda-python")
+    monkeypatch.setattr("cuda_ci.httpclient.DEFAULT_BACKOFF", 0.01)
+
+
+@pytest.mark.usefixtures("offline")
+def test_dry_run_of_core_builds_siblings_into_the_embedded_indexes(tagged_repo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "rel"
+    assert (
+        main(["release", "--tag", "cuda-core-v0.3.0", "--dry-run", "--repo", str(tagged_repo), "--out", str(out)]) == 0
+    )
+    manifest = json.loads((out / "release-manifest.json").read_text())
+    assert manifest["ci_gate"] == {"status": "not-verified", "run_url": None}
+    notes = json.loads((out / "run-log.json").read_text())["notes"]
+    assert any("ci-gate: not verified" in n for n in notes)
+    assert any("sibling check: not verified" in n for n in notes)
+    for index in ("testpypi", "pypi"):
+        held = sorted(p.name for p in (out / "index" / index).iterdir())
+        assert "cuda_core-0.3.0-py3-none-any.whl" in held
+        assert any(n.startswith("cuda_bindings-13.0.0-") for n in held), "sibling from the same commit"
+    release = json.loads((out / "github-release" / "release.json").read_text())
+    assert release["tag_name"] == "cuda-core-v0.3.0" and release["draft"] is False
+    assert (out / "docs" / "cuda-core" / "index.html").is_file()
+
+
+@pytest.mark.usefixtures("offline")
+def test_snapshot_of_bindings_after_the_tag(
+    tagged_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    commit_change(tagged_repo, "work after v13.0.0")
+    out = tmp_path / "snap"
+    assert (
+        main(["release", "--snapshot", "--component", "cuda-bindings", "--repo", str(tagged_repo), "--out", str(out)])
+        == 0
+    )
+    manifest = json.loads((out / "release-manifest.json").read_text())
+    assert manifest["snapshot"] is True and manifest["tag"] is None
+    assert manifest["version"].startswith("13.0.1.dev1+g")
+    assert manifest["ci_gate"]["status"] == "snapshot"
+    held = sorted(p.name for p in (out / "index" / "pypi").iterdir())
+    assert any(n.startswith("cuda_python-13.0.1.dev1") for n in held)
+    assert any(n.startswith("cuda_pathfinder-1.0.1.dev1") for n in held)
+    captured = capsys.readouterr()
+    assert "snapshot" in captured.out or "release folder" in captured.out

@@ -1,0 +1,263 @@
+"""validate and publish refuse every broken release folder before the first upload."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from cuda_ci.cli import main
+from cuda_ci.manifest import ReleaseFolder, file_entry
+from tests.helpers import clone, git
+
+pytestmark = pytest.mark.e2e
+TAG = "cuda-pathfinder-v1.0.0"
+
+
+@pytest.fixture(scope="module")
+def built_folder(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """One real build of cuda-pathfinder 1.0.0 (not yet validated), and its repository."""
+    root = tmp_path_factory.mktemp("built")
+    repo = clone(template_repo, root / "repo")
+    git(repo, "tag", TAG)
+    out = root / "release"
+    assert main(["build", "--tag", TAG, "--repo", str(repo), "--out", str(out)]) == 0
+    return out, repo
+
+
+@pytest.fixture(scope="module")
+def validated_folder(built_folder: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("validated") / "release"
+    shutil.copytree(built_folder[0], out)
+    assert main(["validate", "--release-dir", str(out), "--repo", str(built_folder[1])]) == 0
+    return out
+
+
+@pytest.fixture
+def folder(built_folder: tuple[Path, Path], tmp_path: Path) -> Path:
+    out = tmp_path / "release"
+    shutil.copytree(built_folder[0], out)
+    return out
+
+
+def _wheel(folder: Path) -> Path:
+    return next((folder / "dist").glob("*.whl"))
+
+
+def _rewrite_zip(
+    path: Path,
+    target: Path,
+    change: Callable[[str, bytes], tuple[str, bytes] | None],
+    add: dict[str, bytes] | None = None,
+) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(buffer, "w") as result:
+        for info in source.infolist():
+            changed = change(info.filename, source.read(info.filename))
+            if changed is not None:
+                result.writestr(changed[0], changed[1])
+        for name, data in (add or {}).items():
+            result.writestr(name, data)
+    path.unlink()
+    target.write_bytes(buffer.getvalue())
+
+
+def _replace_in_manifest(folder: Path, old: Path, new: Path) -> None:
+    """Keep the manifest and SHA256SUMS consistent, so the named check is what refuses."""
+    release = ReleaseFolder(folder)
+    manifest = release.load()
+    for i, entry in enumerate(manifest["files"]):
+        if entry["name"] == old.name:
+            manifest["files"][i] = file_entry(folder, new, entry["kind"], entry["distribution"])
+    release.save(manifest)
+
+
+def _add_to_manifest(folder: Path, new: Path, distribution: str) -> None:
+    release = ReleaseFolder(folder)
+    manifest = release.load()
+    manifest["files"].append(file_entry(folder, new, "wheel", distribution))
+    release.save(manifest)
+
+
+def _validate(folder: Path, repo: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(["validate", "--release-dir", str(folder), "--repo", str(repo)]) == 1
+    err = capsys.readouterr().err
+    assert "nothing was published" in err
+    assert "Traceback" not in err
+    assert "validation" not in json.loads((folder / "release-manifest.json").read_text())
+    return err
+
+
+def test_wrong_version_in_file_name(
+    folder: Path, built_folder: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    wheel = _wheel(folder)
+    renamed = wheel.with_name(wheel.name.replace("1.0.0", "1.0.1"))
+    wheel.rename(renamed)
+    _replace_in_manifest(folder, wheel, renamed)
+    err = _validate(folder, built_folder[1], capsys)
+    assert f"version: {renamed.name} has version 1.0.1 in its name, the release is 1.0.0" in err
+
+
+def test_wrong_version_in_metadata_only(
+    folder: Path, built_folder: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    wheel = _wheel(folder)
+    fixed = wheel.with_suffix(".tmp")
+
+    def bump(name: str, data: bytes) -> tuple[str, bytes]:
+        return (name, data.replace(b"Version: 1.0.0", b"Version: 1.0.2") if name.endswith("METADATA") else data)
+
+    _rewrite_zip(wheel, fixed, bump)
+    fixed.rename(wheel)
+    _replace_in_manifest(folder, wheel, wheel)
+    err = _validate(folder, built_folder[1], capsys)
+    assert "METADATA says cuda-pathfinder 1.0.2, expected cuda-pathfinder 1.0.0" in err
+    assert "does not match its RECORD hash or size" in err
+
+
+def test_dev_version_outside_a_snapshot(
+    folder: Path, built_folder: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    release = ReleaseFolder(folder)
+    manifest = release.load()
+    for entry in manifest["files"]:
+        path = folder / entry["path"]
+        if entry["kind"] in ("sdist", "wheel"):
+            new = path.with_name(path.name.replace("1.0.0", "1.0.0.dev3"))
+            path.rename(new)
+            entry.update(file_entry(folder, new, entry["kind"], entry["distribution"]))
+    manifest["version"] = "1.0.0.dev3"
+    release.save(manifest)
+    err = _validate(folder, built_folder[1], capsys)
+    assert "has a dev or local version (1.0.0.dev3); only snapshots may" in err
+
+
+def test_unexpected_missing_and_two_versions(
+    folder: Path, built_folder: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    wheel = _wheel(folder)
+    stranger = folder / "dist" / "cuda_core-1.0.0-py3-none-any.whl"
+    shutil.copy(wheel, stranger)
+    _add_to_manifest(folder, stranger, "cuda-core")
+    second = folder / "dist" / wheel.name.replace("1.0.0", "1.0.1")
+    shutil.copy(wheel, second)
+    _add_to_manifest(folder, second, "cuda-pathfinder")
+    sdist = next((folder / "dist").glob("*.tar.gz"))
+    release = ReleaseFolder(folder)
+    manifest = release.load()
+    manifest["files"] = [f for f in manifest["files"] if f["name"] != sdist.name]
+    release.save(manifest)
+    sdist.unlink()
+    err = _validate(folder, built_folder[1], capsys)
+    assert "cuda_core-1.0.0-py3-none-any.whl is a cuda-core file; cuda-pathfinder releases only cuda-pathfinder" in err
+    assert "cuda-pathfinder has files of 2 versions: 1.0.0, 1.0.1" in err
+    assert "cuda-pathfinder: 0 sdists, expected exactly 1" in err
+    assert "cuda-pathfinder: 2 wheels for py3-none-any, expected exactly 1" in err
+
+
+def test_corrupted_zip_empty_file_and_unsafe_member(
+    folder: Path, built_folder: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    wheel = _wheel(folder)
+    wheel.write_bytes(wheel.read_bytes()[:200])
+    _replace_in_manifest(folder, wheel, wheel)
+    err = _validate(folder, built_folder[1], capsys)
+    assert f"{wheel.name} is not a readable archive" in err
+
+    sdist = next((folder / "dist").glob("*.tar.gz"))
+    sdist.write_bytes(b"")
+    _replace_in_manifest(folder, sdist, sdist)
+    assert f"{sdist.name} is empty" in _validate(folder, built_folder[1], capsys)
+
+
+def test_member_escaping_the_install_folder(
+    folder: Path, built_folder: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    wheel = _wheel(folder)
+    tmp = wheel.with_suffix(".tmp")
+    _rewrite_zip(wheel, tmp, lambda n, d: (n, d), add={"../evil.pth": b"import os"})
+    tmp.rename(wheel)
+    _replace_in_manifest(folder, wheel, wheel)
+    assert "has a member outside the install folder: '../evil.pth'" in _validate(folder, built_folder[1], capsys)
+
+    _rewrite_zip(wheel, tmp, lambda n, d: None if n == "../evil.pth" else (n, d), add={"/etc/evil": b"x"})
+    tmp.rename(wheel)
+    _replace_in_manifest(folder, wheel, wheel)
+    assert "has a member outside the install folder: '/etc/evil'" in _validate(folder, built_folder[1], capsys)
+
+
+def test_files_that_disagree_with_the_manifest(
+    folder: Path, built_folder: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    (folder / "dist" / "extra.txt").write_text("not built by this run")
+    wheel = _wheel(folder)
+    wheel.write_bytes(wheel.read_bytes() + b"\0")
+    err = _validate(folder, built_folder[1], capsys)
+    assert "dist/extra.txt is not in release-manifest.json" in err
+    assert f"dist/{wheel.name} changed since it was built" in err
+
+
+def test_validate_records_every_check_and_freezes(validated_folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = json.loads((validated_folder / "release-manifest.json").read_text())
+    checks = {(v["check"], v["status"]) for v in manifest["validation"]}
+    assert ("twine", "passed") in checks and ("sdist-builds-wheel", "passed") in checks
+    assert main(["validate", "--release-dir", str(validated_folder)]) == 1
+    assert "is already validated and frozen" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("target", ["github", "testpypi", "pypi", "finalize", "all"])
+def test_publish_refuses_a_tampered_folder_before_any_upload(
+    validated_folder: Path,
+    tmp_path: Path,
+    target: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    folder = tmp_path / "release"
+    shutil.copytree(validated_folder, folder)
+    wheel = _wheel(folder)
+    wheel.write_bytes(wheel.read_bytes()[:-1] + b"X")
+    monkeypatch.setenv("GITHUB_API_URL", "http://127.0.0.1:9")  # nothing may be contacted
+    assert main(["publish", "--release-dir", str(folder), "--target", target, "--dry-run"]) == 1
+    err = capsys.readouterr().err
+    assert f"dist/{wheel.name} changed since it was built" in err
+    assert "publish refused: nothing was uploaded" in err
+    assert not (folder / "index").exists() and not (folder / "github-release").exists()
+
+
+def test_publish_refuses_an_unvalidated_folder_and_a_moved_tag(
+    built_folder: tuple[Path, Path], validated_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["publish", "--release-dir", str(built_folder[0]), "--dry-run"]) == 1
+    assert "has no validation: run `cuda-ci validate" in capsys.readouterr().err
+    repo = clone(built_folder[1], tmp_path / "moved")
+    (repo / "cuda_pathfinder" / "NEW.txt").write_text("x")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "later")
+    git(repo, "tag", "-f", TAG)
+    assert main(["publish", "--release-dir", str(validated_folder), "--dry-run", "--repo", str(repo)]) == 1
+    assert f"tag {TAG} now points to" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["validate", "--release-dir", "/nonexistent/folder"], "does not exist or is not a directory"),
+        (["docs", "--release-dir", "."], "is not a release folder: release-manifest.json is missing"),
+        (["publish", "--release-dir", "/tmp"], "is not a release folder"),
+        (
+            ["build", "--snapshot", "--component", "cuda-core", "--repo", "/nonexistent"],
+            "--repo '/nonexistent' does not exist",
+        ),
+        (["build", "--snapshot", "--component", "cuda-core", "--repo", "/"], "is not a git repository"),
+    ],
+)
+def test_bad_paths_are_named(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(args) == 2
+    assert message in capsys.readouterr().err

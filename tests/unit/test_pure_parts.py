@@ -1,0 +1,98 @@
+"""Plans, predicates and parsers: no subprocess, no network."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from packaging.tags import Tag
+
+from cuda_ci.build import BuildSource, plan_build
+from cuda_ci.components import get_unit
+from cuda_ci.errors import CudaCiError, UsageError
+from cuda_ci.httpclient import _retry_after
+from cuda_ci.log import Reporter
+from cuda_ci.manifest import FileEntry
+from cuda_ci.publish import plan_index_uploads
+from cuda_ci.secrets import redact, register, sanitize_url
+from cuda_ci.settings import Settings
+from cuda_ci.tags import parse_tag
+from cuda_ci.wheels import identifier_of
+
+
+def test_plan_for_a_v_tag_builds_bindings_and_the_metapackage_once() -> None:
+    tag = parse_tag("v13.0.1")
+    plan = plan_build(BuildSource(unit=tag.unit, commit="0" * 40, tag=tag))
+    assert [(b.component.distribution, b.sdist, b.wheel) for b in plan.builds] == [
+        ("cuda-bindings", True, True),
+        ("cuda-python", True, True),
+    ]
+    assert plan.builds[0].repair and not plan.builds[1].repair
+    assert plan.source_archive and len(plan.build_identifiers) == 1
+
+
+def test_wheels_only_plans_never_rebuild_the_sdist_or_metapackage() -> None:
+    unit = get_unit("cuda-bindings")
+    plan = plan_build(BuildSource(unit=unit, commit="0" * 40), wheels_only=True, native_platform="windows")
+    assert [(b.component.distribution, b.sdist, b.cibuildwheel_platform) for b in plan.builds] == [
+        ("cuda-bindings", False, "windows")
+    ]
+    assert not plan.source_archive
+    with pytest.raises(UsageError, match="cuda-pathfinder has no platform wheels"):
+        plan_build(BuildSource(unit=get_unit("cuda-pathfinder"), commit="0" * 40), wheels_only=True)
+
+
+@pytest.mark.parametrize(
+    ("tag", "identifier"),
+    [
+        (Tag("cp311", "cp311", "manylinux_2_34_x86_64"), "cp311-manylinux_x86_64"),
+        (Tag("cp312", "cp312", "manylinux2014_aarch64"), "cp312-manylinux_aarch64"),
+        (Tag("cp313", "cp313", "win_amd64"), "cp313-win_amd64"),
+        (Tag("cp311", "cp311", "macosx_11_0_arm64"), "cp311-macosx_arm64"),
+        (Tag("py3", "none", "any"), "py3-none-any"),
+    ],
+)
+def test_build_identifiers_follow_cibuildwheel(tag: Tag, identifier: str) -> None:
+    assert identifier_of(tag) == identifier
+
+
+def test_retry_after_is_honoured_and_capped() -> None:
+    assert _retry_after({"Retry-After": "3"}, 0.5) == 3.0
+    assert _retry_after({"retry-after": "3600"}, 0.5) == 60.0
+    assert _retry_after({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, 0.5) == 0.5
+    assert _retry_after({}, 0.7) == 0.7
+
+
+def _entry(name: str, sha: str) -> FileEntry:
+    return FileEntry(name=name, path=f"dist/{name}", kind="wheel", distribution="cuda-core", size=1, sha256=sha)
+
+
+def test_index_upload_plan_skips_matches_and_refuses_conflicts_with_both_hashes() -> None:
+    a, b = _entry("a.whl", "1" * 64), _entry("b.whl", "2" * 64)
+    assert plan_index_uploads([a, b], {"a.whl": "1" * 64}, "pypi") == [b]
+    with pytest.raises(CudaCiError) as info:
+        plan_index_uploads([a, b], {"b.whl": "f" * 64}, "pypi")
+    message = str(info.value)
+    assert "f" * 64 in message and "2" * 64 in message and "nothing was uploaded" in message
+
+
+def test_secrets_never_print() -> None:
+    register(["pypi-AgEIcHlwaS5vcmcCJGFiYw"])
+    assert "pypi-AgE" not in redact("token pypi-AgEIcHlwaS5vcmcCJGFiYw in a message")
+    assert (
+        sanitize_url("https://__token__:s3cret@upload.pypi.org/legacy/") == "https://<hidden>@upload.pypi.org/legacy/"
+    )
+    settings = Settings.from_environ({"GITHUB_TOKEN": "ghs_abcdef", "CUDA_CI_PYPI_TOKEN": "pypi-xyz123"})
+    assert "ghs_abcdef" not in repr(settings) and "pypi-xyz123" not in repr(settings.indexes["pypi"])
+    assert settings.indexes["testpypi"].upload_url == "https://test.pypi.org/legacy/"
+
+
+def test_progress_folds_into_groups_in_github_actions() -> None:
+    stream = io.StringIO()
+    reporter = Reporter(stream=stream, github_actions=True)
+    with reporter.in_stage("build"), reporter.step("build cuda-core"):
+        reporter.warn("careful")
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "::group::stage build" and "::group::build cuda-core" in lines
+    assert "::warning::careful" in lines and lines.count("::endgroup::") == 2
+    assert reporter.stage_seconds().keys() == {"build"}
