@@ -10,7 +10,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from cuda_ci import components, secrets, stages
+from cuda_ci import checks, components, secrets, stages
 from cuda_ci.errors import CudaCiError, UsageError
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import FileEntry, ReleaseFolder
@@ -83,6 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-publish", action="store_true", help="stop after docs")
     p.add_argument("--extra-dist", type=Path, help="wheels built on another platform in the same workflow run")
     p.add_argument("--out", type=Path, help="the release folder (default: .release/<tag>/)")
+    _common(p)
+    p = sub.add_parser("lint", help="ruff, mypy and the workflow checks (the CI lint job)")
+    _common(p)
+
+    p = sub.add_parser("test", help="one CI job: build HEAD, validate, docs, the unit's tests against its wheels")
+    p.add_argument("--component", required=True, choices=components.unit_names())
+    _common(p)
+
+    p = sub.add_parser("ci", help="lint and every test job (or one unit's)")
+    p.add_argument("--component", choices=components.unit_names())
     _common(p)
     return parser
 
@@ -193,6 +203,27 @@ def _cmd_release(args: argparse.Namespace, reporter: Reporter) -> int:
     return 0
 
 
+def _report_jobs(results: Sequence[checks.JobResult]) -> int:
+    for result in results:
+        print(f"{'passed' if result.ok else 'FAILED':>8}  {result.name}: {(result.detail.splitlines() or [''])[0]}")
+    failed = [r for r in results if not r.ok]
+    if failed:
+        raise CudaCiError(*(f"{r.name} failed:\n{r.detail}" for r in failed))
+    return 0
+
+
+def _cmd_lint(args: argparse.Namespace, reporter: Reporter) -> int:
+    return _report_jobs(checks.lint(args.repo, reporter))
+
+
+def _cmd_test(args: argparse.Namespace, reporter: Reporter) -> int:
+    return _report_jobs([checks.test_unit(args.repo, args.component, _settings().runner, reporter)])
+
+
+def _cmd_ci(args: argparse.Namespace, reporter: Reporter) -> int:
+    return _report_jobs(checks.ci(args.repo, args.component, _settings().runner, reporter))
+
+
 def _settings() -> Settings:
     return Settings.from_environ(os.environ)
 
@@ -206,6 +237,9 @@ HANDLERS: dict[str, Handler] = {
     "docs": _cmd_docs,
     "publish": _cmd_publish,
     "release": _cmd_release,
+    "lint": _cmd_lint,
+    "test": _cmd_test,
+    "ci": _cmd_ci,
 }
 
 

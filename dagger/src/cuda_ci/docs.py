@@ -8,7 +8,8 @@ import tempfile
 from pathlib import Path
 
 from cuda_ci.components import get_unit
-from cuda_ci.envs import Env, local_install_args
+from cuda_ci.distfiles import identify
+from cuda_ci.envs import Env, install_release, local_install_args
 from cuda_ci.errors import CudaCiError
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import ReleaseFolder
@@ -37,8 +38,12 @@ def build_docs(folder: ReleaseFolder, repo: Path, reporter: Reporter) -> list[Pa
         with reporter.step("install this run's wheels and Sphinx"):
             requirements = [f"{c.distribution}=={manifest['version']}" for c in unit.components]
             links = [folder.dist, *sorted({s.parent for s in siblings})]
-            env.pip_install(
-                local_install_args(links, requirements, pre=True),
+            install_release(
+                env,
+                source_args=local_install_args(links, [], pre=True),
+                requirements=requirements,
+                siblings=[str(identify(s).name) for s in siblings],
+                snapshot=manifest["snapshot"],
                 what="docs install of this run's wheels",
                 reporter=reporter,
             )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cuda_ci.errors import CommandError
 from cuda_ci.log import Reporter
 from cuda_ci.process import PYTHON, run
 
@@ -65,3 +66,39 @@ def local_install_args(find_links: Sequence[Path], requirements: Sequence[str], 
     if pre:
         args.append("--pre")
     return [*args, *requirements]
+
+
+def install_release(
+    env: Env,
+    *,
+    source_args: Sequence[str],
+    requirements: Sequence[str],
+    siblings: Sequence[str],
+    snapshot: bool,
+    what: str,
+    reporter: Reporter,
+    report: bool = False,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Install a release with its dependencies resolved; returns pip's report and a note if lenient.
+
+    A snapshot's siblings are dev builds of the same commit; where a clone has no release tags their
+    versions cannot satisfy the declared ranges, so a snapshot falls back to ``--no-deps`` with every
+    sibling named, and says so. A release never does.
+    """
+    try:
+        return env.pip_install([*source_args, *requirements], what=what, reporter=reporter, report=report), None
+    except CommandError as error:
+        if not snapshot or not siblings:
+            raise
+        reason = next(
+            (line for line in error.problems[0].splitlines() if "ERROR" in line), error.problems[0].splitlines()[0]
+        )
+    installs = env.pip_install(
+        [*source_args, "--no-deps", *requirements, *siblings],
+        what=f"{what} (--no-deps)",
+        reporter=reporter,
+        report=report,
+    )
+    note = f"snapshot: dependency ranges not met by same-commit siblings ({reason.strip()}); installed with --no-deps"
+    reporter.warn(note)
+    return installs, note

@@ -18,9 +18,9 @@ from typing import Literal
 
 from packaging.utils import canonicalize_name
 
-from cuda_ci.components import ReleaseUnit, get_unit
+from cuda_ci.components import ReleaseUnit, dependency_closure, get_unit
 from cuda_ci.distfiles import identify
-from cuda_ci.envs import Env
+from cuda_ci.envs import Env, install_release
 from cuda_ci.errors import CommandError, CudaCiError, UsageError
 from cuda_ci.git import Git
 from cuda_ci.github import Asset, Release
@@ -324,13 +324,23 @@ def install_back(
     check = "from importlib.metadata import version\n" + "".join(
         f"assert version({d!r}) == {manifest['version']!r}\n" for d in unit.distributions
     )
-    args = ["--no-cache-dir", "--index-url", target.simple_url, *(["--pre"] if pre else []), *requirements]
+    source_args = ["--no-cache-dir", "--index-url", target.simple_url, *(["--pre"] if pre else [])]
+    siblings = [c.distribution for c in dependency_closure(unit)]
     last: CudaCiError | None = None
     for attempt in range(1, attempts + 1):
         with tempfile.TemporaryDirectory(prefix="cuda-ci-installback-") as tmp:
             env = Env.create(Path(tmp) / "env", reporter)
             try:
-                env.pip_install(args, what=f"install of {' '.join(requirements)} from {target.name}", reporter=reporter)
+                what = f"install of {' '.join(requirements)} from {target.name}"
+                install_release(
+                    env,
+                    source_args=source_args,
+                    requirements=requirements,
+                    siblings=siblings,
+                    snapshot=manifest["snapshot"],
+                    what=what,
+                    reporter=reporter,
+                )
                 env.run_python(
                     check, what=f"version check after install from {target.name}", reporter=reporter, cwd=Path(tmp)
                 )

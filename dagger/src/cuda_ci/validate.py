@@ -9,6 +9,7 @@ import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
@@ -18,7 +19,7 @@ from packaging.version import Version
 from cuda_ci.build import ComponentBuild, build_argv, build_environ
 from cuda_ci.components import Component, ReleaseUnit, get_unit
 from cuda_ci.distfiles import DistFile, DistProblem, identify, metadata, record_problems
-from cuda_ci.envs import Env, local_install_args
+from cuda_ci.envs import Env, install_release, local_install_args
 from cuda_ci.errors import CommandError, CudaCiError
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import Manifest, ReleaseFolder, ValidationEntry, file_entry
@@ -232,6 +233,31 @@ def interpreter_tag(python: str) -> str:
     return subprocess.run([python, "-c", code], capture_output=True, text=True, check=True, timeout=60).stdout.strip()
 
 
+def _installable(dists: list[DistFile], python: str) -> list[DistFile]:
+    """The wheels ``python`` can install: by this machine's tags, or by another interpreter's ``cpXY``."""
+    if python == PYTHON:
+        return [d for d in dists if d.kind == "wheel" and installable_here(d.path.name)]
+    tag = interpreter_tag(python)
+    return [
+        d
+        for d in dists
+        if d.kind == "wheel" and any(i.startswith((f"{tag}-", "py3-")) for i in wheel_identifiers(d.path.name))
+    ]
+
+
+def _check_install_sources(installs: list[dict[str, Any]], allowed: set[Path], findings: Findings) -> None:
+    """pip's ``--report``: every installed distribution came from this run's files or the siblings."""
+    for item in installs:
+        url = str(item.get("download_info", {}).get("url", ""))
+        name = item.get("metadata", {}).get("name", "?")
+        source = Path(url2pathname(urlsplit(url).path)) if url.startswith("file:") else None
+        if source not in allowed:
+            findings.failed(
+                "install",
+                f"{name} was installed from {url}: only this run's dist/ and siblings of the same commit may be",
+            )
+
+
 def install_checks(
     dists: list[DistFile],
     unit: ReleaseUnit,
@@ -243,15 +269,7 @@ def install_checks(
     python: str = PYTHON,
 ) -> None:
     """Install the unit's wheels into one fresh environment of ``python``, from this run only, and import them."""
-    if python == PYTHON:
-        installable = [d for d in dists if d.kind == "wheel" and installable_here(d.path.name)]
-    else:
-        tag = interpreter_tag(python)
-        installable = [
-            d
-            for d in dists
-            if d.kind == "wheel" and any(i.startswith((f"{tag}-", "py3-")) for i in wheel_identifiers(d.path.name))
-        ]
+    installable = _installable(dists, python)
     for dist in dists:
         if dist.kind == "wheel" and dist not in installable:
             findings.skipped(
@@ -265,8 +283,12 @@ def install_checks(
         sibling_dirs = sorted({s.parent for s in siblings})
         pre = manifest["snapshot"] or any(identify(s).version.is_prerelease for s in siblings)
         try:
-            installs = env.pip_install(
-                local_install_args([folder.dist, *sibling_dirs], requirements, pre=pre),
+            installs, note = install_release(
+                env,
+                source_args=local_install_args([folder.dist, *sibling_dirs], [], pre=pre),
+                requirements=requirements,
+                siblings=[str(identify(s).name) for s in siblings],
+                snapshot=manifest["snapshot"],
                 what="smoke install",
                 reporter=reporter,
                 report=True,
@@ -276,16 +298,9 @@ def install_checks(
                 "install", f"{' '.join(requirements)} from this run and siblings of the same commit: {error}"
             )
             return
-        allowed = {folder.dist / d.path.name for d in dists} | set(siblings)
-        for item in installs:
-            url = str(item.get("download_info", {}).get("url", ""))
-            name = item.get("metadata", {}).get("name", "?")
-            source = Path(url2pathname(urlsplit(url).path)) if url.startswith("file:") else None
-            if source not in allowed:
-                findings.failed(
-                    "install",
-                    f"{name} was installed from {url}: only this run's dist/ and siblings of the same commit may be",
-                )
+        if note:
+            findings.skipped("install-dependencies", None, note)
+        _check_install_sources(installs, {folder.dist / d.path.name for d in dists} | set(siblings), findings)
         findings.passed(
             "install",
             None,

@@ -1,0 +1,153 @@
+"""The host mirror of the CI jobs: ``lint``, ``test`` (one unit, as a CI job runs it) and ``ci``.
+
+``test`` builds the unit from HEAD once, validates it, builds its docs, then runs the unit's own
+tests against the installed wheels (never the source tree), siblings from the same commit.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from cuda_ci.build import BuildSource, check_clone, execute_build, plan_build
+from cuda_ci.components import UNITS, get_unit
+from cuda_ci.distfiles import identify
+from cuda_ci.docs import build_docs
+from cuda_ci.envs import Env, install_release, local_install_args
+from cuda_ci.errors import CommandError, CudaCiError
+from cuda_ci.git import Git
+from cuda_ci.log import Reporter
+from cuda_ci.manifest import CiGate, ReleaseFolder
+from cuda_ci.process import PYTHON, run
+from cuda_ci.settings import RunnerSettings
+from cuda_ci.siblings import SIBLINGS_DIR, sibling_wheels
+from cuda_ci.validate import validate_release
+
+WORKFLOWS = ".github/workflows"
+PYTEST_INI = """[pytest]
+addopts = -ra --strict-markers -p no:cacheprovider
+markers =
+    gpu: needs an NVIDIA driver; skipped without one
+    nogpu: checks behaviour without a driver; skipped where one is present
+"""
+
+
+@dataclass(frozen=True)
+class JobResult:
+    name: str
+    ok: bool
+    detail: str
+
+
+def lint(repo: Path, reporter: Reporter) -> list[JobResult]:
+    """ruff, mypy --strict on cuda_ci, and the workflow checks (schema, zizmor) where workflows exist."""
+    root = Git.open(repo).root
+    commands: list[tuple[str, list[str]]] = [
+        ("ruff", [PYTHON, "-m", "ruff", "check", "."]),
+        ("mypy", [PYTHON, "-m", "mypy"]),
+    ]
+    workflows = sorted((root / WORKFLOWS).glob("*.yml"))
+    if workflows:
+        files = [str(w) for w in workflows]
+        commands.append(
+            (
+                "workflow schema",
+                [PYTHON, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", *files],
+            )
+        )
+        commands.append(("zizmor", [_tool("zizmor"), "--offline", "--min-severity", "medium", str(root / WORKFLOWS)]))
+    results = []
+    for name, argv in commands:
+        with reporter.step(f"lint: {name}"):
+            try:
+                run(argv, what=name, reporter=reporter, cwd=root)
+                results.append(JobResult(name, True, "clean"))
+            except CommandError as error:
+                results.append(JobResult(name, False, error.problems[0]))
+    return results
+
+
+def _tool(name: str) -> str:
+    """A console script of this environment (next to its interpreter), else from PATH."""
+    local = Path(PYTHON).parent / name
+    return str(local) if local.exists() else (shutil.which(name) or name)
+
+
+def test_unit(repo: Path, unit_name: str, runner: RunnerSettings, reporter: Reporter) -> JobResult:
+    """One CI job: build HEAD, validate, docs, then the unit's tests against the built wheels."""
+    unit = get_unit(unit_name)
+    git = Git.open(repo)
+    check_clone(git, reporter)
+    source = BuildSource(unit=unit, commit=git.head())
+    python = runner.build_python or PYTHON
+    with tempfile.TemporaryDirectory(prefix=f"cuda-ci-test-{unit.name}-") as tmp:
+        folder = ReleaseFolder(Path(tmp) / "release")
+        with reporter.in_stage("build"):
+            execute_build(
+                plan_build(source, python=python), git, folder, reporter, CiGate(status="snapshot", run_url=None)
+            )
+        with reporter.in_stage("validate"):
+            validate_release(folder, git.root, None, reporter)
+        with reporter.in_stage("docs"):
+            build_docs(folder, git.root, reporter)
+        with reporter.in_stage("test"):
+            output = _run_unit_tests(git, source, folder, python, Path(tmp), reporter)
+    return JobResult(
+        f"test {unit.name} ({Path(python).name})", True, output.strip().splitlines()[-1] if output.strip() else ""
+    )
+
+
+def _run_unit_tests(
+    git: Git, source: BuildSource, folder: ReleaseFolder, python: str, tmp: Path, reporter: Reporter
+) -> str:
+    manifest = folder.load()
+    siblings = sibling_wheels(git.root, source.commit, source.unit, folder.path / SIBLINGS_DIR, reporter)
+    env = Env.create(tmp / "test-env", reporter, python)
+    requirements = [f"{c.distribution}=={manifest['version']}" for c in source.unit.components]
+    links = [folder.dist, *sorted({s.parent for s in siblings})]
+    install_release(
+        env,
+        source_args=local_install_args(links, [], pre=True),
+        requirements=requirements,
+        siblings=[str(identify(s).name) for s in siblings],
+        snapshot=True,
+        what="install of the built wheels",
+        reporter=reporter,
+    )
+    env.pip_install(["pytest"], what="install of pytest", reporter=reporter, isolated=False)
+    run_dir = tmp / "tests-run"
+    run_dir.mkdir()
+    (run_dir / "pytest.ini").write_text(PYTEST_INI)
+    with git.worktree(source.commit) as tree:
+        shutil.copy2(tree / "conftest.py", run_dir / "conftest.py")
+        for component in source.unit.components:
+            shutil.copytree(tree / component.dir / "tests", run_dir / component.dir)
+    try:
+        # Run from a folder without the sources, so imports resolve to the installed wheels.
+        result = run(
+            [str(env.python), "-m", "pytest", "-q", "."],
+            what=f"tests of {source.unit.name}",
+            reporter=reporter,
+            cwd=run_dir,
+        )
+    except CommandError as error:
+        raise CudaCiError(f"the tests of {source.unit.name} failed against the built wheels", *error.problems) from None
+    return result.stdout
+
+
+def ci(repo: Path, unit_name: str | None, runner: RunnerSettings, reporter: Reporter) -> list[JobResult]:
+    """``lint`` and every ``test`` (or one unit's), each reported; failures gathered, not fatal early."""
+    results = lint(repo, reporter)
+    for unit in [get_unit(unit_name)] if unit_name else list(UNITS):
+        try:
+            results.append(test_unit(repo, unit.name, runner, reporter))
+        except CudaCiError as error:
+            results.append(JobResult(f"test {unit.name}", False, "\n".join(error.problems)))
+    return results
+
+
+def interpreter() -> str:
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
