@@ -76,7 +76,9 @@ def _tool(name: str) -> str:
     return str(local) if local.exists() else (shutil.which(name) or name)
 
 
-def test_unit(repo: Path, unit_name: str, runner: RunnerSettings, reporter: Reporter) -> JobResult:
+def run_test_job(
+    repo: Path, unit_name: str, runner: RunnerSettings, reporter: Reporter, out: Path | None = None
+) -> JobResult:
     """One CI job: build HEAD, validate, docs, then the unit's tests against the built wheels."""
     unit = get_unit(unit_name)
     git = Git.open(repo)
@@ -95,6 +97,8 @@ def test_unit(repo: Path, unit_name: str, runner: RunnerSettings, reporter: Repo
             build_docs(folder, git.root, reporter)
         with reporter.in_stage("test"):
             output = _run_unit_tests(git, source, folder, python, Path(tmp), reporter)
+        if out is not None:
+            shutil.copytree(folder.path, out, dirs_exist_ok=True)  # the tested wheels, for the GPU job
     return JobResult(
         f"test {unit.name} ({Path(python).name})", True, output.strip().splitlines()[-1] if output.strip() else ""
     )
@@ -143,7 +147,7 @@ def ci(repo: Path, unit_name: str | None, runner: RunnerSettings, reporter: Repo
     results = lint(repo, reporter)
     for unit in [get_unit(unit_name)] if unit_name else list(UNITS):
         try:
-            results.append(test_unit(repo, unit.name, runner, reporter))
+            results.append(run_test_job(repo, unit.name, runner, reporter))
         except CudaCiError as error:
             results.append(JobResult(f"test {unit.name}", False, "\n".join(error.problems)))
     return results

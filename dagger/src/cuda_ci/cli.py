@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("test", help="one CI job: build HEAD, validate, docs, the unit's tests against its wheels")
     p.add_argument("--component", required=True, choices=components.unit_names())
+    p.add_argument("--out", type=Path, help="keep the tested release folder here")
     _common(p)
 
     p = sub.add_parser("ci", help="lint and every test job (or one unit's)")
@@ -217,7 +218,7 @@ def _cmd_lint(args: argparse.Namespace, reporter: Reporter) -> int:
 
 
 def _cmd_test(args: argparse.Namespace, reporter: Reporter) -> int:
-    return _report_jobs([checks.test_unit(args.repo, args.component, _settings().runner, reporter)])
+    return _report_jobs([checks.run_test_job(args.repo, args.component, _settings().runner, reporter, args.out)])
 
 
 def _cmd_ci(args: argparse.Namespace, reporter: Reporter) -> int:

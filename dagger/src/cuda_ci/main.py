@@ -1,0 +1,396 @@
+"""The Dagger module ``cuda-ci``: the same stage code as the host CLI, run in pinned containers.
+
+Every function is a thin graph over ``cuda-ci <stage>`` commands installed from this module's own
+source; no stage logic lives here. The release folder is one ``Directory`` handed from stage to
+stage inside one call, so a release builds once and publishes exactly what it validated.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import dagger
+from cuda_ci.components import get_unit
+from cuda_ci.tags import parse_tag
+from cuda_ci.wheelplan import LinuxWheelJob, linux_wheel_jobs
+from dagger import DefaultPath, Doc, Ignore, dag, function, object_type
+
+# cibuildwheel's pinned list (cibuildwheel/resources/pinned_docker_images.cfg, [x86_64]
+# manylinux_2_28, "2026.10.26-1"); a test keeps it equal to the installed cibuildwheel's pin.
+TOOLING_IMAGE = (
+    "quay.io/pypa/manylinux_2_28_x86_64@sha256:e0adf18521ad35192df733a6c62d35df7801957d24e0470238aacecfab2188a3"
+)
+# nvidia/cuda:12.6.3-base-ubuntu24.04, the digest published in John the Ripper's release build
+# environments (docs: "Docker Image: FROM nvidia/cuda:12.6.3-base-ubuntu24.04@sha256:c87e7893...").
+CUDA_IMAGE = (
+    "nvidia/cuda:12.6.3-base-ubuntu24.04@sha256:c87e78933f4c16e3272123bf2f75537306596d0fbaa395a29696a22786e5ee0e"
+)
+TOOL_PYTHON = "/opt/python/cp312-cp312/bin/python"
+PYPISERVER_ARGS = [
+    *("/opt/cuda-ci/bin/pypi-server", "run", "-p", "8080", "-i", "0.0.0.0", "-a", ".", "-P", "."),
+    *("--disable-fallback", "--hash-algo", "sha256", "/srv/packages"),
+]
+CUDA_CI = "/opt/cuda-ci/bin/cuda-ci"
+SOURCE_IGNORE = [
+    ".venv",
+    "**/.venv",
+    ".release",
+    "**/__pycache__",
+    "**/*.egg-info",
+    "**/build",
+    "**/*.so",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    ".hypothesis",
+    "bench/results",
+]
+
+
+def python_path(version: str) -> str:
+    """The manylinux image's interpreter for ``3.12`` → ``/opt/python/cp312-cp312/bin/python``."""
+    tag = "cp" + version.replace(".", "")
+    return f"/opt/python/{tag}-{tag}/bin/python"
+
+
+def selection(tag: str | None, component: str | None, snapshot: bool) -> list[str]:
+    """The host CLI's release selection flags, the same checks as there."""
+    if snapshot:
+        return ["--snapshot", "--component", component or ""]
+    return [f"--tag={tag or ''}", *([f"--component={component}"] if component else [])]
+
+
+@object_type
+class CudaCi:
+    """Build, validate and release the CUDA Python monorepo: one graph per release, CI jobs anyone can rerun."""
+
+    source: Annotated[dagger.Directory, Doc("the monorepo, with .git for setuptools-scm")]
+
+    @classmethod
+    def create(
+        cls,
+        source: Annotated[
+            dagger.Directory, Doc("the monorepo checkout (full history)"), DefaultPath("/"), Ignore(SOURCE_IGNORE)
+        ],
+    ) -> CudaCi:
+        """Load the repository once; every function works from it."""
+        # object_type is a dataclass_transform on a bound method, which mypy does not follow.
+        return cls(source=source)  # type: ignore[call-arg]
+
+    # --- shared setup ----------------------------------------------------------------------
+    def _with_cuda_ci(self, container: dagger.Container) -> dagger.Container:
+        """cuda-ci from this module's source, the monorepo at /src, pip and uv caches as volumes."""
+        return (
+            container.with_mounted_cache("/root/.cache/pip", dag.cache_volume("cuda-ci-pip"))
+            .with_mounted_cache("/root/.cache/uv", dag.cache_volume("cuda-ci-uv"))
+            .with_directory("/opt/cuda-ci-src", self.source.directory("dagger"))
+            .with_exec([TOOL_PYTHON, "-m", "venv", "/opt/cuda-ci"])
+            .with_exec(["/opt/cuda-ci/bin/pip", "install", "--quiet", "/opt/cuda-ci-src[dev]"])
+            .with_exec(["git", "config", "--global", "--add", "safe.directory", "*"])
+            .with_directory("/src", self.source)
+            .with_workdir("/src")
+        )
+
+    def _tooling(self, platform: str | None = None, image: str = TOOLING_IMAGE) -> dagger.Container:
+        base = dag.container(platform=dagger.Platform(platform)) if platform else dag.container()
+        return self._with_cuda_ci(base.from_(image))
+
+    @staticmethod
+    def _with_github(
+        container: dagger.Container, github_token: dagger.Secret | None, github_repository: str
+    ) -> dagger.Container:
+        container = container.with_env_variable("GITHUB_REPOSITORY", github_repository)
+        return container.with_secret_variable("GITHUB_TOKEN", github_token) if github_token else container
+
+    # --- preflight ---------------------------------------------------------------------------
+    def preflight_container(
+        self,
+        tag: str | None,
+        component: str | None,
+        snapshot: bool,
+        dry_run: bool,
+        github_token: dagger.Secret | None,
+        github_repository: str,
+    ) -> dagger.Container:
+        argv = [CUDA_CI, "preflight", *selection(tag, component, snapshot), "--json", "--repo", "/src"]
+        container = self._with_github(self._tooling(), github_token, github_repository)
+        return container.with_exec([*argv, *(["--dry-run"] if dry_run else [])])
+
+    @function
+    async def preflight(
+        self,
+        tag: Annotated[str | None, Doc("the release tag, e.g. v13.1.0")] = None,
+        component: Annotated[str | None, Doc("the release unit")] = None,
+        snapshot: Annotated[bool, Doc("check HEAD without a tag")] = False,
+        dry_run: Annotated[bool, Doc("record unreachable GitHub checks as not verified")] = False,
+        github_token: Annotated[dagger.Secret | None, Doc("token for the CI gate and releases")] = None,
+        github_repository: Annotated[str, Doc("owner/name on GitHub")] = "NVIDIA/cuda-python",
+    ) -> str:
+        """Check that a tag may be released; the findings as JSON."""
+        container = self.preflight_container(tag, component, snapshot, dry_run, github_token, github_repository)
+        return await container.stdout()
+
+    # --- build -------------------------------------------------------------------------------
+    async def _wheel_jobs(self, tag: str | None, component: str | None) -> list[LinuxWheelJob]:
+        """cibuildwheel's Linux selection for the unit's platform component (read from the source)."""
+        unit = parse_tag(tag).unit if tag else get_unit(component or "")
+        platform = [c for c in unit.components if c.wheel == "platform"]
+        if not platform:
+            return []
+        pyproject = await self.source.file(f"{platform[0].dir}/pyproject.toml").contents()
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "pyproject.toml").write_text(pyproject)
+            return linux_wheel_jobs(Path(tmp))
+
+    def linux_wheel(self, job: LinuxWheelJob, flags: list[str]) -> dagger.Directory:
+        """One identifier's wheel, built from the tag and repaired in cibuildwheel's pinned image."""
+        return (
+            self._tooling(platform=job.platform, image=job.image)
+            .with_exec([str(job.python), "-m", "pip", "install", "--quiet", "build"])
+            .with_env_variable("CUDA_CI_BUILD_PYTHON", str(job.python))
+            .with_exec([CUDA_CI, "build", *flags, "--wheels-only", "--repo", "/src", "--out", "/out"])
+            .directory("/out/dist")
+        )
+
+    def build_graph(
+        self, flags: list[str], jobs: list[LinuxWheelJob], ci_gate: dict[str, str | None] | None = None
+    ) -> dagger.Directory:
+        """Wheels per identifier in parallel, then the sdists, pure wheels, archive and manifest once."""
+        wheels = dag.directory()
+        for job in jobs:
+            wheels = wheels.with_directory(".", self.linux_wheel(job, flags))
+        container = self._tooling().with_env_variable("CUDA_CI_BUILT_BY", "dagger")
+        if jobs:
+            container = container.with_directory("/prebuilt", wheels).with_env_variable(
+                "CUDA_CI_PREBUILT_WHEELS", "/prebuilt"
+            )
+        if ci_gate is not None:
+            container = container.with_env_variable("CUDA_CI_CI_GATE", json.dumps(ci_gate))
+        return container.with_exec([CUDA_CI, "build", *flags, "--repo", "/src", "--out", "/release"]).directory(
+            "/release"
+        )
+
+    @function
+    async def build(
+        self,
+        tag: Annotated[str | None, Doc("the release tag")] = None,
+        component: Annotated[str | None, Doc("the release unit")] = None,
+        snapshot: Annotated[bool, Doc("build HEAD as a dev version")] = False,
+    ) -> dagger.Directory:
+        """Build the unit's sdists and wheels once; the release folder so far."""
+        jobs = await self._wheel_jobs(tag, component)
+        return self.build_graph(selection(tag, component, snapshot), jobs)
+
+    # --- validate, docs ----------------------------------------------------------------------
+    def validate_graph(
+        self, release: dagger.Directory, extra_dist: dagger.Directory | None, smoke_pythons: list[str]
+    ) -> dagger.Directory:
+        """validate in one container, then one smoke install per other supported Python."""
+        container = self._tooling().with_directory("/release", release)
+        argv = [CUDA_CI, "validate", "--release-dir", "/release", "--repo", "/src"]
+        if extra_dist is not None:
+            container = container.with_directory("/extra", extra_dist)
+            argv += ["--extra-dist", "/extra"]
+        validated = container.with_exec(argv)
+        result = validated
+        for python in smoke_pythons:
+            smoke_log = (
+                self._tooling()
+                .with_directory("/release", validated.directory("/release"))
+                .with_env_variable("CUDA_CI_BUILD_PYTHON", python_path(python))
+                .with_exec(
+                    [CUDA_CI, "smoke", "--release-dir", "/release", "--repo", "/src"], redirect_stdout="/smoke.log"
+                )
+                .file("/smoke.log")
+            )
+            # The returned folder depends on every smoke run, so none can be skipped.
+            result = result.with_file(f"/smoke/{python}.log", smoke_log)
+        return result.directory("/release")
+
+    @function
+    async def validate(
+        self,
+        release: Annotated[dagger.Directory, Doc("the release folder build returned")],
+        extra_dist: Annotated[dagger.Directory | None, Doc("wheels built on another platform in this run")] = None,
+    ) -> dagger.Directory:
+        """Validate the release folder and freeze its manifest."""
+        manifest = json.loads(await release.file("release-manifest.json").contents())
+        return self.validate_graph(release, extra_dist, smoke_versions(manifest["build_identifiers"]))
+
+    def docs_graph(self, release: dagger.Directory) -> dagger.Directory:
+        container = self._tooling().with_directory("/release", release)
+        return container.with_exec([CUDA_CI, "docs", "--release-dir", "/release", "--repo", "/src"]).directory(
+            "/release"
+        )
+
+    @function
+    def docs(self, release: Annotated[dagger.Directory, Doc("the validated release folder")]) -> dagger.Directory:
+        """Build the unit's docs with this run's wheels installed."""
+        return self.docs_graph(release)
+
+    # --- publish -----------------------------------------------------------------------------
+    def _index_service(self, name: str) -> dagger.Service:
+        """pypiserver (from cuda-ci's own dependencies) as a Dagger service: the embedded index."""
+        return (
+            self._tooling()
+            .with_env_variable("CUDA_CI_INDEX_NAME", name)  # two services, not one deduplicated
+            .with_exposed_port(8080)
+            .as_service(args=PYPISERVER_ARGS)
+        )
+
+    def publish_container(
+        self,
+        release: dagger.Directory,
+        target: str,
+        dry_run: bool,
+        tokens: dict[str, dagger.Secret | None],
+        github_repository: str,
+    ) -> dagger.Container:
+        container = self._tooling().with_directory("/release", release)
+        argv = [CUDA_CI, "publish", "--release-dir", "/release", "--target", target, "--repo", "/src"]
+        if dry_run:
+            for name in ("testpypi", "pypi"):
+                container = container.with_service_binding(name, self._index_service(name)).with_env_variable(
+                    f"CUDA_CI_DRY_RUN_{name.upper()}_URL", f"http://{name}:8080"
+                )
+            return container.with_exec([*argv, "--dry-run"])
+        container = self._with_github(container, tokens.get("GITHUB_TOKEN"), github_repository)
+        for variable in ("CUDA_CI_TESTPYPI_TOKEN", "CUDA_CI_PYPI_TOKEN"):
+            secret = tokens.get(variable)
+            if secret is not None:
+                container = container.with_secret_variable(variable, secret)
+        return container.with_exec(argv)
+
+    @function
+    async def publish(
+        self,
+        release: Annotated[dagger.Directory, Doc("the validated release folder")],
+        target: Annotated[str, Doc("github, testpypi, pypi, finalize or all")] = "all",
+        dry_run: Annotated[bool, Doc("publish to embedded indexes (Dagger services)")] = False,
+        pypi_token: Annotated[dagger.Secret | None, Doc("PyPI API token")] = None,
+        testpypi_token: Annotated[dagger.Secret | None, Doc("TestPyPI API token")] = None,
+        github_token: Annotated[dagger.Secret | None, Doc("GitHub token (contents: write)")] = None,
+        github_repository: Annotated[str, Doc("owner/name on GitHub")] = "NVIDIA/cuda-python",
+    ) -> str:
+        """Publish the release folder: GitHub draft, TestPyPI, PyPI, un-draft (resumable)."""
+        tokens = {
+            "GITHUB_TOKEN": github_token,
+            "CUDA_CI_TESTPYPI_TOKEN": testpypi_token,
+            "CUDA_CI_PYPI_TOKEN": pypi_token,
+        }
+        return await self.publish_container(release, target, dry_run, tokens, github_repository).stdout()
+
+    # --- the release -------------------------------------------------------------------------
+    @function
+    async def release(
+        self,
+        tag: Annotated[str | None, Doc("the release tag")] = None,
+        component: Annotated[str | None, Doc("the release unit")] = None,
+        snapshot: Annotated[bool, Doc("release HEAD as a dev version (implies dry-run)")] = False,
+        dry_run: Annotated[bool, Doc("publish to embedded indexes only")] = False,
+        no_publish: Annotated[bool, Doc("stop after docs")] = False,
+        extra_dist: Annotated[dagger.Directory | None, Doc("wheels built on another platform in this run")] = None,
+        pypi_token: Annotated[dagger.Secret | None, Doc("PyPI API token")] = None,
+        testpypi_token: Annotated[dagger.Secret | None, Doc("TestPyPI API token")] = None,
+        github_token: Annotated[dagger.Secret | None, Doc("GitHub token")] = None,
+        github_repository: Annotated[str, Doc("owner/name on GitHub")] = "NVIDIA/cuda-python",
+    ) -> dagger.Directory:
+        """preflight → build → validate → docs → publish in one graph; the release folder."""
+        dry_run = dry_run or snapshot
+        checked = self.preflight_container(tag, component, snapshot, dry_run, github_token, github_repository)
+        found = json.loads(await checked.stdout())
+        jobs = await self._wheel_jobs(tag, component)
+        tokens = {
+            "GITHUB_TOKEN": github_token,
+            "CUDA_CI_TESTPYPI_TOKEN": testpypi_token,
+            "CUDA_CI_PYPI_TOKEN": pypi_token,
+        }
+        return self.release_graph(
+            selection(tag, component, snapshot), jobs, found["ci_gate"], extra_dist, no_publish, dry_run, tokens,
+            github_repository,
+        )  # fmt: skip
+
+    def release_graph(
+        self,
+        flags: list[str],
+        jobs: list[LinuxWheelJob],
+        ci_gate: dict[str, str | None],
+        extra_dist: dagger.Directory | None,
+        no_publish: bool,
+        dry_run: bool,
+        tokens: dict[str, dagger.Secret | None],
+        github_repository: str,
+    ) -> dagger.Directory:
+        """The one graph: each stage consumes the Directory the previous one returned."""
+        built = self.build_graph(flags, jobs, ci_gate)
+        validated = self.validate_graph(built, extra_dist, smoke_versions([j.identifier for j in jobs]))
+        documented = self.docs_graph(validated)
+        if no_publish:
+            return documented
+        return self.publish_container(documented, "all", dry_run, tokens, github_repository).directory("/release")
+
+    # --- CI ----------------------------------------------------------------------------------
+    def lint_container(self) -> dagger.Container:
+        return self._tooling().with_exec([CUDA_CI, "lint", "--repo", "/src"])
+
+    @function
+    async def lint(self) -> str:
+        """ruff, mypy and the workflow checks."""
+        return await self.lint_container().stdout()
+
+    def test_container(self, component: str, python: str, gpu: bool) -> dagger.Container:
+        container = self._tooling().with_env_variable("CUDA_CI_BUILD_PYTHON", python_path(python))
+        tested = container.with_exec([CUDA_CI, "test", "--component", component, "--repo", "/src", "--out", "/w"])
+        if not gpu:
+            return tested
+        # The GPU run: the wheels this job built and tested, on a CUDA base image with every GPU attached.
+        wheels = tested.directory("/w")
+        unit = get_unit(component)
+        tests = [f"/src/{c.dir}/tests" for c in unit.components]
+        return (
+            dag.container()
+            .from_(CUDA_IMAGE)
+            .experimental_with_all_gp_us()
+            .with_exec(["sh", "-c", "apt-get update -qq && apt-get install -y -qq python3-venv > /dev/null"])
+            .with_exec(["python3", "-m", "venv", "/venv"])
+            .with_mounted_cache("/root/.cache/pip", dag.cache_volume("cuda-ci-pip"))
+            .with_directory("/wheels", wheels)
+            .with_directory("/src", self.source)
+            .with_exec(["/venv/bin/pip", "install", "--quiet", "pytest"])
+            .with_exec(
+                ["sh", "-c", "/venv/bin/pip install --quiet --no-deps /wheels/dist/*.whl /wheels/siblings/*.whl"]
+            )
+            .with_exec(["/venv/bin/python", "-m", "pytest", "-p", "no:cacheprovider", "-m", "gpu", "-v", *tests])
+        )
+
+    @function
+    async def test(
+        self,
+        component: Annotated[str, Doc("the release unit")],
+        python: Annotated[str, Doc("the Python version, e.g. 3.12")] = "3.12",
+        gpu: Annotated[bool, Doc("also run the GPU tests on a GPU runner")] = False,
+    ) -> str:
+        """One CI job: build the unit, test the built wheel, build its docs."""
+        return await self.test_container(component, python, gpu).stdout()
+
+    @function
+    async def ci(self, component: Annotated[str | None, Doc("only this unit")] = None) -> str:
+        """lint and every test job."""
+        units = [component] if component else ["cuda-pathfinder", "cuda-bindings", "cuda-core"]
+        outputs = [await self.lint_container().stdout()]
+        for unit in units:
+            outputs.append(await self.test_container(unit, "3.12", gpu=False).stdout())
+        return "\n".join(outputs)
+
+
+def smoke_versions(identifiers: list[str]) -> list[str]:
+    """Python versions of the x86_64 identifiers other than the tooling interpreter's (3.12)."""
+    versions = []
+    for identifier in identifiers:
+        interpreter, _, platform = identifier.partition("-")
+        if platform.endswith("x86_64") and interpreter != "cp312":
+            versions.append(f"{interpreter[2]}.{interpreter[3:]}")
+    return versions

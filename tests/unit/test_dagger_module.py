@@ -1,0 +1,176 @@
+"""The Dagger layer, inspected offline: the SDK builds lazy call chains without an engine.
+
+Nothing here runs Dagger; these tests prove what the graph would ask the engine to do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import typing
+from pathlib import Path
+
+import dagger.mod
+import pytest
+
+import dagger
+from cuda_ci.cli import build_parser
+from cuda_ci.main import CUDA_IMAGE, TOOLING_IMAGE, CudaCi, smoke_versions
+from cuda_ci.wheelplan import linux_wheel_jobs, tooling_image
+from dagger import dag
+from tests.dagger_render import Call, contains_chain, execs, render, walk
+from tests.helpers import REPO_ROOT
+
+FUNCTIONS = ["build", "ci", "docs", "lint", "preflight", "publish", "release", "test", "validate"]
+JOBS = linux_wheel_jobs(REPO_ROOT / "cuda_bindings")
+TOKENS = {
+    "GITHUB_TOKEN": dag.set_secret("gh", "ghs_secret_value_for_graph_tests"),
+    "CUDA_CI_TESTPYPI_TOKEN": dag.set_secret("tp", "pypi-testpypi-secret-value"),
+    "CUDA_CI_PYPI_TOKEN": dag.set_secret("pp", "pypi-pypi-secret-value"),
+}
+PLAINTEXTS = ["ghs_secret_value_for_graph_tests", "pypi-testpypi-secret-value", "pypi-pypi-secret-value"]
+
+
+@pytest.fixture
+def module() -> CudaCi:
+    return CudaCi(source=dag.directory())  # type: ignore[call-arg]
+
+
+def _images(chain: list[Call]) -> set[str]:
+    return {c.args["address"] for c in walk(chain) if c.name == "from"}
+
+
+GATE: dict[str, str | None] = {"status": "verified", "run_url": "https://github.com/NVIDIA/cuda-python/actions/runs/1"}
+
+
+def _release(module: CudaCi, *, dry_run: bool = False, no_publish: bool = False) -> list[Call]:
+    gate = GATE
+    graph = module.release_graph(["--tag=v13.1.0"], JOBS, gate, None, no_publish, dry_run, TOKENS, "NVIDIA/cuda-python")
+    return render(graph)
+
+
+def test_the_module_registers_every_function_with_docs() -> None:
+    registered = dagger.mod._default_mod._objects["CudaCi"]
+    assert sorted(registered.functions) == FUNCTIONS
+    for name in FUNCTIONS:
+        method = getattr(CudaCi, name)
+        doc = inspect.getdoc(method) or ""
+        assert doc and "\n" not in doc, f"{name}: a one-line docstring"
+        hints = typing.get_type_hints(method, include_extras=True)
+        for parameter in inspect.signature(method).parameters.values():
+            if parameter.name == "self":
+                continue
+            metadata = getattr(hints[parameter.name], "__metadata__", ())
+            assert any(isinstance(m, dagger.Doc) for m in metadata), f"{name}({parameter.name}) needs Doc"
+    create = typing.get_type_hints(CudaCi.create, include_extras=True)["source"].__metadata__
+    assert any(isinstance(m, dagger.DefaultPath) and m.from_context == "/" for m in create)
+    ignore = next(m for m in create if isinstance(m, dagger.Ignore))
+    assert {".venv", ".release"} <= set(ignore.patterns) and ".git" not in ignore.patterns
+
+
+def test_every_image_is_pinned_by_digest_and_the_tooling_pin_is_cibuildwheels(module: CudaCi) -> None:
+    chains = [
+        _release(module),
+        render(module.test_container("cuda-core", "3.12", gpu=True)),
+        render(module.lint_container()),
+    ]
+    images = set().union(*(_images(c) for c in chains))
+    assert images, "the graph starts from images"
+    assert all("@sha256:" in image for image in images), images
+    assert tooling_image() == TOOLING_IMAGE, "keep TOOLING_IMAGE equal to cibuildwheel's pinned manylinux_2_28"
+    assert CUDA_IMAGE in images
+
+
+def test_wheel_builds_cover_exactly_cibuildwheels_identifiers(module: CudaCi) -> None:
+    chain = render(module.build_graph(["--tag=v13.1.0"], JOBS))
+    per_job = [c for c in walk(chain) if c.name == "withEnvVariable" and c.args["name"] == "CUDA_CI_BUILD_PYTHON"]
+    assert sorted(c.args["value"] for c in per_job) == sorted(str(j.python) for j in JOBS)
+    platforms = [c.args["platform"] for c in walk(chain) if c.name == "container" and "platform" in c.args]
+    assert sorted(platforms) == sorted(j.platform for j in JOBS)
+    assert {j.image for j in JOBS} <= _images(chain)
+    wheel_builds = [a for a in execs(chain) if "--wheels-only" in a]
+    assert len(wheel_builds) == len(JOBS) == 8
+    assert ["/opt/cuda-ci/bin/cuda-ci", "build", "--tag=v13.1.0", "--repo", "/src", "--out", "/release"] in execs(chain)
+
+
+def test_stages_hand_the_same_directory_along(module: CudaCi) -> None:
+    built = render(module.build_graph(["--tag=v13.1.0"], JOBS, GATE))
+    smokes = smoke_versions([j.identifier for j in JOBS])
+    validated = module.validate_graph(module.build_graph(["--tag=v13.1.0"], JOBS, GATE), None, smokes)
+    assert contains_chain(render(validated), built), "validate consumes build's Directory"
+    documented = render(module.docs_graph(validated))
+    assert contains_chain(documented, render(validated)), "docs consume validate's Directory"
+    released = _release(module)
+    assert contains_chain(released, documented), "publish consumes docs' Directory"
+    builds = {tuple(a) for a in execs(released) if a[:2] == ["/opt/cuda-ci/bin/cuda-ci", "build"]}
+    # The same node may appear under several consumers; the engine runs it once. One build of the sdists and manifest.
+    assert len([b for b in builds if "--wheels-only" not in b]) == 1
+    assert not any(c.name == "host" for c in walk(released)), "no dag.host() inside functions"
+    assert not any(c.name in ("http", "git") and c.type_name == "Query" for c in walk(released)), "no re-download"
+
+
+def test_one_smoke_install_per_other_supported_python(module: CudaCi) -> None:
+    assert smoke_versions([j.identifier for j in JOBS]) == ["3.10", "3.11", "3.13"]
+    chain = _release(module, no_publish=True)
+    smokes = [a for a in execs(chain) if a[1:2] == ["smoke"]]
+    assert len(smokes) == 3
+
+
+def test_tokens_enter_only_as_secrets(module: CudaCi) -> None:
+    chain = _release(module)
+    secret_vars = {c.args["name"] for c in walk(chain) if c.name == "withSecretVariable"}
+    assert secret_vars == set(TOKENS)
+    env_names = [c.args["name"] for c in walk(chain) if c.name == "withEnvVariable"]
+    assert not [n for n in env_names if "TOKEN" in n or "PASSWORD" in n]
+    visible = [c for c in walk(chain) if c.name in ("withExec", "withEnvVariable", "withNewFile", "withLabel")]
+    for call in visible:
+        assert not any(p in repr(call.args) for p in PLAINTEXTS), call
+
+
+def test_dry_run_publishes_to_pypiserver_services(module: CudaCi) -> None:
+    chain = _release(module, dry_run=True)
+    bindings = [c for c in walk(chain) if c.name == "withServiceBinding"]
+    assert sorted(c.args["alias"] for c in bindings) == ["pypi", "testpypi"]
+    assert all(any(x.name == "asService" for x in c.args["service"]) for c in bindings)
+    assert not any(c.name == "withSecretVariable" for c in walk(chain)), "a dry-run carries no token"
+    assert any("--dry-run" in a for a in execs(chain))
+
+
+def test_gpu_adds_the_gpu_call_and_only_then(module: CudaCi) -> None:
+    with_gpu = render(module.test_container("cuda-bindings", "3.12", gpu=True))
+    without = render(module.test_container("cuda-bindings", "3.12", gpu=False))
+    assert any(c.name == "experimentalWithAllGPUs" for c in walk(with_gpu))
+    assert not any(c.name == "experimentalWithAllGPUs" for c in walk(without))
+    assert any(a[-2:] == ["/src/cuda_bindings/tests", "/src/cuda_python/tests"] for a in execs(with_gpu))
+
+
+def test_caches_are_named_volumes(module: CudaCi) -> None:
+    mounts = [c for c in walk(_release(module)) if c.name == "withMountedCache"]
+    assert mounts
+    keys = {c.args["cache"][0].args["key"] for c in mounts}
+    assert keys == {"cuda-ci-pip", "cuda-ci-uv"}
+
+
+# Flags that exist on one side only, by design (DESIGN.md: host-only and Dagger-only arguments).
+HOST_ONLY = {"repo", "debug", "out", "wheels_only", "release_dir", "json", "help"}
+DAGGER_ONLY = {"python", "gpu", "github_token", "pypi_token", "testpypi_token", "github_repository", "release"}
+
+
+def _cli_flags(command: str) -> set[str]:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {a.dest for a in sub.choices[command]._actions} - HOST_ONLY
+
+
+@pytest.mark.parametrize("name", ["preflight", "build", "validate", "docs", "publish", "release", "lint", "test", "ci"])
+def test_dagger_arguments_mirror_the_cli_flags(name: str) -> None:
+    parameters = set(inspect.signature(getattr(CudaCi, name)).parameters) - {"self"} - DAGGER_ONLY
+    assert parameters == _cli_flags(name)
+
+
+def test_importing_the_module_needs_no_engine() -> None:
+    import subprocess as real_subprocess  # the autouse guard would refuse; importing runs nothing
+
+    del real_subprocess
+    assert Path(inspect.getfile(CudaCi)).name == "main.py"
+    assert "dagger" not in (REPO_ROOT / "dagger/src/cuda_ci/__init__.py").read_text().split("import")[-1]
