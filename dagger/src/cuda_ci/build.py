@@ -197,6 +197,8 @@ def execute_build(
 ) -> Manifest:
     """Run ``plan``: build every file once, repair, archive the source, write the manifest."""
     source = plan.source
+    if folder.path.exists() and not folder.path.is_dir():
+        raise UsageError(f"--out {str(folder.path)!r} is a file, not a directory: choose a folder")
     if folder.manifest_path.exists() or (folder.dist.is_dir() and any(folder.dist.iterdir())):
         raise UsageError(
             f"--out {str(folder.path)!r} already holds a release folder: remove it or choose another --out"

@@ -34,6 +34,7 @@ from cuda_ci.releases import ReleaseHost
 Target = Literal["github", "testpypi", "pypi", "finalize"]
 TARGETS: tuple[Target, ...] = ("github", "testpypi", "pypi", "finalize")
 UPLOAD_ATTEMPTS = 4
+UPLOAD_BACKOFF = 2.0  # seconds, times the attempt number, at most 10
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -287,7 +288,7 @@ def _upload_with_retries(
                     f"{error.problems[0]}"
                 ) from None
             reporter.info(f"upload of {path.name} to {target.name} failed; retry {attempt} of {UPLOAD_ATTEMPTS - 1}")
-            time.sleep(min(2.0 * attempt, 10.0))
+            time.sleep(min(UPLOAD_BACKOFF * attempt, 10.0))
         else:
             reporter.info(f"uploaded {path.name} to {target.name}")
             return

@@ -1,0 +1,60 @@
+"""The host mirror of CI's jobs: cuda-ci test, lint, ci; and the CLI never imports dagger."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cuda_ci.cli import main
+from tests.helpers import REPO_ROOT, git
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_test_job_builds_validates_documents_and_runs_the_units_tests(
+    monorepo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "kept"
+    assert main(["test", "--component", "cuda-core", "--repo", str(monorepo), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "passed  test cuda-core" in captured.out
+    assert "3 passed, 1 skipped" in captured.out, "the unit's own tests ran against the built wheel"
+    assert "installed with --no-deps" in captured.err, "a tagless clone says how siblings were installed"
+    assert (out / "docs" / "cuda-core" / "index.html").is_file()
+    assert any((out / "siblings").glob("cuda_bindings-*.whl"))
+
+
+def test_a_failing_unit_test_fails_the_job(monorepo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    test_file = monorepo / "cuda_pathfinder" / "tests" / "test_finder.py"
+    test_file.write_text(test_file.read_text() + "\n\ndef test_broken() -> None:\n    assert 1 == 2\n")
+    git(monorepo, "commit", "-qam", "a failing test")
+    assert main(["test", "--component", "cuda-pathfinder", "--repo", str(monorepo)]) == 1
+    err = capsys.readouterr().err
+    assert "the tests of cuda-pathfinder failed against the built wheels" in err
+    assert "test_broken" in err
+
+
+def test_lint_reports_each_tool(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = tmp_path / "lintme"
+    (repo / "dagger" / "src" / "cuda_ci").mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "pyproject.toml", repo / "pyproject.toml")
+    (repo / "dagger" / "src" / "cuda_ci" / "__init__.py").write_text(
+        '"""Broken on purpose."""\n\nvalue: int = "text"\n'
+    )
+    git(repo.parent, "init", "-q", str(repo))
+    assert main(["lint", "--repo", str(repo)]) == 1
+    captured = capsys.readouterr()
+    assert "passed  ruff" in captured.out
+    assert "FAILED  mypy" in captured.out
+    assert "error: mypy failed:" in captured.err and "Incompatible types in assignment" in captured.err
+
+
+def test_the_cli_never_imports_dagger() -> None:
+    code = (
+        "import sys, cuda_ci.cli, cuda_ci.stages, cuda_ci.checks; assert 'dagger' not in sys.modules, 'dagger imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,219 @@
+"""The workflows, parsed: triggers, guards, the publish chain, permissions, pins and injections."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.helpers import REPO_ROOT
+
+WORKFLOWS = REPO_ROOT / ".github" / "workflows"
+RELEASES = ["release.yml", "release-cuda-pathfinder.yml"]
+ALL = sorted(p.name for p in WORKFLOWS.glob("*.yml"))
+PUBLISH_CHAIN = ["build", "github-draft", "publish-testpypi", "publish-pypi", "finalize", "deploy-docs"]
+ID_TOKEN_JOBS = {"publish-testpypi", "publish-pypi"}
+
+
+def load(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((WORKFLOWS / name).read_text())
+    data["on"] = data.pop(True, data.get("on"))  # YAML 1.1 reads the key `on` as True
+    return data
+
+
+def steps(workflow: dict[str, Any]) -> list[dict[str, Any]]:
+    return [step for job in workflow["jobs"].values() for step in job.get("steps", [])]
+
+
+def _needs(job: dict[str, Any]) -> list[str]:
+    needs = job.get("needs", [])
+    return [needs] if isinstance(needs, str) else list(needs)
+
+
+def test_ci_runs_on_pull_requests_main_and_merge_queue_never_tags() -> None:
+    on = load("ci.yml")["on"]
+    assert set(on) == {"pull_request", "push", "merge_group"}
+    assert on["push"] == {"branches": ["main"]}
+    for name in ALL:
+        push = load(name)["on"].get("push") if isinstance(load(name)["on"], dict) else None
+        assert not (push and "tags" in push), f"{name} must not trigger on tags"
+
+
+def test_only_the_release_workflows_take_a_tag() -> None:
+    for name in ALL:
+        on = load(name)["on"]
+        inputs = (on.get("workflow_dispatch") or {}).get("inputs", {})
+        if name in RELEASES:
+            assert set(on) == {"workflow_dispatch"}
+            assert "tag" in inputs and inputs["tag"]["required"] is True
+            assert inputs["release-action"]["options"] == ["dry-run", "full-release"]
+            assert inputs["release-action"]["default"] == "dry-run"
+        else:
+            assert "tag" not in inputs
+    assert load("release.yml")["on"]["workflow_dispatch"]["inputs"]["component"]["options"] == [
+        "cuda-bindings",
+        "cuda-core",
+    ]
+
+
+@pytest.mark.parametrize("name", RELEASES)
+def test_release_jobs_are_guarded_to_main_and_never_cancelled(name: str) -> None:
+    workflow = load(name)
+    guard = workflow["jobs"]["guard"]
+    script = guard["steps"][0]["run"]
+    assert '"$REF" != "refs/heads/main"' in script and "exit 1" in script
+    assert guard["steps"][0]["env"]["REF"] == "${{ github.ref }}"
+    for job_name in workflow["jobs"]:
+        if job_name != "guard":
+            assert _reaches(workflow, job_name, "guard"), f"{job_name} must run after guard"
+    assert workflow["concurrency"]["cancel-in-progress"] is False
+    assert workflow["concurrency"]["group"].startswith("release-")
+
+
+def _reaches(workflow: dict[str, Any], job: str, target: str) -> bool:
+    needs = _needs(workflow["jobs"][job])
+    return target in needs or any(_reaches(workflow, n, target) for n in needs)
+
+
+@pytest.mark.parametrize("name", RELEASES)
+def test_the_publish_chain_runs_in_order_after_build(name: str) -> None:
+    jobs = load(name)["jobs"]
+    for before, after in itertools.pairwise(PUBLISH_CHAIN):
+        assert _needs(jobs[after]) == [before], f"{after} must need exactly {before}"
+    for job in PUBLISH_CHAIN[1:]:
+        assert _reaches(load(name), job, "build")
+    assert jobs["github-draft"]["if"] == "inputs.release-action == 'full-release'"
+    assert jobs["publish-testpypi"]["environment"] == "testpypi"
+    assert jobs["publish-pypi"]["environment"] == "pypi"
+    targets = {
+        job: next(s["run"] for s in jobs[job]["steps"] if "cuda-ci publish" in s.get("run", ""))
+        for job in ("github-draft", "publish-testpypi", "publish-pypi", "finalize")
+    }
+    for job, target in zip(targets, ["github", "testpypi", "pypi", "finalize"], strict=True):
+        assert f"--target {target}" in targets[job]
+
+
+def test_windows_wheels_feed_the_build_as_extra_dist() -> None:
+    jobs = load("release.yml")["jobs"]
+    assert jobs["windows-wheels"]["runs-on"] == "windows-latest"
+    assert "--wheels-only" in next(
+        s["run"] for s in jobs["windows-wheels"]["steps"] if "cuda-ci build" in s.get("run", "")
+    )
+    assert "windows-wheels" in _needs(jobs["build"])
+    assert "--extra-dist windows-wheels" in next(
+        s["run"] for s in jobs["build"]["steps"] if "dagger" in s.get("run", "")
+    )
+    assert "windows-wheels" not in load("release-cuda-pathfinder.yml")["jobs"]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_least_privilege(name: str) -> None:
+    workflow = load(name)
+    assert workflow["permissions"] in ({}, {"contents": "read"})
+    for job_name, job in workflow["jobs"].items():
+        permissions = job.get("permissions", {})
+        if permissions.get("id-token") == "write":
+            assert job_name in ID_TOKEN_JOBS, f"{job_name} must not get id-token: write"
+    if name in RELEASES:
+        for job in ID_TOKEN_JOBS:
+            assert workflow["jobs"][job]["permissions"] == {"id-token": "write"}
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_actions_pinned_by_sha_checkouts_without_credentials(name: str) -> None:
+    for step in steps(load(name)):
+        uses = step.get("uses")
+        if not uses:
+            continue
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", uses), f"{uses} must be pinned by full commit SHA"
+        if uses.startswith("actions/checkout@"):
+            assert step["with"]["persist-credentials"] is False
+    assert re.search(r"uses: [^\n]+@[0-9a-f]{40} # v\d", (WORKFLOWS / name).read_text())
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_no_expression_in_run_scripts_and_no_run_ids(name: str) -> None:
+    text = (WORKFLOWS / name).read_text()
+    assert "run-id" not in text and "run_id" not in text and "lookup-run-id" not in text
+    for step in steps(load(name)):
+        script = step.get("run", "")
+        assert "${{" not in script, f"pass values through env:, not into run: ({step.get('name')})"
+
+
+@pytest.mark.parametrize("name", RELEASES)
+def test_artifact_names_uploaded_and_downloaded_match(name: str) -> None:
+    uploaded = {
+        s["with"]["name"] for s in steps(load(name)) if s.get("uses", "").startswith("actions/upload-artifact@")
+    }
+    downloaded = {
+        s["with"]["name"] for s in steps(load(name)) if s.get("uses", "").startswith("actions/download-artifact@")
+    }
+    assert downloaded <= uploaded and "release-folder" in uploaded
+    for step in steps(load(name)):
+        if step.get("uses", "").startswith("actions/download-artifact@"):
+            assert set(step["with"]) == {"name", "path"}, "this run's artifacts only: no run-id, no other repository"
+
+
+def test_dagger_cli_version_equals_the_engine_version() -> None:
+    engine = json.loads((REPO_ROOT / "dagger.json").read_text())["engineVersion"].lstrip("v")
+    versions = [
+        s["with"]["version"]
+        for n in ALL
+        for s in steps(load(n))
+        if s.get("uses", "").startswith("dagger/dagger-for-github@")
+    ]
+    assert versions and set(versions) == {engine}
+
+
+def test_ci_jobs_gpu_guard_windows_and_one_required_check() -> None:
+    jobs = load("ci.yml")["jobs"]
+    assert jobs["gpu"]["runs-on"] == ["self-hosted", "linux", "x64", "gpu"]
+    assert "github.event.pull_request.head.repo.full_name == github.repository" in jobs["gpu"]["if"]
+    assert any("--gpu" in s.get("run", "") for s in jobs["gpu"]["steps"])
+    assert jobs["test"]["strategy"]["matrix"]["component"] == ["cuda-pathfinder", "cuda-bindings", "cuda-core"]
+    assert any('--python "$PYTHON"' in s.get("run", "") for s in jobs["test"]["steps"])
+    assert any("dagger --progress plain call lint" in s.get("run", "") for s in jobs["lint"]["steps"])
+    assert any("--wheels-only" in s.get("run", "") for s in jobs["windows-wheels"]["steps"])
+    checks = jobs["checks"]
+    assert checks["if"] == "always()"
+    assert set(_needs(checks)) == set(jobs) - {"checks"}
+    assert 'allowed_skip = {"gpu"} if os.environ["FORK_PR"] == "true"' in checks["steps"][0]["run"]
+
+
+def test_release_docs_name_only_real_commands_flags_and_inputs() -> None:
+    import argparse
+
+    from cuda_ci.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    docs = [REPO_ROOT / ".github" / "RELEASE.md", *sorted((REPO_ROOT / ".github").glob("RELEASE-*.md"))]
+    inputs = {k for n in RELEASES for k in load(n)["on"]["workflow_dispatch"]["inputs"]}
+    jobs = {j for n in RELEASES for j in load(n)["jobs"]}
+    for doc in docs:
+        text = doc.read_text()
+        for match in re.finditer(r"cuda-ci (\w[\w-]*)((?: --?[\w-]+(?: [^\s`-][^\s`]*)?)*)", text):
+            command, rest = match.group(1), match.group(2)
+            assert command in sub.choices, f"{doc.name}: no command {command}"
+            known = {o for a in sub.choices[command]._actions for o in a.option_strings}
+            for flag in re.findall(r"--[\w-]+", rest):
+                assert flag in known, f"{doc.name}: cuda-ci {command} has no {flag}"
+        for name in re.findall(r"`(tag|component|release-action)(?::[^`]*)?`", text):
+            assert name in inputs
+        for job in re.findall(
+            r"`((?:github-draft|publish-testpypi|publish-pypi|finalize|deploy-docs|build|windows-wheels))`", text
+        ):
+            assert job in jobs
+    checklist = (REPO_ROOT / ".github" / "ISSUE_TEMPLATE" / "release_checklist.yml").read_text().lower()
+    assert "wait for" not in checklist and "run id" not in checklist and "run-id" not in checklist
+
+
+def test_deploy_docs_script_exists() -> None:
+    script = REPO_ROOT / ".github" / "scripts" / "deploy-docs.sh"
+    assert script.is_file() and "GH_TOKEN" in script.read_text()
+    assert Path(script).stat().st_mode & 0o111
