@@ -258,40 +258,37 @@ def publish_index(
 def _upload_with_retries(
     target: IndexTarget, path: Path, entry: FileEntry, http: HttpClient, reporter: Reporter
 ) -> None:
-    argv = [
-        PYTHON,
-        "-m",
-        "twine",
-        "upload",
-        "--non-interactive",
-        "--disable-progress-bar",
-        "--repository-url",
-        target.upload_url,
-        str(path),
-    ]
+    """twine retries 5xx itself (visibly, reported here); a run it gives up on is retried, bounded."""
+    argv = [PYTHON, "-m", "twine", "upload", "--non-interactive", "--disable-progress-bar", "--repository-url"]
+    argv += [target.upload_url, str(path)]
+    env = {**target.twine_env, "NO_COLOR": "1", "TERM": "dumb"}
     for attempt in range(1, UPLOAD_ATTEMPTS + 1):
         try:
-            run(
-                argv,
-                what=f"twine upload of {path.name} to {target.name}",
-                reporter=reporter,
-                env=target.twine_env,
-                timeout=600,
+            result = run(
+                argv, what=f"twine upload of {path.name} to {target.name}", reporter=reporter, env=env, timeout=600
             )
         except CommandError as error:
+            _report_twine_retries(error.problems[0], target, reporter)
             # A response lost after the index stored the file is a success: ask the index.
             if files_on_index(http, target.simple_url, entry["distribution"] or "").get(path.name) == entry["sha256"]:
                 return
             if attempt == UPLOAD_ATTEMPTS:
                 raise CudaCiError(
                     f"upload of {path.name} to {target.name} ({target.upload_url}) failed {attempt} times: "
-                    f"{error.problems[0]}"
+                    f"{error.problems[0].splitlines()[0]}"
                 ) from None
             reporter.info(f"upload of {path.name} to {target.name} failed; retry {attempt} of {UPLOAD_ATTEMPTS - 1}")
             time.sleep(min(UPLOAD_BACKOFF * attempt, 10.0))
         else:
+            _report_twine_retries(result.stdout, target, reporter)
             reporter.info(f"uploaded {path.name} to {target.name}")
             return
+
+
+def _report_twine_retries(output: str, target: IndexTarget, reporter: Reporter) -> None:
+    for line in output.splitlines():
+        if "Retry" in line or "Received" in line:
+            reporter.info(f"{target.name}: {line.strip()}")
 
 
 def seed_index(target: IndexTarget, wheels: Sequence[Path], reporter: Reporter) -> None:

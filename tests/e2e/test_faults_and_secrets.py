@@ -1,0 +1,257 @@
+"""Tests that try to break a release: misbehaving servers, concurrent runs, bad input, leaked secrets."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cuda_ci.cli import main
+from cuda_ci.git import Git
+from cuda_ci.index import EmbeddedIndex, embedded_index
+from cuda_ci.manifest import sha256_of
+from cuda_ci.stages import release_lock
+from tests.fakes.github import FakeGitHub
+from tests.fakes.proxy import FlakyIndex, RecordingServer
+from tests.helpers import git
+from tests.unit.test_tags import GARBAGE
+
+pytestmark = pytest.mark.e2e
+TAG = "cuda-pathfinder-v1.0.0"
+TOKENS = {
+    "GITHUB_TOKEN": "ghs_DistinctiveGitHubToken0123456789",
+    "GH_TOKEN": "gho_DistinctiveGhToken9876543210",
+    "CUDA_CI_TESTPYPI_TOKEN": "pypi-DistinctiveTestPyPIToken42",
+    "CUDA_CI_PYPI_TOKEN": "pypi-DistinctivePyPIToken4242",
+}
+
+
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("cuda_ci.publish.UPLOAD_BACKOFF", 0.01)
+    monkeypatch.setattr("cuda_ci.httpclient.DEFAULT_BACKOFF", 0.01)
+
+
+@pytest.fixture
+def flaky_testpypi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FlakyIndex, EmbeddedIndex]]:
+    with embedded_index("testpypi", tmp_path / "testpypi-data") as index:
+        proxy = FlakyIndex(upstream=index.upload_url).start()
+        try:
+            monkeypatch.setenv("CUDA_CI_TESTPYPI_UPLOAD_URL", proxy.url + "/")
+            monkeypatch.setenv("CUDA_CI_TESTPYPI_SIMPLE_URL", proxy.url + "/simple/")
+            monkeypatch.setenv("CUDA_CI_TESTPYPI_TOKEN", "pypi-token-for-the-flaky-index")
+            yield proxy, index
+        finally:
+            proxy.stop()
+
+
+@pytest.fixture
+def validated(tagged_repo: Path, tmp_path: Path, github_env: FakeGitHub) -> Path:
+    github_env.add_run(git(tagged_repo, "rev-parse", "HEAD"))
+    out = tmp_path / "release"
+    assert main(["release", "--tag", TAG, "--no-publish", "--repo", str(tagged_repo), "--out", str(out)]) == 0
+    return out
+
+
+def _publish(folder: Path, repo: Path, target: str = "testpypi") -> int:
+    return main(["publish", "--release-dir", str(folder), "--target", target, "--repo", str(repo)])
+
+
+def _dists(folder: Path) -> dict[str, str]:
+    return {p.name: sha256_of(p) for p in (folder / "dist").iterdir()}
+
+
+@pytest.mark.usefixtures("fast_retries")
+def test_index_errors_are_retried_visibly_then_succeed(
+    validated: Path,
+    tagged_repo: Path,
+    flaky_testpypi: tuple[FlakyIndex, EmbeddedIndex],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    proxy, index = flaky_testpypi
+    proxy.fail_posts = 2
+    assert _publish(validated, tagged_repo) == 0
+    err = capsys.readouterr().err
+    assert 'testpypi: WARNING  Received "503: Service Unavailable"' in err
+    assert "Retry 1 of 5." in err and "Retry 2 of 5." in err
+    assert {p.name: sha256_of(p) for p in index.root.iterdir()} == _dists(validated)
+
+
+@pytest.mark.usefixtures("fast_retries")
+def test_an_index_that_keeps_failing_names_itself_and_a_rerun_completes(
+    validated: Path,
+    tagged_repo: Path,
+    flaky_testpypi: tuple[FlakyIndex, EmbeddedIndex],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    proxy, index = flaky_testpypi
+    proxy.fail_posts = 1000
+    assert _publish(validated, tagged_repo) == 1
+    err = capsys.readouterr().err
+    assert f"to testpypi ({proxy.url}/) failed 4 times" in err
+    assert "failed; retry 3 of 3" in err and "Retry 5 of 5." in err
+    proxy.fail_posts = 0
+    assert _publish(validated, tagged_repo) == 0
+    assert {p.name: sha256_of(p) for p in index.root.iterdir()} == _dists(validated)
+
+
+@pytest.mark.usefixtures("fast_retries")
+def test_a_connection_dropped_mid_publish_resumes_without_uploading_twice(
+    validated: Path, tagged_repo: Path, flaky_testpypi: tuple[FlakyIndex, EmbeddedIndex]
+) -> None:
+    proxy, index = flaky_testpypi
+    proxy.drop_after = 1
+    assert _publish(validated, tagged_repo) == 1
+    assert len(list(index.root.iterdir())) == 1, "the first file made it before the drop"
+    proxy.drop_after = None
+    forwarded_before = proxy.uploads_forwarded
+    assert _publish(validated, tagged_repo) == 0
+    assert proxy.uploads_forwarded - forwarded_before == len(_dists(validated)) - 1, "only the missing file"
+    assert {p.name: sha256_of(p) for p in index.root.iterdir()} == _dists(validated)
+
+
+def test_a_same_named_file_with_another_hash_is_refused_showing_both(
+    validated: Path,
+    tagged_repo: Path,
+    flaky_testpypi: tuple[FlakyIndex, EmbeddedIndex],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, index = flaky_testpypi
+    wheel = next((validated / "dist").glob("*.whl"))
+    (index.root / wheel.name).write_bytes(wheel.read_bytes() + b"different")
+    assert _publish(validated, tagged_repo) == 1
+    err = capsys.readouterr().err
+    assert sha256_of(index.root / wheel.name) in err and sha256_of(wheel) in err
+    assert "nothing was uploaded" in err
+    assert sorted(p.name for p in index.root.iterdir()) == [wheel.name]
+
+
+def test_two_releases_of_one_tag_never_run_at_once(tagged_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with release_lock(Git.open(tagged_repo), TAG):
+        code = main(["release", "--tag", TAG, "--dry-run", "--repo", str(tagged_repo), "--out", str(tagged_repo / "x")])
+    assert code == 1
+    assert f"another cuda-ci release of {TAG} is running (pid" in capsys.readouterr().err
+    assert not (tagged_repo / "x").exists()
+
+
+def _spy_subprocesses(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    seen: list[list[str]] = []
+    real_run, real_popen = subprocess.run, subprocess.Popen
+
+    def run(args: Any, *a: Any, **k: Any) -> Any:
+        seen.append([str(x) for x in args])
+        return real_run(args, *a, **k)
+
+    class Popen(real_popen):  # type: ignore[misc,valid-type]
+        def __init__(self, args: Any, *a: Any, **k: Any) -> None:
+            seen.append([str(x) for x in args])
+            super().__init__(args, *a, **k)
+
+    monkeypatch.setattr(subprocess, "run", run)
+    monkeypatch.setattr(subprocess, "Popen", Popen)
+    return seen
+
+
+@pytest.mark.parametrize("command", ["release", "build", "preflight"])
+@pytest.mark.parametrize("tag", [*[t for t in GARBAGE if t.strip()][:24], "", " "], ids=lambda t: repr(t)[:30])
+def test_bad_tags_are_refused_before_anything_runs(
+    tagged_repo: Path, command: str, tag: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen = _spy_subprocesses(monkeypatch)
+    out = tagged_repo / ".release" / "bad"
+    args = [command, f"--tag={tag}", "--repo", str(tagged_repo)]
+    args += ["--out", str(out)] if command != "preflight" else []
+    args += ["--dry-run"] if command != "build" else []
+    assert main(args) in (1, 2)
+    err = capsys.readouterr().err
+    assert "error:" in err and "Traceback" not in err
+    assert "is not a release tag" in err or "releases" in err
+    assert not out.exists(), "nothing built"
+    for argv in seen:
+        assert not tag.strip() or tag not in argv, f"the tag reached a subprocess: {argv}"
+
+
+def test_another_units_tag_and_a_blob_tag(tagged_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["build", "--tag=v13.0.0", "--component=cuda-core", "--repo", str(tagged_repo)]) == 2
+    assert "releases cuda-bindings, not cuda-core" in capsys.readouterr().err
+    blob = git(tagged_repo, "rev-parse", "HEAD:cuda_core/README.md")
+    git(tagged_repo, "tag", "cuda-core-v9.9.9", blob)
+    assert main(["build", "--tag", "cuda-core-v9.9.9", "--repo", str(tagged_repo)]) == 1
+    assert "tag cuda-core-v9.9.9 names a blob, not a commit" in capsys.readouterr().err
+
+
+def test_out_that_is_a_file_is_refused(tagged_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "a-file"
+    target.write_text("x")
+    assert main(["build", "--tag", TAG, "--repo", str(tagged_repo), "--out", str(target)]) == 2
+    assert "is a file, not a directory" in capsys.readouterr().err
+
+
+def _scan_for_tokens(texts: list[str], folder: Path) -> list[str]:
+    found = [name for name, token in TOKENS.items() for text in texts if token in text]
+    for path in folder.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            found += [f"{name} in {path}" for name, token in TOKENS.items() if token.encode() in data]
+    return found
+
+
+@pytest.mark.usefixtures("fast_retries")
+def test_tokens_appear_nowhere(
+    tagged_repo: Path,
+    tmp_path: Path,
+    index_pair: dict[str, EmbeddedIndex],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    github = FakeGitHub(token=TOKENS["GITHUB_TOKEN"]).start()
+    try:
+        for key, value in {**TOKENS, "GITHUB_API_URL": github.api_url, "GITHUB_REPOSITORY": github.repository}.items():
+            monkeypatch.setenv(key, value)
+        for name, index in index_pair.items():
+            monkeypatch.setenv(f"CUDA_CI_{name.upper()}_UPLOAD_URL", index.upload_url)
+            monkeypatch.setenv(f"CUDA_CI_{name.upper()}_SIMPLE_URL", index.simple_url)
+        texts: list[str] = []
+        # A failing preflight (no CI run yet), with --debug so tracebacks would show too.
+        assert main(["release", "--tag", TAG, "--repo", str(tagged_repo), "--out", str(tmp_path / "r"), "--debug"]) == 1
+        texts.append(str(capsys.readouterr()))
+        github.add_run(git(tagged_repo, "rev-parse", "HEAD"))
+        # A failing publish: the uploads host refuses every asset.
+        github.uploads_allowed = 0
+        assert main(["release", "--tag", TAG, "--repo", str(tagged_repo), "--out", str(tmp_path / "r"), "--debug"]) == 1
+        texts.append(str(capsys.readouterr()))
+        github.uploads_allowed = None
+        # The same release, resumed to the end.
+        assert main(["publish", "--release-dir", str(tmp_path / "r"), "--repo", str(tagged_repo), "--debug"]) == 0
+        texts.append(str(capsys.readouterr()))
+    finally:
+        github.stop()
+    assert github.release(TAG)["draft"] is False
+    assert _scan_for_tokens(texts, tmp_path / "r") == []
+
+
+def test_a_dry_run_writes_to_no_release_surface(
+    tagged_repo: Path, tmp_path: Path, github_env: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    github_env.add_run(git(tagged_repo, "rev-parse", "HEAD"))
+    servers = {name: RecordingServer().start() for name in ("testpypi", "pypi")}
+    try:
+        for name, server in servers.items():
+            monkeypatch.setenv(f"CUDA_CI_{name.upper()}_UPLOAD_URL", server.url + "/legacy/")
+            monkeypatch.setenv(f"CUDA_CI_{name.upper()}_SIMPLE_URL", server.url + "/simple/")
+            monkeypatch.setenv(f"CUDA_CI_{name.upper()}_TOKEN", f"pypi-never-used-{name}")
+        assert (
+            main(["release", "--tag", TAG, "--dry-run", "--repo", str(tagged_repo), "--out", str(tmp_path / "r")]) == 0
+        )
+    finally:
+        for server in servers.values():
+            server.stop()
+    assert github_env.writes == [], "a dry-run never writes to GitHub"
+    assert {m for m, _ in github_env.requests} == {"GET"}
+    assert servers["testpypi"].requests == [] and servers["pypi"].requests == []
+    manifest = json.loads((tmp_path / "r" / "release-manifest.json").read_text())
+    assert manifest["ci_gate"]["status"] == "verified", "a dry-run still reads what it may"
