@@ -59,7 +59,7 @@ def test_core_tag_builds_its_version(monorepo: Path, tmp_path: Path, capsys: pyt
     manifest = json.loads((out / "release-manifest.json").read_text())
     assert manifest["commit"] == git(monorepo, "rev-parse", "cuda-core-v0.3.0^{commit}")
     assert manifest["version"] == "0.3.0" and manifest["tag"] == "cuda-core-v0.3.0"
-    assert {f["kind"] for f in manifest["files"]} == {"sdist", "wheel", "source-archive"}
+    assert {f["kind"] for f in manifest["files"]} == {"sdist", "wheel", "source-archive", "sbom"}
 
 
 def test_annotated_v_tag_builds_bindings_and_pinned_metapackage(monorepo: Path, tmp_path: Path) -> None:

@@ -136,5 +136,7 @@ def test_extra_dist_windows_wheels_join_the_release(
     assert {p.name for p in extra.iterdir()} <= listed
     skipped = [v for v in manifest["validation"] if v["status"] == "skipped" and v["check"] == "install"]
     assert len(skipped) == 4 and all("win_amd64" in (v["file"] or "") for v in skipped)
-    assert (out2 / "SHA256SUMS").read_text().count("win_amd64") == 4
+    sums = (out2 / "SHA256SUMS").read_text().splitlines()
+    assert len([line for line in sums if line.endswith("win_amd64.whl")]) == 4
+    assert len([line for line in sums if line.endswith("win_amd64.whl.cdx.json")]) == 4, "an SBOM per extra wheel"
     shutil.rmtree(extra)

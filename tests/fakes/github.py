@@ -141,16 +141,33 @@ def _handler(fake: FakeGitHub, *, uploads: bool) -> type[BaseHTTPRequestHandler]
                         fault.times -= 1
                         self._send(fault.status, {"message": "injected fault"}, fault.headers)
                         return
-                if self.headers.get("Authorization") != f"Bearer {fake.token}":
+                if self.headers.get("Authorization") != f"Bearer {fake.token}" and not url.path.startswith(
+                    "/download/"
+                ):
                     self._send(401, {"message": "Bad credentials"})
                     return
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
                 is_upload = method == "POST" and re.search(r"/releases/\d+/assets$", url.path) is not None
-                if is_upload != uploads:  # assets go to the uploads host only, everything else to the API
+                is_download = method == "GET" and url.path.startswith("/download/")
+                if (is_upload or is_download) != uploads:  # the uploads/storage host only for those
                     self._send(404, {"message": "Not Found"})
+                    return
+                if is_download:
+                    self._serve_blob(int(url.path.rsplit("/", 1)[1]))
                     return
                 status, payload, headers = _route(fake, prefix, method, url.path, query, body, self.headers)
                 self._send(status, payload, headers)
+
+        def _serve_blob(self, asset_id: int) -> None:
+            if self.headers.get("Authorization"):  # like S3: a second auth mechanism is refused
+                self._send(400, {"message": "Only one auth mechanism allowed"})
+                return
+            data = fake.blobs[asset_id]
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
 
         def do_GET(self) -> None:
             self._dispatch("GET")
@@ -241,6 +258,8 @@ def _route(  # noqa: C901 - a flat routing table reads best in a fake
         fake.blobs[asset_id] = body
         return 201, asset, {}
     match = re.fullmatch(r"/releases/assets/(\d+)", rest)
+    if match and method == "GET" and headers.get("Accept") == "application/octet-stream":
+        return 302, None, {"Location": f"{fake.uploads_url}/download/{match.group(1)}"}
     if match and method == "DELETE":
         asset_id = int(match.group(1))
         for assets in fake.assets.values():

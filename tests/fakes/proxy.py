@@ -69,15 +69,20 @@ def _proxy_handler(proxy: FlakyIndex) -> type[BaseHTTPRequestHandler]:  # noqa: 
             for key, value in reply_headers.items():
                 if key.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
                     self.send_header(key, value)
-            self.send_header("Content-Length", str(len(reply)))
+            length = reply_headers.get("Content-Length", "0") if method == "HEAD" else str(len(reply))
+            self.send_header("Content-Length", length)
             self.end_headers()
-            self.wfile.write(reply)
+            if method != "HEAD":
+                self.wfile.write(reply)
 
         def do_GET(self) -> None:
             self._forward("GET")
 
         def do_POST(self) -> None:
             self._forward("POST")
+
+        def do_HEAD(self) -> None:
+            self._forward("HEAD")
 
     return Handler
 

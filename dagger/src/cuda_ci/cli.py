@@ -38,63 +38,70 @@ def _release_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--snapshot", action="store_true", help="build HEAD as a dev version (implies --dry-run)")
 
 
+def _command(
+    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    name: str,
+    help: str,
+    *,
+    selection: bool = False,
+    release_dir: bool = False,
+) -> argparse.ArgumentParser:
+    """One subcommand with the flags every command takes (and the shared groups it asks for)."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help)
+    if selection:
+        _release_selection(parser)
+    if release_dir:
+        parser.add_argument("--release-dir", type=Path, required=True, help="the release folder `cuda-ci build` made")
+    _common(parser)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="cuda-ci", description="Build, validate and release the CUDA Python monorepo.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    dry_run = "publish to embedded indexes and a local stand-in release"
+    extra_dist = "wheels built on another platform in the same workflow run"
 
-    p = sub.add_parser("version", help="print the version a component builds as at HEAD")
+    p = _command(sub, "version", "print the version a component builds as at HEAD")
     p.add_argument("--component", required=True, choices=[c.distribution for c in components.COMPONENTS])
-    _common(p)
 
-    p = sub.add_parser("build", help="build a release unit's sdists and wheels once, from a tag or HEAD")
-    _release_selection(p)
+    p = _command(sub, "build", "build a release unit's sdists and wheels once, from a tag or HEAD", selection=True)
     p.add_argument("--wheels-only", action="store_true", help="only this platform's wheels (no sdist, no pure wheels)")
     p.add_argument("--out", type=Path, help="the release folder (default: .release/<tag>/)")
-    _common(p)
 
-    p = sub.add_parser("preflight", help="check that a tag may be released (all findings at once)")
-    _release_selection(p)
+    p = _command(sub, "preflight", "check that a tag may be released (all findings at once)", selection=True)
     p.add_argument("--dry-run", action="store_true", help="record unreachable GitHub checks as not verified")
     p.add_argument("--json", action="store_true", help="print the findings as JSON")
-    _common(p)
 
-    p = sub.add_parser("validate", help="check a release folder and freeze its manifest")
-    p.add_argument("--release-dir", type=Path, required=True, help="the folder `cuda-ci build` made")
-    p.add_argument("--extra-dist", type=Path, help="wheels built on another platform in the same workflow run")
-    _common(p)
+    p = _command(sub, "validate", "check a release folder and freeze its manifest", release_dir=True)
+    p.add_argument("--extra-dist", type=Path, help=extra_dist)
+    _command(sub, "smoke", "install and import a release folder's wheels with CUDA_CI_BUILD_PYTHON", release_dir=True)
+    _command(sub, "docs", "build the release unit's docs with this run's wheels installed", release_dir=True)
 
-    p = sub.add_parser("smoke", help="install and import a release folder's wheels with CUDA_CI_BUILD_PYTHON")
-    p.add_argument("--release-dir", type=Path, required=True)
-    _common(p)
-
-    p = sub.add_parser("docs", help="build the release unit's docs with this run's wheels installed")
-    p.add_argument("--release-dir", type=Path, required=True)
-    _common(p)
-
-    p = sub.add_parser("publish", help="GitHub draft and assets, TestPyPI, PyPI, un-draft (resumable)")
-    p.add_argument("--release-dir", type=Path, required=True)
+    p = _command(sub, "publish", "GitHub draft and assets, TestPyPI, PyPI, un-draft (resumable)", release_dir=True)
     p.add_argument("--target", choices=["github", "testpypi", "pypi", "finalize", "all"], default="all")
-    p.add_argument("--dry-run", action="store_true", help="publish to embedded indexes and a local stand-in release")
-    _common(p)
+    p.add_argument("--dry-run", action="store_true", help=dry_run)
 
-    p = sub.add_parser("release", help="preflight, build once, validate, docs, publish: one run")
-    _release_selection(p)
-    p.add_argument("--dry-run", action="store_true", help="publish to embedded indexes and a local stand-in release")
+    p = _command(sub, "release", "preflight, build once, validate, docs, publish: one run", selection=True)
+    p.add_argument("--dry-run", action="store_true", help=dry_run)
     p.add_argument("--no-publish", action="store_true", help="stop after docs")
-    p.add_argument("--extra-dist", type=Path, help="wheels built on another platform in the same workflow run")
+    p.add_argument("--extra-dist", type=Path, help=extra_dist)
     p.add_argument("--out", type=Path, help="the release folder (default: .release/<tag>/)")
-    _common(p)
-    p = sub.add_parser("lint", help="ruff, mypy and the workflow checks (the CI lint job)")
-    _common(p)
 
-    p = sub.add_parser("test", help="one CI job: build HEAD, validate, docs, the unit's tests against its wheels")
+    p = _command(sub, "verify", "check a release: SHA256SUMS, manifest, version, attestations")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--release-dir", type=Path, help="a release folder, or a folder of downloaded release assets")
+    source.add_argument("--tag", help="the published release of this tag on GitHub (with --from-github)")
+    p.add_argument("--from-github", action="store_true", help="download the release's assets through the GitHub API")
+    _command(sub, "verify-reproducible", "rebuild the manifest's commit and compare every sha256", release_dir=True)
+    _command(sub, "sign", "PEP 740 attestations of dist/ into attestations/ (GitHub Actions only)", release_dir=True)
+
+    _command(sub, "lint", "ruff, mypy and the workflow checks (the CI lint job)")
+    p = _command(sub, "test", "one CI job: build HEAD, validate, docs, the unit's tests against its wheels")
     p.add_argument("--component", required=True, choices=components.unit_names())
     p.add_argument("--out", type=Path, help="keep the tested release folder here")
-    _common(p)
-
-    p = sub.add_parser("ci", help="lint and every test job (or one unit's)")
+    p = _command(sub, "ci", "lint and every test job (or one unit's)")
     p.add_argument("--component", choices=components.unit_names())
-    _common(p)
     return parser
 
 
@@ -213,6 +220,49 @@ def _report_jobs(results: Sequence[checks.JobResult]) -> int:
     return 0
 
 
+def _cmd_verify(args: argparse.Namespace, reporter: Reporter) -> int:
+    from cuda_ci import verify
+
+    if args.tag is not None:
+        if not args.from_github:
+            raise UsageError("--tag needs --from-github (or give --release-dir)")
+        report = verify.verify_from_github(stages.github_client(_settings(), reporter), args.tag)
+    else:
+        if not args.release_dir.is_dir():
+            raise UsageError(f"--release-dir {str(args.release_dir)!r} does not exist or is not a directory")
+        report = verify.verify_folder(args.release_dir)
+    for line in report.passed:
+        print(f"    ok  {line}")
+    for line in report.problems:
+        print(f"  FAIL  {line}")
+    if report.problems:
+        raise CudaCiError(*report.problems, f"verify: {len(report.problems)} mismatch(es)")
+    print(f"verified: {len(report.passed)} checks passed")
+    return 0
+
+
+def _cmd_verify_reproducible(args: argparse.Namespace, reporter: Reporter) -> int:
+    from cuda_ci.manifest import ReleaseFolder as Folder
+    from cuda_ci.reproducible import verify_reproducible
+
+    results = verify_reproducible(Folder.existing(args.release_dir), args.repo, reporter)
+    for result in results:
+        print(f"{result.status:>12}  {result.name}: {result.detail}")
+    different = [r for r in results if r.status == "different"]
+    if different:
+        raise CudaCiError(*(f"{r.name} is not reproducible: {r.detail}" for r in different))
+    return 0
+
+
+def _cmd_sign(args: argparse.Namespace, reporter: Reporter) -> int:
+    from cuda_ci.manifest import ReleaseFolder as Folder
+    from cuda_ci.provenance import sign_release
+
+    for path in sign_release(Folder.existing(args.release_dir), os.environ, reporter):
+        print(f"attestation: {path}")
+    return 0
+
+
 def _cmd_lint(args: argparse.Namespace, reporter: Reporter) -> int:
     return _report_jobs(checks.lint(args.repo, reporter))
 
@@ -238,6 +288,9 @@ HANDLERS: dict[str, Handler] = {
     "docs": _cmd_docs,
     "publish": _cmd_publish,
     "release": _cmd_release,
+    "verify": _cmd_verify,
+    "verify-reproducible": _cmd_verify_reproducible,
+    "sign": _cmd_sign,
     "lint": _cmd_lint,
     "test": _cmd_test,
     "ci": _cmd_ci,

@@ -20,11 +20,17 @@ from cuda_ci.wheels import installable_here
 SPHINX_REQUIREMENT = "sphinx>=7"
 
 
-def build_docs(folder: ReleaseFolder, repo: Path, reporter: Reporter) -> list[Path]:
-    """Build ``docs/<distribution>/`` for every component of the release unit."""
+def build_docs(
+    folder: ReleaseFolder, repo: Path, reporter: Reporter, *, alongside_validate: bool = False
+) -> list[Path]:
+    """Build ``docs/<distribution>/`` for every component of the release unit.
+
+    On its own, docs needs a validated folder; a release runs it side by side with validate
+    (publish still needs both).
+    """
     manifest = folder.load()
     unit = get_unit(manifest["component"])
-    if "validation" not in manifest:
+    if "validation" not in manifest and not alongside_validate:
         raise CudaCiError(
             f"{folder.path} is not validated yet: run `cuda-ci validate --release-dir {folder.path}` first"
         )

@@ -8,6 +8,7 @@ or ``PIP_*`` variable can pull another build of these names from another index.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -39,7 +40,15 @@ class Env:
     def pip_install(
         self, args: Sequence[str], *, what: str, reporter: Reporter, isolated: bool = True, report: bool = False
     ) -> list[dict[str, Any]]:
-        """Install into this environment; with ``report``, return pip's ``--report`` install list."""
+        """Install into this environment; with ``report``, return pip's ``--report`` install list.
+
+        Without a report, uv installs (much faster, same isolation: it reads no pip configuration).
+        """
+        uv = uv_binary()
+        if uv and not report:
+            argv = [uv, "pip", "install", "--quiet", "--no-config", "--python", str(self.python)]
+            run([*argv, *_uv_args(args)], what=what, reporter=reporter)
+            return []
         argv = [PYTHON, "-m", "pip", "--python", str(self.python), "install", "--disable-pip-version-check", "--quiet"]
         if isolated:
             argv.append("--isolated")
@@ -56,6 +65,26 @@ class Env:
 
     def run_python(self, code: str, *, what: str, reporter: Reporter, cwd: Path | None = None) -> str:
         return run([str(self.python), "-c", code], what=what, reporter=reporter, cwd=cwd).stdout
+
+
+_UV_EQUIVALENTS = {"--pre": ["--prerelease", "allow"], "--no-cache-dir": ["--no-cache"]}
+
+
+def _uv_args(args: Sequence[str]) -> list[str]:
+    """pip's spelling of the few options we use, in uv's."""
+    return [token for arg in args for token in _UV_EQUIVALENTS.get(arg, [arg])]
+
+
+def uv_binary() -> str | None:
+    """uv from this environment (the ``uv`` package) or PATH, if there is one."""
+    try:
+        from uv import find_uv_bin
+    except ImportError:
+        return shutil.which("uv")
+    try:
+        return str(find_uv_bin())
+    except FileNotFoundError:
+        return shutil.which("uv")
 
 
 def local_install_args(find_links: Sequence[Path], requirements: Sequence[str], *, pre: bool) -> list[str]:

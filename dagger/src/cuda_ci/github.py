@@ -121,6 +121,18 @@ class GitHub:
         data = response.json()
         return Asset(id=data["id"], name=data["name"], size=data["size"], digest=data.get("digest"))
 
+    def download_asset(self, asset: Asset, dest: Path) -> Path:
+        """Download one asset; the redirect to storage is followed without the token."""
+        url = self._url(f"/releases/assets/{asset['id']}")
+        headers = self._headers({"Accept": "application/octet-stream"})
+        response = self.http.request("GET", url, headers=headers, allow=frozenset({302}), follow_redirects=False)
+        if response.status == 302:
+            location = _header(response, "location")
+            response = self.http.request("GET", location, headers={"User-Agent": "cuda-ci"})
+        target = dest / Path(asset["name"]).name
+        target.write_bytes(response.body)
+        return target
+
     def delete_asset(self, asset: Asset) -> None:
         self.http.request("DELETE", self._url(f"/releases/assets/{asset['id']}"), headers=self._headers())
 

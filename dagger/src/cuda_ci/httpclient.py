@@ -51,11 +51,12 @@ class HttpClient:
         body: bytes | None = None,
         ok: frozenset[int] = frozenset({200, 201, 204}),
         allow: frozenset[int] = frozenset(),
+        follow_redirects: bool = True,
     ) -> Response:
         """Send; return a response whose status is in ``ok`` or ``allow``; retry what is worth it."""
         last = ""
         for attempt in range(1, self.attempts + 1):
-            response, error = self._send(method, url, headers, body)
+            response, error = self._send(method, url, headers, body, follow_redirects)
             if response is None:
                 last, delay = error, self.backoff * attempt
             elif response.status in ok or response.status in allow:
@@ -73,17 +74,25 @@ class HttpClient:
         raise HttpUnavailable(f"{method} {sanitize_url(url)} failed after {self.attempts} attempts ({last})")
 
     def _send(
-        self, method: str, url: str, headers: Mapping[str, str] | None, body: bytes | None
+        self, method: str, url: str, headers: Mapping[str, str] | None, body: bytes | None, follow_redirects: bool
     ) -> tuple[Response | None, str]:
         """One attempt: the response (any status), or None and why the connection failed."""
         request = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
+        opener = urllib.request.build_opener() if follow_redirects else urllib.request.build_opener(_NoRedirect)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as raw:
+            with opener.open(request, timeout=self.timeout) as raw:
                 return Response(raw.status, dict(raw.headers.items()), raw.read()), ""
         except urllib.error.HTTPError as error:
             return Response(error.code, dict(error.headers.items()), error.read()), ""
         except (urllib.error.URLError, OSError) as error:
             return None, f"{type(error).__name__}: {getattr(error, 'reason', error)}"
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Hand redirects back to the caller (so credentials never follow them to another host)."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
 
 
 def _retry_after(headers: Mapping[str, str], default: float) -> float:

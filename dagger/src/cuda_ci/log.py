@@ -91,5 +91,13 @@ class Reporter:
         if self.verbose and text.strip():
             self._write(text.rstrip())
 
+    def child(self) -> Reporter:
+        """A reporter for a stage run on another thread; :meth:`adopt` merges it back."""
+        return Reporter(stream=self.stream, github_actions=self.github_actions, verbose=self.verbose)
+
+    def adopt(self, child: Reporter) -> None:
+        self.steps.extend(child.steps)
+        self.notes.extend(child.notes)
+
     def stage_seconds(self) -> dict[str, float]:
         return {r.stage: r.seconds for r in self.steps if r.name == f"stage {r.stage}"}

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -57,6 +58,20 @@ class Manifest(TypedDict):
     build_identifiers: list[str]
     files: list[FileEntry]
     validation: NotRequired[list[ValidationEntry]]
+
+
+SCHEMA_FILE = Path(__file__).parent / "schemas" / "release-manifest.schema.json"
+
+
+def check_schema(manifest: Mapping[str, Any]) -> None:
+    """The published JSON Schema holds for every manifest written; a mismatch is a bug, never written."""
+    import jsonschema
+
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(manifest), key=lambda e: list(e.path))
+    if errors:
+        where = ["/".join(map(str, e.path)) or "(root)" for e in errors[:10]]
+        raise CudaCiError(*(f"release manifest: {w}: {e.message}" for w, e in zip(where, errors, strict=False)))
 
 
 def sha256_of(path: Path) -> str:
@@ -150,6 +165,7 @@ class ReleaseFolder:
         return manifest
 
     def save(self, manifest: Manifest) -> None:
+        check_schema(manifest)
         write_json_atomic(self.manifest_path, manifest)
         self.write_sums(manifest)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from cuda_ci.index import files_on_index
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import FileEntry, Manifest, ReleaseFolder, sha256_of, write_json_atomic
 from cuda_ci.process import PYTHON, clean_environ, run
+from cuda_ci.provenance import ATTESTATIONS_DIR, attestation_name
 from cuda_ci.releases import ReleaseHost
 
 Target = Literal["github", "testpypi", "pypi", "finalize"]
@@ -102,12 +104,15 @@ def _check_tag_unmoved(repo: Path, manifest: Manifest, problems: list[str]) -> N
 
 
 def asset_files(folder: ReleaseFolder, manifest: Manifest) -> list[tuple[Path, str]]:
-    """Every GitHub asset with the sha256 it must have: the manifest's files, SHA256SUMS, the manifest."""
+    """Every GitHub asset with the sha256 it must have: the manifest's files, SHA256SUMS, the manifest,
+    and the attestations where the sign job made them."""
     files = [(folder.path / f["path"], f["sha256"]) for f in manifest["files"]]
+    attestations = sorted((folder.path / ATTESTATIONS_DIR).glob("*.attestation"))
     return [
         *files,
         (folder.sums_path, sha256_of(folder.sums_path)),
         (folder.manifest_path, sha256_of(folder.manifest_path)),
+        *((path, sha256_of(path)) for path in attestations),
     ]
 
 
@@ -249,18 +254,30 @@ def publish_index(
     for entry in todo:
         path = folder.path / entry["path"]
         _recheck(path, entry["sha256"])
-        _upload_with_retries(target, path, entry, http, reporter)
+        attestation = folder.path / ATTESTATIONS_DIR / attestation_name(path.name)
+        _upload_with_retries(target, path, entry, http, reporter, attestation if attestation.is_file() else None)
         log.add(target.name, entry["name"], "uploaded", entry["sha256"])
     install_back(target, manifest, unit, reporter, pre=pre, delay=install_delay)
     log.add(target.name, None, "verified-install", f"{', '.join(unit.distributions)} {manifest['version']}")
 
 
 def _upload_with_retries(
-    target: IndexTarget, path: Path, entry: FileEntry, http: HttpClient, reporter: Reporter
+    target: IndexTarget, path: Path, entry: FileEntry, http: HttpClient, reporter: Reporter, attestation: Path | None
+) -> None:
+    """Upload one file (with its attestation, where the sign job made one)."""
+    with tempfile.TemporaryDirectory(prefix="cuda-ci-upload-") as tmp:
+        files = [path]
+        if attestation is not None:  # twine pairs <file>.publish.attestation with <file> in one folder
+            files = [Path(shutil.copy2(p, Path(tmp) / p.name)) for p in (path, attestation)]
+        _twine_upload(target, files, path, entry, http, reporter)
+
+
+def _twine_upload(
+    target: IndexTarget, files: list[Path], path: Path, entry: FileEntry, http: HttpClient, reporter: Reporter
 ) -> None:
     """twine retries 5xx itself (visibly, reported here); a run it gives up on is retried, bounded."""
     argv = [PYTHON, "-m", "twine", "upload", "--non-interactive", "--disable-progress-bar", "--repository-url"]
-    argv += [target.upload_url, str(path)]
+    argv += [target.upload_url, *(["--attestations"] if len(files) > 1 else []), *map(str, files)]
     env = {**target.twine_env, "NO_COLOR": "1", "TERM": "dumb"}
     for attempt in range(1, UPLOAD_ATTEMPTS + 1):
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -125,15 +126,18 @@ def docs(*, repo: Path, release_dir: Path, reporter: Reporter) -> list[Path]:
         return build_docs(folder, repo, reporter)
 
 
-def _github_host(settings: Settings, reporter: Reporter) -> ReleaseHost:
+def github_client(settings: Settings, reporter: Reporter) -> GitHub:
     if not settings.github_repository or not settings.github_token:
         raise CudaCiError(
-            "GITHUB_REPOSITORY and GITHUB_TOKEN (or GH_TOKEN) must be set to publish to GitHub (or use --dry-run)"
+            "GITHUB_REPOSITORY and GITHUB_TOKEN (or GH_TOKEN) must be set to reach GitHub (or use --dry-run)"
         )
-    github = GitHub(
+    return GitHub(
         settings.github_api_url, settings.github_repository, settings.github_token, HttpClient(on_retry=reporter.info)
     )
-    return GitHubReleases(github)
+
+
+def _github_host(settings: Settings, reporter: Reporter) -> ReleaseHost:
+    return GitHubReleases(github_client(settings, reporter))
 
 
 def _index_target(name: str, settings: Settings) -> IndexTarget:
@@ -263,6 +267,27 @@ def write_run_log(folder: Path, reporter: Reporter, status: str, command: str) -
         write_json_atomic(folder / "run-log.json", data)
 
 
+def validate_and_docs(repo: Path, folder: ReleaseFolder, extra_dist: Path | None, reporter: Reporter) -> None:
+    """validate and docs side by side (both read the built files; only validate writes the manifest)."""
+    manifest = folder.load()
+    sibling_wheels(repo, manifest["commit"], get_unit(manifest["component"]), folder.path / SIBLINGS_DIR, reporter)
+    docs_reporter = reporter.child()
+
+    def run_docs() -> None:
+        with docs_reporter.in_stage("docs"):
+            build_docs(folder, repo, docs_reporter, alongside_validate=True)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cuda-ci-docs") as pool:
+        documenting = pool.submit(run_docs)
+        try:
+            validate(repo=repo, release_dir=folder.path, extra_dist=extra_dist, reporter=reporter)
+        finally:
+            problems = documenting.exception()
+            reporter.adopt(docs_reporter)
+    if problems is not None:
+        raise problems
+
+
 def release(
     *,
     repo: Path,
@@ -286,8 +311,7 @@ def release(
         try:
             with reporter.in_stage("build"):
                 execute_build(plan_build(source), git, folder, reporter, found.ci_gate)
-            validate(repo=repo, release_dir=folder.path, extra_dist=extra_dist, reporter=reporter)
-            docs(repo=repo, release_dir=folder.path, reporter=reporter)
+            validate_and_docs(repo, folder, extra_dist, reporter)
             if not no_publish:
                 publish(
                     repo=repo,

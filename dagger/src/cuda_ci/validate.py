@@ -16,11 +16,12 @@ from urllib.request import url2pathname
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from cuda_ci.build import ComponentBuild, build_argv, build_environ
+from cuda_ci.build import ComponentBuild, build_argv, build_environ, sbom_entries
 from cuda_ci.components import Component, ReleaseUnit, get_unit
 from cuda_ci.distfiles import DistFile, DistProblem, identify, metadata, record_problems
 from cuda_ci.envs import Env, install_release, local_install_args
 from cuda_ci.errors import CommandError, CudaCiError
+from cuda_ci.git import Git
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import Manifest, ReleaseFolder, ValidationEntry, file_entry
 from cuda_ci.process import PYTHON, run
@@ -55,8 +56,8 @@ def dist_files(folder: ReleaseFolder, manifest: Manifest) -> list[Path]:
     return [folder.path / f["path"] for f in manifest["files"] if f["kind"] in ("sdist", "wheel")]
 
 
-def add_extra_dist(folder: ReleaseFolder, manifest: Manifest, extra: Path) -> list[str]:
-    """Copy wheels built elsewhere in this run into ``dist/`` and the manifest."""
+def add_extra_dist(folder: ReleaseFolder, manifest: Manifest, extra: Path, epoch: int) -> list[str]:
+    """Copy wheels built elsewhere in this run into ``dist/`` and the manifest, each with its SBOM."""
     if not extra.is_dir():
         raise CudaCiError(f"--extra-dist {str(extra)!r} does not exist or is not a directory")
     wheels = sorted(extra.glob("*.whl"))
@@ -69,7 +70,8 @@ def add_extra_dist(folder: ReleaseFolder, manifest: Manifest, extra: Path) -> li
             raise CudaCiError(f"--extra-dist: {wheel.name} is already in {folder.dist}")
         shutil.copy2(wheel, target)
         dist = identify(target)
-        manifest["files"].append(file_entry(folder.path, target, "wheel", str(dist.name)))
+        entry = file_entry(folder.path, target, "wheel", str(dist.name))
+        manifest["files"] += [entry, *sbom_entries(folder, [entry], epoch)]
         names.append(wheel.name)
     return names
 
@@ -370,6 +372,14 @@ def windows_identifiers(folder: ReleaseFolder, unit: ReleaseUnit, extra: list[st
         return cibuildwheel_identifiers(source, "windows")
 
 
+def _commit_time(repo: Path, commit: str) -> int:
+    """The commit's time (SBOM timestamps), or 0 where the repository cannot say."""
+    try:
+        return Git.open(repo).commit_time(commit)
+    except CudaCiError:
+        return 0
+
+
 def validate_release(folder: ReleaseFolder, repo: Path, extra_dist: Path | None, reporter: Reporter) -> Manifest:
     """Run every check; on success record them in the manifest, which is then frozen."""
     manifest = folder.load()
@@ -378,7 +388,7 @@ def validate_release(folder: ReleaseFolder, repo: Path, extra_dist: Path | None,
             f"{folder.manifest_path} is already validated and frozen: build a new release folder to validate again"
         )
     unit = get_unit(manifest["component"])
-    extra = add_extra_dist(folder, manifest, extra_dist) if extra_dist else []
+    extra = add_extra_dist(folder, manifest, extra_dist, _commit_time(repo, manifest["commit"])) if extra_dist else []
     findings = Findings()
     with reporter.step("static checks (names, METADATA, RECORD, expected files)"):
         extra_windows = windows_identifiers(folder, unit, extra) if extra else []

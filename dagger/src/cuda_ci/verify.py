@@ -1,0 +1,147 @@
+"""``cuda-ci verify``: what a downstream packager runs on a release folder or a GitHub release.
+
+Checks SHA256SUMS, the manifest (schema, every file, every hash), the version against the tag, and
+the attestations where present. Works on a release folder (``dist/``, ``assets/``) and on the flat
+folder of a GitHub release's downloaded assets alike.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.version import Version
+
+from cuda_ci.distfiles import DistProblem, identify
+from cuda_ci.errors import CudaCiError, UsageError
+from cuda_ci.github import GitHub
+from cuda_ci.manifest import MANIFEST_NAME, SUMS_NAME, Manifest, check_schema, sha256_of
+from cuda_ci.provenance import ATTESTATIONS_DIR, SUFFIX, attestation_problems, pair
+from cuda_ci.tags import parse_tag
+
+
+@dataclass
+class VerifyReport:
+    passed: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def _load(root: Path) -> Manifest:
+    path = root / MANIFEST_NAME
+    if not path.is_file():
+        raise UsageError(f"{root} holds no {MANIFEST_NAME}: point at a release folder or the downloaded release assets")
+    try:
+        manifest: Manifest = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise CudaCiError(f"{path} is not JSON: {error}") from None
+    return manifest
+
+
+def _locate(root: Path, relative: str, flat: bool) -> Path:
+    return root / Path(relative).name if flat else root / relative
+
+
+def verify_folder(root: Path) -> VerifyReport:
+    """Every check; problems gathered, not raised."""
+    report = VerifyReport()
+    manifest = _load(root)
+    flat = not (root / "dist").is_dir()
+    try:
+        check_schema(manifest)
+        report.passed.append(f"{MANIFEST_NAME} matches the published schema")
+    except CudaCiError as error:
+        report.problems += list(error.problems)
+        return report
+    _check_files(root, manifest, flat, report)
+    _check_sums(root, manifest, report)
+    _check_version(root, manifest, flat, report)
+    _check_attestations(root, manifest, flat, report)
+    return report
+
+
+def _check_files(root: Path, manifest: Manifest, flat: bool, report: VerifyReport) -> None:
+    for entry in manifest["files"]:
+        path = _locate(root, entry["path"], flat)
+        if not path.is_file():
+            report.problems.append(f"{entry['name']} is in the manifest but missing")
+        elif (actual := sha256_of(path)) != entry["sha256"]:
+            report.problems.append(f"{entry['name']}: sha256 {actual}, the manifest says {entry['sha256']}")
+        else:
+            report.passed.append(f"{entry['name']}: sha256 matches the manifest")
+
+
+def _check_sums(root: Path, manifest: Manifest, report: VerifyReport) -> None:
+    sums = root / SUMS_NAME
+    if not sums.is_file():
+        report.problems.append(f"{SUMS_NAME} is missing")
+        return
+    listed = {}
+    for line in sums.read_text(encoding="utf-8").splitlines():
+        digest, _, name = line.partition("  ")
+        listed[name] = digest
+    expected = {f["name"]: f["sha256"] for f in manifest["files"]}
+    if listed != expected:
+        differ = sorted(set(listed.items()) ^ set(expected.items()))
+        report.problems.append(f"{SUMS_NAME} disagrees with the manifest: {', '.join(n for n, _ in differ)}")
+    else:
+        report.passed.append(f"{SUMS_NAME} lists exactly the manifest's files and hashes")
+
+
+def _check_version(root: Path, manifest: Manifest, flat: bool, report: VerifyReport) -> None:
+    version = Version(manifest["version"])
+    if manifest["tag"]:
+        try:
+            tag = parse_tag(manifest["tag"], manifest["component"])
+        except CudaCiError as error:
+            report.problems.append(f"the manifest's tag: {error.problems[0].splitlines()[0]}")
+            return
+        if tag.version != version:
+            report.problems.append(f"the manifest's version {version} is not the tag's {tag.version}")
+        else:
+            report.passed.append(f"version {version} is the tag's ({tag.name})")
+    for entry in manifest["files"]:
+        if entry["kind"] in ("sdist", "wheel"):
+            try:
+                found = identify(_locate(root, entry["path"], flat)).version
+            except DistProblem as error:
+                report.problems.append(str(error))
+                continue
+            if found != version:
+                report.problems.append(f"{entry['name']} has version {found}, the release is {version}")
+
+
+def _check_attestations(root: Path, manifest: Manifest, flat: bool, report: VerifyReport) -> None:
+    folder = root if flat else root / ATTESTATIONS_DIR
+    found = sorted(folder.glob(f"*{SUFFIX}")) if folder.is_dir() else []
+    if not found:
+        report.passed.append("no attestations present (made only in the release workflow)")
+        return
+    pairing = pair(found, manifest)
+    for stray in pairing.strays:
+        report.problems.append(f"{stray.name} attests no file of this release")
+    hashes = {f["name"]: f["sha256"] for f in manifest["files"]}
+    for name, path in sorted(pairing.pairs.items()):
+        problems = attestation_problems(path, name, hashes[name])
+        report.problems += problems
+        if not problems:
+            report.passed.append(f"{path.name}: subject is {name} with its sha256")
+
+
+def download_release(github: GitHub, tag: str, dest: Path) -> list[Path]:
+    """The published release's assets, flat in ``dest``, as a downstream packager gets them."""
+    release = github.published_release(tag)
+    if release is None:
+        raise CudaCiError(f"no published GitHub release of {tag} in {github.repository}")
+    return [github.download_asset(asset, dest) for asset in github.assets(release)]
+
+
+def verify_from_github(github: GitHub, tag: str) -> VerifyReport:
+    with tempfile.TemporaryDirectory(prefix="cuda-ci-verify-") as tmp:
+        download_release(github, tag, Path(tmp))
+        report = verify_folder(Path(tmp))
+        manifest = _load(Path(tmp))
+    if manifest["tag"] != tag:
+        report.problems.append(f"the release of {tag} carries the manifest of {manifest['tag']}")
+    return report
