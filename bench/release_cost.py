@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-COMPONENT_DIRS = ("cuda_pathfinder", "cuda_bindings", "cuda_core", "cuda_python")
 UNITS = {
     "cuda-pathfinder": ("cuda-pathfinder-v1.0.0", ("cuda_pathfinder",)),
     "cuda-bindings": ("v13.0.0", ("cuda_bindings", "cuda_python")),
@@ -68,12 +67,23 @@ def sh(argv: Sequence[str | Path], cwd: Path, env: dict[str, str] | None = None)
 
 
 def make_clone(root: Path) -> Path:
+    """A new repository holding this working tree's files (tracked and untracked, not ignored)."""
     repo = root / "repo"
-    repo.mkdir()
-    ignore = shutil.ignore_patterns("*.egg-info", "build", "__pycache__", "*.so")
-    for name in COMPONENT_DIRS:
-        shutil.copytree(REPO / name, repo / name, ignore=ignore)
-    shutil.copy2(REPO / "conftest.py", repo / "conftest.py")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
+    for name in filter(None, listed):
+        source = REPO / name
+        if source.is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, repo / name)
     env = {**os.environ, **GIT_ENV}
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "bench"]):
         subprocess.run(["git", *args], cwd=repo, check=True, env=env)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from email.parser import HeaderParser
 from pathlib import Path
 
@@ -15,13 +17,14 @@ def own_version() -> str:
     pkg_info = HERE / "PKG-INFO"
     if pkg_info.is_file():
         return str(HeaderParser().parsestr(pkg_info.read_text(encoding="utf-8"))["Version"])
-    from setuptools_scm import Configuration, _get_version
-
-    config = Configuration.from_file(str(HERE / "pyproject.toml"), dist_name="cuda-python")
-    version = _get_version(config, force_write_version_files=False)
-    if version is None:
-        raise RuntimeError("setuptools-scm found no version for cuda-python: build from a git checkout or an sdist")
-    return version
-
+    # setuptools-scm's command line: its stable interface, reading this pyproject's configuration.
+    result = subprocess.run(
+        [sys.executable, "-m", "setuptools_scm", "--config", str(HERE / "pyproject.toml")],
+        cwd=HERE,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.strip().splitlines()[-1]
 
 setup(install_requires=[f"cuda-bindings=={own_version()}"])

@@ -182,3 +182,17 @@ def test_a_changed_file_is_reported_as_not_reproducible(
     assert main(["verify-reproducible", "--release-dir", str(folder), "--repo", str(release_folder[1])]) == 1
     err = capsys.readouterr().err
     assert f"{wheel_entry['name']} is not reproducible: sha256" in err
+
+
+def test_verify_refuses_an_invalid_sbom(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    release = ReleaseFolder(folder)
+    manifest = release.load()
+    entry = next(f for f in manifest["files"] if f["kind"] == "sbom")
+    path = folder / entry["path"]
+    bom = json.loads(path.read_text())
+    bom["components"] = "not a list"
+    path.write_text(json.dumps(bom))
+    entry["sha256"], entry["size"] = sha256_of(path), path.stat().st_size
+    release.save(manifest)
+    assert main(["verify", "--release-dir", str(folder)]) == 1
+    assert f"the SBOM of {entry['name']} is not valid CycloneDX 1.6" in capsys.readouterr().out

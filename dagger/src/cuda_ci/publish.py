@@ -251,55 +251,64 @@ def publish_index(
     for entry in entries:
         if entry not in todo:
             log.add(target.name, entry["name"], "skipped", "already on the index with the same sha256")
-    for entry in todo:
-        path = folder.path / entry["path"]
-        _recheck(path, entry["sha256"])
-        attestation = folder.path / ATTESTATIONS_DIR / attestation_name(path.name)
-        _upload_with_retries(target, path, entry, http, reporter, attestation if attestation.is_file() else None)
-        log.add(target.name, entry["name"], "uploaded", entry["sha256"])
+    for distribution in unit.distributions:  # one twine run per distribution, in upload order
+        group = [e for e in todo if e["distribution"] == distribution]
+        for entry in group:
+            _recheck(folder.path / entry["path"], entry["sha256"])
+        if group:
+            _upload_with_retries(target, folder, group, http, reporter)
+        for entry in group:
+            log.add(target.name, entry["name"], "uploaded", entry["sha256"])
     install_back(target, manifest, unit, reporter, pre=pre, delay=install_delay)
     log.add(target.name, None, "verified-install", f"{', '.join(unit.distributions)} {manifest['version']}")
 
 
+def _staged(folder: ReleaseFolder, entries: Sequence[FileEntry], tmp: Path) -> tuple[list[Path], bool]:
+    """The files to hand twine: with attestations, copied beside them (twine pairs them by name)."""
+    paths = [folder.path / e["path"] for e in entries]
+    attestations = [folder.path / ATTESTATIONS_DIR / attestation_name(p.name) for p in paths]
+    if not any(a.is_file() for a in attestations):
+        return paths, False
+    staged = [Path(shutil.copy2(p, tmp / p.name)) for p in paths]
+    staged += [Path(shutil.copy2(a, tmp / a.name)) for a in attestations if a.is_file()]
+    return staged, True
+
+
 def _upload_with_retries(
-    target: IndexTarget, path: Path, entry: FileEntry, http: HttpClient, reporter: Reporter, attestation: Path | None
+    target: IndexTarget, folder: ReleaseFolder, entries: Sequence[FileEntry], http: HttpClient, reporter: Reporter
 ) -> None:
-    """Upload one file (with its attestation, where the sign job made one)."""
-    with tempfile.TemporaryDirectory(prefix="cuda-ci-upload-") as tmp:
-        files = [path]
-        if attestation is not None:  # twine pairs <file>.publish.attestation with <file> in one folder
-            files = [Path(shutil.copy2(p, Path(tmp) / p.name)) for p in (path, attestation)]
-        _twine_upload(target, files, path, entry, http, reporter)
-
-
-def _twine_upload(
-    target: IndexTarget, files: list[Path], path: Path, entry: FileEntry, http: HttpClient, reporter: Reporter
-) -> None:
-    """twine retries 5xx itself (visibly, reported here); a run it gives up on is retried, bounded."""
-    argv = [PYTHON, "-m", "twine", "upload", "--non-interactive", "--disable-progress-bar", "--repository-url"]
-    argv += [target.upload_url, *(["--attestations"] if len(files) > 1 else []), *map(str, files)]
+    """twine retries 5xx itself (visibly, reported here); a run it gives up on is retried, bounded,
+    with only the files the index does not hold yet."""
+    pending = list(entries)
     env = {**target.twine_env, "NO_COLOR": "1", "TERM": "dumb"}
     for attempt in range(1, UPLOAD_ATTEMPTS + 1):
-        try:
-            result = run(
-                argv, what=f"twine upload of {path.name} to {target.name}", reporter=reporter, env=env, timeout=600
-            )
-        except CommandError as error:
-            _report_twine_retries(error.problems[0], target, reporter)
-            # A response lost after the index stored the file is a success: ask the index.
-            if files_on_index(http, target.simple_url, entry["distribution"] or "").get(path.name) == entry["sha256"]:
-                return
-            if attempt == UPLOAD_ATTEMPTS:
-                raise CudaCiError(
-                    f"upload of {path.name} to {target.name} ({target.upload_url}) failed {attempt} times: "
-                    f"{error.problems[0].splitlines()[0]}"
-                ) from None
-            reporter.info(f"upload of {path.name} to {target.name} failed; retry {attempt} of {UPLOAD_ATTEMPTS - 1}")
-            time.sleep(min(UPLOAD_BACKOFF * attempt, 10.0))
-        else:
-            _report_twine_retries(result.stdout, target, reporter)
-            reporter.info(f"uploaded {path.name} to {target.name}")
-            return
+        names = ", ".join(e["name"] for e in pending)
+        with tempfile.TemporaryDirectory(prefix="cuda-ci-upload-") as tmp:
+            files, attested = _staged(folder, pending, Path(tmp))
+            argv = [PYTHON, "-m", "twine", "upload", "--non-interactive", "--disable-progress-bar", "--repository-url"]
+            argv += [target.upload_url, *(["--attestations"] if attested else []), *map(str, files)]
+            try:
+                result = run(
+                    argv, what=f"twine upload of {names} to {target.name}", reporter=reporter, env=env, timeout=900
+                )
+            except CommandError as error:
+                _report_twine_retries(error.problems[0], target, reporter)
+                # A response lost after the index stored a file is a success for that file: ask the index.
+                held = files_on_index(http, target.simple_url, pending[0]["distribution"] or "")
+                pending = [e for e in pending if held.get(e["name"]) != e["sha256"]]
+                if not pending:
+                    return
+                if attempt == UPLOAD_ATTEMPTS:
+                    raise CudaCiError(
+                        f"upload of {names} to {target.name} ({target.upload_url}) failed {attempt} times: "
+                        f"{error.problems[0].splitlines()[0]}"
+                    ) from None
+                reporter.info(f"upload of {names} to {target.name} failed; retry {attempt} of {UPLOAD_ATTEMPTS - 1}")
+                time.sleep(min(UPLOAD_BACKOFF * attempt, 10.0))
+                continue
+        _report_twine_retries(result.stdout, target, reporter)
+        reporter.info(f"uploaded {names} to {target.name}")
+        return
 
 
 def _report_twine_retries(output: str, target: IndexTarget, reporter: Reporter) -> None:

@@ -25,7 +25,7 @@ def sbom_name(wheel_name: str) -> str:
 
 
 def wheel_sbom(wheel: Path, sha256: str, epoch: int) -> str:
-    """The SBOM of one wheel as CycloneDX 1.6 JSON, validated against the CycloneDX schema."""
+    """The SBOM of one wheel as CycloneDX 1.6 JSON."""
     from cyclonedx.model import HashAlgorithm, HashType, Property
     from cyclonedx.model.bom import Bom
     from cyclonedx.model.component import Component, ComponentType
@@ -57,9 +57,9 @@ def wheel_sbom(wheel: Path, sha256: str, epoch: int) -> str:
         bom.components.add(dependency)
         dependencies.append(dependency)
     bom.register_dependency(main, dependencies)
-    text = JsonV1Dot6(bom).output_as_string(indent=2)
-    check_sbom(text, wheel.name)
-    return text + "\n"
+    # Valid by construction; `cuda-ci verify` and the tests check each SBOM against the schema (the
+    # strict validator costs seconds to load, too much for every build).
+    return JsonV1Dot6(bom).output_as_string(indent=2) + "\n"
 
 
 def check_sbom(text: str, what: str) -> None:

@@ -19,6 +19,7 @@ from cuda_ci.errors import CudaCiError, UsageError
 from cuda_ci.github import GitHub
 from cuda_ci.manifest import MANIFEST_NAME, SUMS_NAME, Manifest, check_schema, sha256_of
 from cuda_ci.provenance import ATTESTATIONS_DIR, SUFFIX, attestation_problems, pair
+from cuda_ci.sbom import check_sbom
 from cuda_ci.tags import parse_tag
 
 
@@ -70,6 +71,17 @@ def _check_files(root: Path, manifest: Manifest, flat: bool, report: VerifyRepor
             report.problems.append(f"{entry['name']}: sha256 {actual}, the manifest says {entry['sha256']}")
         else:
             report.passed.append(f"{entry['name']}: sha256 matches the manifest")
+            if entry["kind"] == "sbom":
+                _check_sbom(path, report)
+
+
+def _check_sbom(path: Path, report: VerifyReport) -> None:
+    try:
+        check_sbom(path.read_text(encoding="utf-8"), path.name)
+    except CudaCiError as error:
+        report.problems.append(error.problems[0])
+    else:
+        report.passed.append(f"{path.name} is valid CycloneDX 1.6")
 
 
 def _check_sums(root: Path, manifest: Manifest, report: VerifyReport) -> None:
