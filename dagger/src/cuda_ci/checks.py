@@ -14,9 +14,8 @@ from pathlib import Path
 
 from cuda_ci.build import BuildSource, check_clone, execute_build, plan_build
 from cuda_ci.components import UNITS, get_unit
-from cuda_ci.distfiles import identify
 from cuda_ci.docs import build_docs
-from cuda_ci.envs import Env, install_release, local_install_args
+from cuda_ci.envs import Env, install_from_run
 from cuda_ci.errors import CommandError, CudaCiError
 from cuda_ci.git import Git
 from cuda_ci.log import Reporter
@@ -110,13 +109,12 @@ def _run_unit_tests(
     manifest = folder.load()
     siblings = sibling_wheels(git.root, source.commit, source.unit, folder.path / SIBLINGS_DIR, reporter)
     env = Env.create(tmp / "test-env", reporter, python)
-    requirements = [f"{c.distribution}=={manifest['version']}" for c in source.unit.components]
-    links = [folder.dist, *sorted({s.parent for s in siblings})]
-    install_release(
+    install_from_run(
         env,
-        source_args=local_install_args(links, [], pre=True),
-        requirements=requirements,
-        siblings=[str(identify(s).name) for s in siblings],
+        dist=folder.dist,
+        version=manifest["version"],
+        unit=source.unit,
+        siblings=siblings,
         snapshot=True,
         what="install of the built wheels",
         reporter=reporter,

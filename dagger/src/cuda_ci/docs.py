@@ -8,8 +8,7 @@ import tempfile
 from pathlib import Path
 
 from cuda_ci.components import get_unit
-from cuda_ci.distfiles import identify
-from cuda_ci.envs import Env, install_release, local_install_args
+from cuda_ci.envs import Env, install_from_run
 from cuda_ci.errors import CudaCiError
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import ReleaseFolder
@@ -42,13 +41,12 @@ def build_docs(
     with tempfile.TemporaryDirectory(prefix="cuda-ci-docs-") as tmp:
         env = Env.create(Path(tmp) / "env", reporter)
         with reporter.step("install this run's wheels and Sphinx"):
-            requirements = [f"{c.distribution}=={manifest['version']}" for c in unit.components]
-            links = [folder.dist, *sorted({s.parent for s in siblings})]
-            install_release(
+            install_from_run(
                 env,
-                source_args=local_install_args(links, [], pre=True),
-                requirements=requirements,
-                siblings=[str(identify(s).name) for s in siblings],
+                dist=folder.dist,
+                version=manifest["version"],
+                unit=unit,
+                siblings=siblings,
                 snapshot=manifest["snapshot"],
                 what="docs install of this run's wheels",
                 reporter=reporter,

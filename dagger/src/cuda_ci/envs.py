@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cuda_ci.components import ReleaseUnit
+from cuda_ci.distfiles import identify
 from cuda_ci.errors import CommandError
 from cuda_ci.log import Reporter
 from cuda_ci.process import PYTHON, run
@@ -131,3 +133,30 @@ def install_release(
     note = f"snapshot: dependency ranges not met by same-commit siblings ({reason.strip()}); installed with --no-deps"
     reporter.warn(note)
     return installs, note
+
+
+def install_from_run(
+    env: Env,
+    *,
+    dist: Path,
+    version: str,
+    unit: ReleaseUnit,
+    siblings: Sequence[Path],
+    snapshot: bool,
+    what: str,
+    reporter: Reporter,
+    report: bool = False,
+    pre: bool = True,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Install a unit's distributions from this run's ``dist/``, siblings from the same commit only."""
+    links = [dist, *sorted({s.parent for s in siblings})]
+    return install_release(
+        env,
+        source_args=local_install_args(links, [], pre=pre),
+        requirements=[f"{c.distribution}=={version}" for c in unit.components],
+        siblings=[str(identify(s).name) for s in siblings],
+        snapshot=snapshot,
+        what=what,
+        reporter=reporter,
+        report=report,
+    )

@@ -19,7 +19,7 @@ from packaging.version import Version
 from cuda_ci.build import ComponentBuild, build_argv, build_environ, sbom_entries
 from cuda_ci.components import Component, ReleaseUnit, get_unit
 from cuda_ci.distfiles import DistFile, DistProblem, identify, metadata, record_problems
-from cuda_ci.envs import Env, install_release, local_install_args
+from cuda_ci.envs import Env, install_from_run
 from cuda_ci.errors import CommandError, CudaCiError
 from cuda_ci.git import Git
 from cuda_ci.log import Reporter
@@ -279,25 +279,24 @@ def install_checks(
             )
     if not installable:
         return
-    requirements = [f"{c.distribution}=={manifest['version']}" for c in unit.components]
     with tempfile.TemporaryDirectory(prefix="cuda-ci-smoke-") as tmp:
         env = Env.create(Path(tmp) / "env", reporter, python)
-        sibling_dirs = sorted({s.parent for s in siblings})
-        pre = manifest["snapshot"] or any(identify(s).version.is_prerelease for s in siblings)
         try:
-            installs, note = install_release(
+            installs, note = install_from_run(
                 env,
-                source_args=local_install_args([folder.dist, *sibling_dirs], [], pre=pre),
-                requirements=requirements,
-                siblings=[str(identify(s).name) for s in siblings],
+                dist=folder.dist,
+                version=manifest["version"],
+                unit=unit,
+                siblings=siblings,
                 snapshot=manifest["snapshot"],
                 what="smoke install",
                 reporter=reporter,
                 report=True,
+                pre=manifest["snapshot"] or any(identify(s).version.is_prerelease for s in siblings),
             )
         except CommandError as error:
             findings.failed(
-                "install", f"{' '.join(requirements)} from this run and siblings of the same commit: {error}"
+                "install", f"{unit.name} {manifest['version']} from this run and same-commit siblings: {error}"
             )
             return
         if note:
