@@ -65,7 +65,8 @@ def test_the_module_registers_every_function_with_docs() -> None:
     create = typing.get_type_hints(CudaCi.create, include_extras=True)["source"].__metadata__
     assert any(isinstance(m, dagger.DefaultPath) and m.from_context == "/" for m in create)
     ignore = next(m for m in create if isinstance(m, dagger.Ignore))
-    assert {".venv", ".release"} <= set(ignore.patterns) and ".git" not in ignore.patterns
+    assert {".venv", ".release"} <= set(ignore.patterns)
+    assert "!.git" in ignore.patterns and ".git" not in ignore.patterns, "setuptools-scm needs the history"
 
 
 def test_every_image_is_pinned_by_digest_and_the_tooling_pin_is_cibuildwheels(module: CudaCi) -> None:

@@ -34,7 +34,10 @@ PYPISERVER_ARGS = [
     *("--disable-fallback", "--hash-algo", "sha256", "/srv/packages"),
 ]
 CUDA_CI = "/opt/cuda-ci/bin/cuda-ci"
+# Dagger leaves `.git` out of a context directory unless an Ignore pattern brings it back;
+# setuptools-scm needs the full history and tags, so it comes back ("!.git").
 SOURCE_IGNORE = [
+    "!.git",
     ".venv",
     "**/.venv",
     ".release",
