@@ -78,8 +78,15 @@ def test_every_wheel_has_a_valid_cyclonedx_sbom_listed_in_the_manifest(release_f
 
 
 def test_every_manifest_matches_the_published_schema(release_folder: tuple[Path, Path]) -> None:
+    import jsonschema
+
+    from cuda_ci.manifest import SCHEMA_FILE
+
+    schema = json.loads(SCHEMA_FILE.read_text())
+    jsonschema.Draft7Validator.check_schema(schema)  # a well-formed schema, by a second implementation
     manifest = ReleaseFolder(release_folder[0]).load()
     check_schema(manifest)
+    jsonschema.validate(manifest, schema)
     broken = json.loads(json.dumps(manifest))
     broken["files"][0]["sha256"] = "not-a-digest"
     del broken["commit"]
