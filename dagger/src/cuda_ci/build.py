@@ -14,6 +14,7 @@ import shutil
 import sys
 import tarfile
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,15 +211,22 @@ def execute_build(
     with git.worktree(source.commit) as tree, tempfile.TemporaryDirectory(prefix="cuda-ci-build-") as tmp:
         env = build_environ(epoch, tree)
         version = resolve_version(tree, source, reporter)
-        for build in plan.builds:
-            staging = Path(tmp) / build.component.dir
-            with reporter.step(f"build {build.component.distribution} {version}"):
-                hashes = _build_component(build, tree, staging, env, reporter)
-                for path, sha in sorted(hashes.items()):
-                    target = folder.dist / path.name
-                    shutil.move(str(path), target)
-                    kind: FileKind = "sdist" if target.name.endswith(".tar.gz") else "wheel"
-                    entries.append(file_entry(folder.path, target, kind, build.component.distribution, sha))
+        # The unit's components build side by side (each in its own folder of the worktree).
+        children = {build: reporter.child() for build in plan.builds}
+
+        def build_one(build: ComponentBuild) -> dict[Path, str]:
+            with children[build].step(f"build {build.component.distribution} {version}"):
+                return _build_component(build, tree, Path(tmp) / build.component.dir, env, children[build])
+
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cuda-ci-build") as pool:
+            built = list(pool.map(build_one, plan.builds))
+        for build, hashes in zip(plan.builds, built, strict=True):
+            reporter.adopt(children[build])
+            for path, sha in sorted(hashes.items()):
+                target = folder.dist / path.name
+                shutil.move(str(path), target)
+                kind: FileKind = "sdist" if target.name.endswith(".tar.gz") else "wheel"
+                entries.append(file_entry(folder.path, target, kind, build.component.distribution, sha))
             if build.cibuildwheel_platform:
                 identifiers = cibuildwheel_identifiers(tree / build.component.dir, build.cibuildwheel_platform)
             if plan.prebuilt_wheels and build.component.wheel == "platform":

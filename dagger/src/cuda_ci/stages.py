@@ -267,6 +267,25 @@ def write_run_log(folder: Path, reporter: Reporter, status: str, command: str) -
         write_json_atomic(folder / "run-log.json", data)
 
 
+def build_with_siblings(
+    git: Git, source: BuildSource, folder: ReleaseFolder, ci_gate: CiGate, reporter: Reporter
+) -> None:
+    """The release's build, and beside it the sibling wheels its installs will need (same commit)."""
+    siblings_reporter = reporter.child()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cuda-ci-siblings") as pool:
+        siblings = pool.submit(
+            sibling_wheels, git.root, source.commit, source.unit, folder.path / SIBLINGS_DIR, siblings_reporter
+        )
+        try:
+            with reporter.in_stage("build"):
+                execute_build(plan_build(source), git, folder, reporter, ci_gate)
+        finally:
+            problem = siblings.exception()
+            reporter.adopt(siblings_reporter)
+    if problem is not None:
+        raise problem
+
+
 def validate_and_docs(repo: Path, folder: ReleaseFolder, extra_dist: Path | None, reporter: Reporter) -> None:
     """validate and docs side by side (both read the built files; only validate writes the manifest)."""
     manifest = folder.load()
@@ -309,8 +328,7 @@ def release(
     status = "failed"
     with release_lock(git, lock_name):
         try:
-            with reporter.in_stage("build"):
-                execute_build(plan_build(source), git, folder, reporter, found.ci_gate)
+            build_with_siblings(git, source, folder, found.ci_gate, reporter)
             validate_and_docs(repo, folder, extra_dist, reporter)
             if not no_publish:
                 publish(
