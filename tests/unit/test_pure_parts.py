@@ -96,3 +96,14 @@ def test_progress_folds_into_groups_in_github_actions() -> None:
     assert lines[0] == "::group::stage build" and "::group::build cuda-core" in lines
     assert "::warning::careful" in lines and lines.count("::endgroup::") == 2
     assert reporter.stage_seconds().keys() == {"build"}
+
+
+def test_a_child_reporter_keeps_the_stage_and_is_adopted() -> None:
+    reporter = Reporter(stream=io.StringIO())
+    with reporter.in_stage("build"):
+        child = reporter.child()
+        with child.step("build cuda-core 1.0.0"):
+            child.note("built once")
+    reporter.adopt(child)
+    assert [(r.stage, r.name) for r in reporter.steps] == [("build", "stage build"), ("build", "build cuda-core 1.0.0")]
+    assert reporter.notes == ["built once"]

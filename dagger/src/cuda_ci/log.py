@@ -93,7 +93,7 @@ class Reporter:
 
     def child(self) -> Reporter:
         """A reporter for a stage run on another thread; :meth:`adopt` merges it back."""
-        return Reporter(stream=self.stream, github_actions=self.github_actions, verbose=self.verbose)
+        return Reporter(stream=self.stream, github_actions=self.github_actions, verbose=self.verbose, stage=self.stage)
 
     def adopt(self, child: Reporter) -> None:
         self.steps.extend(child.steps)
