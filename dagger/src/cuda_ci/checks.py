@@ -7,7 +7,6 @@ tests against the installed wheels (never the source tree), siblings from the sa
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,7 +149,3 @@ def ci(repo: Path, unit_name: str | None, runner: RunnerSettings, reporter: Repo
         except CudaCiError as error:
             results.append(JobResult(f"test {unit.name}", False, "\n".join(error.problems)))
     return results
-
-
-def interpreter() -> str:
-    return f"{sys.version_info.major}.{sys.version_info.minor}"

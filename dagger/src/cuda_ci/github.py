@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
 
 from cuda_ci.errors import CudaCiError
 from cuda_ci.httpclient import HttpClient, Response
+from cuda_ci.settings import Settings
 
 API_VERSION = "2022-11-28"
 _NEXT_LINK = re.compile(r'<([^>]+)>;\s*rel="next"')
@@ -40,6 +41,15 @@ class GitHub:
     repository: str
     token: str | None
     http: HttpClient
+
+    @classmethod
+    def from_settings(cls, settings: Settings, on_retry: Callable[[str], None]) -> GitHub | None:
+        """The configured repository's client, or None when the repository or the token is missing."""
+        if not settings.github_repository or not settings.github_token:
+            return None
+        return cls(
+            settings.github_api_url, settings.github_repository, settings.github_token, HttpClient(on_retry=on_retry)
+        )
 
     def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         headers = {

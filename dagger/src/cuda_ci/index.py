@@ -17,7 +17,6 @@ from packaging.utils import canonicalize_name
 
 from cuda_ci.errors import CudaCiError
 from cuda_ci.httpclient import HttpClient
-from cuda_ci.secrets import sanitize_url
 
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 
@@ -134,7 +133,3 @@ def _wait_until_listening(process: subprocess.Popen[bytes], port: int, timeout: 
                 return
         time.sleep(0.1)
     raise CudaCiError(f"the embedded {name} index did not listen on 127.0.0.1:{port} within {timeout:.0f} s")
-
-
-def describe(url: str) -> str:
-    return sanitize_url(url)

@@ -171,19 +171,11 @@ def _notes(git: Git, result: Preflight) -> None:
             result.record("release-notes", "passed", path)
 
 
-def _github_client(settings: Settings, reporter: Reporter) -> GitHub | None:
-    if not settings.github_repository or not settings.github_token:
-        return None
-    return GitHub(
-        settings.github_api_url, settings.github_repository, settings.github_token, HttpClient(on_retry=reporter.info)
-    )
-
-
 def _github_checks(result: Preflight, settings: Settings, reporter: Reporter) -> None:
     if result.request.snapshot:
         return
     assert result.tag is not None and result.commit is not None
-    github = _github_client(settings, reporter)
+    github = GitHub.from_settings(settings, reporter.info)
     if github is None:
         missing = "GITHUB_REPOSITORY" if not settings.github_repository else "GITHUB_TOKEN (or GH_TOKEN)"
         _unverified(

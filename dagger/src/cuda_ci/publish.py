@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from cuda_ci.components import ReleaseUnit, dependency_closure, get_unit
 from cuda_ci.distfiles import identify
@@ -132,7 +133,7 @@ def publish_github(
             "assets of a published release are never replaced"
         )
     if release is None:
-        prerelease = identify_prerelease(manifest)
+        prerelease = Version(manifest["version"]).is_prerelease
         release = host.create_draft(
             tag, f"{manifest['component']} {manifest['version']}", _release_body(manifest), prerelease
         )
@@ -151,12 +152,6 @@ def publish_github(
         reporter.info(f"uploaded {path.name} to {host.describe()}")
         log.add("github", path.name, "uploaded", sha256)
     return release
-
-
-def identify_prerelease(manifest: Manifest) -> bool:
-    from packaging.version import Version
-
-    return Version(manifest["version"]).is_prerelease
 
 
 def _release_tag(manifest: Manifest) -> str:

@@ -15,7 +15,6 @@ from cuda_ci.docs import build_docs
 from cuda_ci.errors import CudaCiError, UsageError
 from cuda_ci.git import Git
 from cuda_ci.github import GitHub
-from cuda_ci.httpclient import HttpClient
 from cuda_ci.index import embedded_index
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import CiGate, Manifest, ReleaseFolder, ValidationEntry, write_json_atomic
@@ -127,13 +126,12 @@ def docs(*, repo: Path, release_dir: Path, reporter: Reporter) -> list[Path]:
 
 
 def github_client(settings: Settings, reporter: Reporter) -> GitHub:
-    if not settings.github_repository or not settings.github_token:
+    github = GitHub.from_settings(settings, reporter.info)
+    if github is None:
         raise CudaCiError(
             "GITHUB_REPOSITORY and GITHUB_TOKEN (or GH_TOKEN) must be set to reach GitHub (or use --dry-run)"
         )
-    return GitHub(
-        settings.github_api_url, settings.github_repository, settings.github_token, HttpClient(on_retry=reporter.info)
-    )
+    return github
 
 
 def _github_host(settings: Settings, reporter: Reporter) -> ReleaseHost:
