@@ -9,7 +9,7 @@ import pytest
 
 from cuda_ci.cli import main
 from cuda_ci.index import free_port
-from tests.helpers import commit_change
+from tests.helpers import commit_change, git
 
 pytestmark = pytest.mark.e2e
 
@@ -63,3 +63,23 @@ def test_snapshot_of_bindings_after_the_tag(
     assert any(n.startswith("cuda_pathfinder-1.0.1.dev1") for n in held)
     captured = capsys.readouterr()
     assert "snapshot" in captured.out or "release folder" in captured.out
+
+
+@pytest.mark.usefixtures("offline")
+def test_a_docs_warning_in_each_component_stops_the_release_before_publish(
+    tagged_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for component in ("cuda_bindings", "cuda_python"):
+        index = tagged_repo / component / "docs" / "source" / "index.rst"
+        index.write_text(index.read_text() + "\nSee :doc:`no-such-page`.\n")
+    git(tagged_repo, "commit", "-qam", "docs that warn")
+    out = tmp_path / "snap"
+    argv = ["release", "--snapshot", "--component", "cuda-bindings", "--repo", str(tagged_repo), "--out", str(out)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    # Both Sphinx builds ran side by side; both failures are reported, not only the first.
+    assert "error: Sphinx build of cuda-bindings docs failed" in err
+    assert "error: Sphinx build of cuda-python docs failed" in err
+    assert err.count("unknown document") >= 2
+    assert json.loads((out / "run-log.json").read_text())["status"] == "failed"
+    assert not (out / "github-release").exists() and not (out / "index").exists(), "nothing published"

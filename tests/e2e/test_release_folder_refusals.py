@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import tarfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -203,10 +204,59 @@ def test_files_that_disagree_with_the_manifest(
     assert f"dist/{wheel.name} changed since it was built" in err
 
 
+def _rewrite_sdist(sdist: Path, change: Callable[[str, bytes], bytes]) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(sdist, "r:gz") as source, tarfile.open(fileobj=buffer, mode="w:gz") as result:
+        for member in source.getmembers():
+            data = source.extractfile(member).read() if member.isfile() else None  # type: ignore[union-attr]
+            if data is not None:
+                data = change(member.name, data)
+                member.size = len(data)
+            result.addfile(member, io.BytesIO(data) if data is not None else None)
+    sdist.write_bytes(buffer.getvalue())
+
+
+def test_an_sdist_that_builds_no_wheel(
+    folder: Path, built_folder: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The build's wheel proves only the very sdist it came from: any other sdist is built again, and fails."""
+    manifest = ReleaseFolder(folder).load()
+    sdist_entry = next(f for f in manifest["files"] if f["kind"] == "sdist")
+    wheel_entry = next(f for f in manifest["files"] if f["kind"] == "wheel")
+    assert wheel_entry["built_from"] == {"sdist": sdist_entry["name"], "sha256": sdist_entry["sha256"]}
+    sdist = folder / sdist_entry["path"]
+
+    def no_backend(name: str, data: bytes) -> bytes:
+        if name.endswith("/pyproject.toml") and name.count("/") == 1:
+            return data.replace(b'build-backend = "setuptools.build_meta"', b'build-backend = "no_such_backend"')
+        return data
+
+    _rewrite_sdist(sdist, no_backend)
+    _replace_in_manifest(folder, sdist, sdist)
+    # not _validate(): the tail of the frontend's output, the backend's traceback included, is the useful part
+    assert main(["validate", "--release-dir", str(folder), "--repo", str(built_folder[1])]) == 1
+    err = capsys.readouterr().err
+    assert f"error: sdist-builds-wheel: wheel build from {sdist.name} failed" in err
+    assert "no_such_backend" in err and "nothing was published" in err
+    assert "validation" not in ReleaseFolder(folder).load()
+
+
+def test_a_wheel_not_built_from_the_sdist_sends_validate_to_build_one(
+    folder: Path, built_folder: tuple[Path, Path]
+) -> None:
+    wheel = _wheel(folder)
+    _replace_in_manifest(folder, wheel, wheel)  # the same file, without its built_from link
+    assert main(["validate", "--release-dir", str(folder), "--repo", str(built_folder[1])]) == 0
+    checks = [v for v in ReleaseFolder(folder).load()["validation"] if v["check"] == "sdist-builds-wheel"]
+    assert [c["detail"] for c in checks] == [f"built {wheel.name} from it here"]
+
+
 def test_validate_records_every_check_and_freezes(validated_folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
     manifest = json.loads((validated_folder / "release-manifest.json").read_text())
     checks = {(v["check"], v["status"]) for v in manifest["validation"]}
     assert ("twine", "passed") in checks and ("sdist-builds-wheel", "passed") in checks
+    sdist = next(v for v in manifest["validation"] if v["check"] == "sdist-builds-wheel")
+    assert sdist["detail"].startswith("the build stage built cuda_pathfinder-1.0.0-py3-none-any.whl from this sdist")
     assert main(["validate", "--release-dir", str(validated_folder)]) == 1
     assert "is already validated and frozen" in capsys.readouterr().err
 

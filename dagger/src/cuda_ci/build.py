@@ -15,7 +15,7 @@ import sys
 import tarfile
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cuda_ci import scm
@@ -26,6 +26,7 @@ from cuda_ci.git import Git
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import (
     BuiltBy,
+    BuiltFrom,
     CiGate,
     FileEntry,
     FileKind,
@@ -136,7 +137,6 @@ def build_argv(build: ComponentBuild, package_dir: Path, outdir: Path, report: P
         argv.append("--wheel")
     elif not build.wheel:
         argv.append("--sdist")
-    # Without flags, build makes the sdist, then the wheel from that sdist: each exactly once.
     return [*argv, str(package_dir)]
 
 
@@ -214,7 +214,7 @@ def execute_build(
         # The unit's components build side by side (each in its own folder of the worktree).
         children = {build: reporter.child() for build in plan.builds}
 
-        def build_one(build: ComponentBuild) -> dict[Path, str]:
+        def build_one(build: ComponentBuild) -> dict[Path, BuiltFile]:
             with children[build].step(f"build {build.component.distribution} {version}"):
                 return _build_component(build, tree, Path(tmp) / build.component.dir, env, children[build])
 
@@ -222,11 +222,13 @@ def execute_build(
             built = list(pool.map(build_one, plan.builds))
         for build, hashes in zip(plan.builds, built, strict=True):
             reporter.adopt(children[build])
-            for path, sha in sorted(hashes.items()):
+            for path, file in sorted(hashes.items()):
                 target = folder.dist / path.name
                 shutil.move(str(path), target)
                 kind: FileKind = "sdist" if target.name.endswith(".tar.gz") else "wheel"
-                entries.append(file_entry(folder.path, target, kind, build.component.distribution, sha))
+                entries.append(
+                    file_entry(folder.path, target, kind, build.component.distribution, file.sha256, file.built_from)
+                )
             if build.cibuildwheel_platform:
                 identifiers = cibuildwheel_identifiers(tree / build.component.dir, build.cibuildwheel_platform)
             if plan.prebuilt_wheels and build.component.wheel == "platform":
@@ -253,32 +255,49 @@ def execute_build(
     return manifest
 
 
+@dataclass(frozen=True)
+class BuiltFile:
+    sha256: str
+    built_from: BuiltFrom | None = None
+
+
 def _build_component(
     build: ComponentBuild, tree: Path, staging: Path, env: dict[str, str], reporter: Reporter
-) -> dict[Path, str]:
-    """Build into ``staging``; return each final file with its sha256 (repaired wheels re-hashed)."""
-    report = staging.with_suffix(".json")
-    run(
-        build_argv(build, tree / build.component.dir, staging, report),
-        what=f"build of {build.component.distribution}",
-        reporter=reporter,
-        cwd=tree,
-        env=env,
-    )
-    hashes: dict[Path, str] = {}
-    if report.is_file():
-        for artifact in json.loads(report.read_text(encoding="utf-8"))["artifacts"]:
-            path = Path(artifact["path"])
-            if artifact["kind"] == "sdist":
-                # setuptools' sdist ignores SOURCE_DATE_EPOCH: repack it deterministically, hash that.
-                normalize_sdist(path, int(env["SOURCE_DATE_EPOCH"]))
-                hashes[path] = sha256_of(path)
-            else:
-                hashes[path] = artifact["hashes"]["sha256"]
-    else:  # cibuildwheel writes no report
-        hashes = {p: sha256_of(p) for p in staging.glob("*.whl")}
+) -> dict[Path, BuiltFile]:
+    """Build into ``staging``: the sdist first, repacked, then the wheel from that very sdist.
+
+    The wheel is built from the published sdist's bytes (not from the worktree), so the build itself
+    proves the sdist builds a wheel and validate need not build it again. Repaired wheels are re-hashed.
+    """
+    package_dir = tree / build.component.dir
+    if build.cibuildwheel_platform:  # cibuildwheel writes no report
+        run(
+            build_argv(build, package_dir, staging, staging / "report.json"),
+            what=f"build of {build.component.distribution}",
+            reporter=reporter,
+            cwd=tree,
+            env=env,
+        )
+        return {p: BuiltFile(sha256_of(p)) for p in staging.glob("*.whl")}
+    built: dict[Path, BuiltFile] = {}
+    wheel_source, wheel_env, built_from = package_dir, env, None
+    if build.sdist:
+        [(sdist, _)] = _pypa_build(replace(build, wheel=False), package_dir, staging, env, reporter, cwd=tree)
+        # setuptools' sdist ignores SOURCE_DATE_EPOCH: repack it deterministically, hash that.
+        normalize_sdist(sdist, int(env["SOURCE_DATE_EPOCH"]))
+        built[sdist] = BuiltFile(sha256_of(sdist))
+        if build.wheel:
+            unpacked = staging.parent / f"{build.component.dir}-sdist"
+            wheel_source = extract_sdist(sdist, unpacked)
+            wheel_env = build_environ(int(env["SOURCE_DATE_EPOCH"]), unpacked)
+            built_from = BuiltFrom(sdist=sdist.name, sha256=built[sdist].sha256)
+    if build.wheel:
+        for wheel, sha256 in _pypa_build(
+            replace(build, sdist=False), wheel_source, staging, wheel_env, reporter, cwd=wheel_source
+        ):
+            built[wheel] = BuiltFile(sha256, built_from)
     if build.repair:
-        for wheel in [p for p in hashes if p.name.endswith(".whl")]:
+        for wheel in [p for p in built if p.name.endswith(".whl")]:
             repaired_dir = staging / "repaired"
             run(
                 [PYTHON, "-m", "auditwheel", "repair", "--wheel-dir", str(repaired_dir), str(wheel)],
@@ -286,10 +305,38 @@ def _build_component(
                 reporter=reporter,
                 env=env,
             )
-            del hashes[wheel]
+            original = built.pop(wheel)
             for repaired in repaired_dir.glob("*.whl"):
-                hashes[repaired] = sha256_of(repaired)  # the file we publish, not the one before repair
-    return hashes
+                # the file we publish, not the one before repair
+                built[repaired] = BuiltFile(sha256_of(repaired), original.built_from)
+    return built
+
+
+def _pypa_build(
+    build: ComponentBuild, source: Path, outdir: Path, env: dict[str, str], reporter: Reporter, *, cwd: Path
+) -> list[tuple[Path, str]]:
+    """One run of the PyPA frontend; each file it made with the sha256 from its ``--report``."""
+    kind = "sdist" if build.sdist else "wheel"
+    report = outdir.parent / f"{build.component.dir}-{kind}-report.json"
+    run(
+        build_argv(build, source, outdir, report),
+        what=f"{kind} build of {build.component.distribution}",
+        reporter=reporter,
+        cwd=cwd,
+        env=env,
+    )
+    artifacts = json.loads(report.read_text(encoding="utf-8"))["artifacts"]
+    return [(Path(a["path"]), a["hashes"]["sha256"]) for a in artifacts]
+
+
+def extract_sdist(sdist: Path, dest: Path) -> Path:
+    """Unpack an sdist (tar's ``data`` filter: no links out, no devices); its one top folder."""
+    with tarfile.open(sdist, "r:gz") as archive:
+        archive.extractall(dest, filter="data")
+    tops = [p for p in dest.iterdir() if p.is_dir()]
+    if len(tops) != 1:
+        raise CudaCiError(f"{sdist.name} holds {len(tops)} top-level folders, expected exactly one")
+    return tops[0]
 
 
 def sbom_entries(folder: ReleaseFolder, wheels: list[FileEntry], epoch: int) -> list[FileEntry]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import tarfile
 import tempfile
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
-from cuda_ci.components import get_unit
+from cuda_ci.build import extract_sdist
+from cuda_ci.components import Component, get_unit
 from cuda_ci.envs import Env, install_from_run
 from cuda_ci.errors import CudaCiError
 from cuda_ci.log import Reporter
@@ -37,7 +38,6 @@ def build_docs(
     wheels = [folder.path / f["path"] for f in manifest["files"] if f["kind"] == "wheel"]
     if not any(installable_here(w.name) for w in wheels):
         raise CudaCiError(f"no wheel in {folder.dist} installs on this machine: build docs where one does")
-    built: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="cuda-ci-docs-") as tmp:
         env = Env.create(Path(tmp) / "env", reporter)
         with reporter.step("install this run's wheels and Sphinx"):
@@ -52,35 +52,49 @@ def build_docs(
                 reporter=reporter,
             )
             env.pip_install([SPHINX_REQUIREMENT], what="install of Sphinx", reporter=reporter, isolated=False)
+        # The components' Sphinx builds are independent processes: side by side.
+        children = {component: reporter.child() for component in unit.components}
+
+        def sphinx(component: Component) -> Path:
+            return _sphinx(component, folder, env, Path(tmp), children[component])
+
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cuda-ci-docs") as pool:
+            futures = [pool.submit(sphinx, component) for component in unit.components]
+            wait(futures)
         for component in unit.components:
-            sdist = next(folder.dist.glob(f"{component.project_name}-*.tar.gz"), None)
-            if sdist is None:
-                raise CudaCiError(
-                    f"no {component.distribution} sdist in {folder.dist}: docs are built from the release's sdist"
-                )
-            source = _extract(sdist, Path(tmp) / component.dir)
-            out = folder.docs / component.distribution
-            shutil.rmtree(out, ignore_errors=True)
-            with reporter.step(f"sphinx -W {component.distribution}"):
-                argv = [
-                    str(env.python),
-                    "-m",
-                    "sphinx",
-                    "-W",
-                    "--keep-going",
-                    "-q",
-                    "-b",
-                    "html",
-                    str(source / "docs" / "source"),
-                    str(out),
-                ]
-                run(argv, what=f"Sphinx build of {component.distribution} docs", reporter=reporter, cwd=Path(tmp))
-            shutil.rmtree(out / ".doctrees", ignore_errors=True)
-            built.append(out)
-    return built
+            reporter.adopt(children[component])
+        failures = [error for f in futures if (error := f.exception()) is not None]
+        for error in failures:
+            if not isinstance(error, CudaCiError):
+                raise error
+        if failures:  # every component's Sphinx problems, not only the first
+            raise CudaCiError(*(p for e in failures if isinstance(e, CudaCiError) for p in e.problems))
+        return [f.result() for f in futures]
 
 
-def _extract(sdist: Path, dest: Path) -> Path:
-    with tarfile.open(sdist, "r:gz") as archive:
-        archive.extractall(dest, filter="data")
-    return next(p for p in dest.iterdir() if p.is_dir())
+def _sphinx(component: Component, folder: ReleaseFolder, env: Env, tmp: Path, reporter: Reporter) -> Path:
+    """``docs/<distribution>/`` from the component's sdist in ``dist/``, warnings as errors."""
+    sdist = next(folder.dist.glob(f"{component.project_name}-*.tar.gz"), None)
+    if sdist is None:
+        raise CudaCiError(
+            f"no {component.distribution} sdist in {folder.dist}: docs are built from the release's sdist"
+        )
+    source = extract_sdist(sdist, tmp / component.dir)
+    out = folder.docs / component.distribution
+    shutil.rmtree(out, ignore_errors=True)
+    with reporter.step(f"sphinx -W {component.distribution}"):
+        argv = [
+            str(env.python),
+            "-m",
+            "sphinx",
+            "-W",
+            "--keep-going",
+            "-q",
+            "-b",
+            "html",
+            str(source / "docs" / "source"),
+            str(out),
+        ]
+        run(argv, what=f"Sphinx build of {component.distribution} docs", reporter=reporter, cwd=tmp)
+    shutil.rmtree(out / ".doctrees", ignore_errors=True)
+    return out

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -85,10 +85,45 @@ class EmbeddedIndex:
 
 @contextmanager
 def embedded_index(name: str, root: Path, startup_timeout: float = 30.0) -> Iterator[EmbeddedIndex]:
-    """Start pypiserver (uploads allowed without authentication, loopback only); always stop it."""
-    root.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    argv = [
+    """One pypiserver (uploads allowed without authentication, loopback only); always stopped."""
+    with embedded_indexes({name: root}, startup_timeout) as indexes:
+        yield indexes[name]
+
+
+@contextmanager
+def embedded_indexes(roots: Mapping[str, Path], startup_timeout: float = 30.0) -> Iterator[dict[str, EmbeddedIndex]]:
+    """A pypiserver per name, all started at once, then each waited for; every one always stopped.
+
+    Files already in a root are served from the start (pypiserver lists its folder).
+    """
+    processes: list[subprocess.Popen[bytes]] = []
+    indexes: dict[str, EmbeddedIndex] = {}
+    try:
+        for name, root in roots.items():
+            root.mkdir(parents=True, exist_ok=True)
+            port = free_port()
+            processes.append(
+                subprocess.Popen(_pypiserver_argv(root, port), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            )
+            indexes[name] = EmbeddedIndex(name, root, port)
+        for process, index in zip(processes, indexes.values(), strict=True):
+            _wait_until_listening(process, index.port, startup_timeout, index.name)
+        yield indexes
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+            if process.stderr:
+                process.stderr.close()
+
+
+def _pypiserver_argv(root: Path, port: int) -> list[str]:
+    return [
         sys.executable,
         "-m",
         "pypiserver",
@@ -106,20 +141,6 @@ def embedded_index(name: str, root: Path, startup_timeout: float = 30.0) -> Iter
         "sha256",
         str(root),
     ]
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    index = EmbeddedIndex(name, root, port)
-    try:
-        _wait_until_listening(process, port, startup_timeout, name)
-        yield index
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        if process.stderr:
-            process.stderr.close()
 
 
 def _wait_until_listening(process: subprocess.Popen[bytes], port: int, timeout: float, name: str) -> None:

@@ -24,6 +24,13 @@ GateStatus = Literal["verified", "not-verified", "snapshot"]
 BuiltBy = Literal["host", "dagger"]
 
 
+class BuiltFrom(TypedDict):
+    """The sdist (name and sha256) a wheel was built from, in the same build."""
+
+    sdist: str
+    sha256: str
+
+
 class FileEntry(TypedDict):
     name: str
     path: str
@@ -31,6 +38,7 @@ class FileEntry(TypedDict):
     distribution: str | None
     size: int
     sha256: str
+    built_from: NotRequired[BuiltFrom]
 
 
 class CiGate(TypedDict):
@@ -92,9 +100,14 @@ def sha256_of(path: Path) -> str:
 
 
 def file_entry(
-    folder: Path, path: Path, kind: FileKind, distribution: str | None, sha256: str | None = None
+    folder: Path,
+    path: Path,
+    kind: FileKind,
+    distribution: str | None,
+    sha256: str | None = None,
+    built_from: BuiltFrom | None = None,
 ) -> FileEntry:
-    return FileEntry(
+    entry = FileEntry(
         name=path.name,
         path=path.relative_to(folder).as_posix(),
         kind=kind,
@@ -102,6 +115,9 @@ def file_entry(
         size=path.stat().st_size,
         sha256=sha256 or sha256_of(path),
     )
+    if built_from is not None:
+        entry["built_from"] = built_from
+    return entry
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -246,14 +246,12 @@ def publish_index(
     for entry in entries:
         if entry not in todo:
             log.add(target.name, entry["name"], "skipped", "already on the index with the same sha256")
-    for distribution in unit.distributions:  # one twine run per distribution, in upload order
-        group = [e for e in todo if e["distribution"] == distribution]
-        for entry in group:
-            _recheck(folder.path / entry["path"], entry["sha256"])
-        if group:
-            _upload_with_retries(target, folder, group, http, reporter)
-        for entry in group:
-            log.add(target.name, entry["name"], "uploaded", entry["sha256"])
+    for entry in todo:
+        _recheck(folder.path / entry["path"], entry["sha256"])
+    if todo:  # one twine run; twine uploads in the order given (bindings before the metapackage)
+        _upload_with_retries(target, folder, todo, http, reporter)
+    for entry in todo:
+        log.add(target.name, entry["name"], "uploaded", entry["sha256"])
     install_back(target, manifest, unit, reporter, pre=pre, delay=install_delay)
     log.add(target.name, None, "verified-install", f"{', '.join(unit.distributions)} {manifest['version']}")
 
@@ -289,7 +287,9 @@ def _upload_with_retries(
             except CommandError as error:
                 _report_twine_retries(error.problems[0], target, reporter)
                 # A response lost after the index stored a file is a success for that file: ask the index.
-                held = files_on_index(http, target.simple_url, pending[0]["distribution"] or "")
+                held: dict[str, str | None] = {}
+                for distribution in sorted({e["distribution"] or "" for e in pending}):
+                    held.update(files_on_index(http, target.simple_url, distribution))
                 pending = [e for e in pending if held.get(e["name"]) != e["sha256"]]
                 if not pending:
                     return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -15,7 +16,7 @@ from cuda_ci.docs import build_docs
 from cuda_ci.errors import CudaCiError, UsageError
 from cuda_ci.git import Git
 from cuda_ci.github import GitHub
-from cuda_ci.index import embedded_index
+from cuda_ci.index import embedded_indexes
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import CiGate, Manifest, ReleaseFolder, ValidationEntry, write_json_atomic
 from cuda_ci.preflight import Preflight, PreflightRequest, run_preflight
@@ -33,7 +34,7 @@ from cuda_ci.publish import (
     twine_environment,
 )
 from cuda_ci.releases import GitHubReleases, LocalReleases, ReleaseHost
-from cuda_ci.settings import RunnerSettings, Settings
+from cuda_ci.settings import IndexName, RunnerSettings, Settings
 from cuda_ci.siblings import SIBLINGS_DIR, sibling_wheels
 from cuda_ci.tags import parse_tag
 from cuda_ci.validate import smoke_release, validate_release
@@ -154,24 +155,31 @@ def _dry_run_indexes(
     settings: Settings,
     reporter: Reporter,
 ) -> Iterator[dict[str, IndexTarget]]:
-    """Embedded indexes (started here, or already running as Dagger services), seeded with siblings."""
+    """Embedded indexes (started here, or already running as Dagger services), holding the siblings.
+
+    An index started here gets the sibling wheels in its folder before it starts (pypiserver serves
+    its folder); a running one gets them uploaded. Either way only this run's own files go through
+    the upload that publish checks.
+    """
     unit = get_unit(manifest["component"])
     siblings = sibling_wheels(repo, manifest["commit"], unit, folder.path / SIBLINGS_DIR, reporter)
+    names: list[IndexName] = [name for name in ("testpypi", "pypi") if name in targets]
     running = settings.runner.dry_run_index_urls or {}
     env = clean_environ(TWINE_USERNAME="cuda-ci", TWINE_PASSWORD="dry-run", TWINE_NON_INTERACTIVE="1")
-    with ExitStack() as stack:
+    to_start: dict[str, Path] = {name: folder.path / "index" / name for name in names if name not in running}
+    for root in to_start.values():
+        root.mkdir(parents=True, exist_ok=True)
+        for wheel in siblings:
+            if not (root / wheel.name).is_file():
+                shutil.copy2(wheel, root / wheel.name)
+    with embedded_indexes(to_start) as started:
         indexes: dict[str, IndexTarget] = {}
-        for name in ("testpypi", "pypi"):
-            if name not in targets:
-                continue
-            base = running.get(name)
-            if base is None:
-                server = stack.enter_context(embedded_index(name, folder.path / "index" / name))
-                base = server.upload_url
-            base = base.rstrip("/")
+        for name in names:
+            base = (running[name] if name in running else started[name].upload_url).rstrip("/")
             indexes[name] = IndexTarget(name=name, upload_url=f"{base}/", simple_url=f"{base}/simple/", twine_env=env)
             reporter.info(f"embedded {name} index: {base}/simple/")
-            seed_index(indexes[name], siblings, reporter)
+            if name in running:
+                seed_index(indexes[name], siblings, reporter)
         if siblings:
             reporter.note("sibling check: not verified (siblings built from the same commit into the embedded index)")
         yield indexes

@@ -16,7 +16,7 @@ from urllib.request import url2pathname
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from cuda_ci.build import ComponentBuild, build_argv, build_environ, sbom_entries
+from cuda_ci.build import ComponentBuild, build_argv, build_environ, extract_sdist, sbom_entries
 from cuda_ci.components import Component, ReleaseUnit, get_unit
 from cuda_ci.distfiles import DistFile, DistProblem, identify, metadata, record_problems
 from cuda_ci.envs import Env, install_from_run
@@ -324,38 +324,57 @@ def install_checks(
 
 
 def sdist_checks(dists: list[DistFile], manifest: Manifest, reporter: Reporter, findings: Findings) -> None:
-    """Each sdist builds a wheel of the same version."""
+    """Each sdist builds a wheel of the same version.
+
+    Where the build stage built a wheel from this very sdist (``built_from`` names its sha256; the
+    static checks verified every hash and version), that build is the proof; otherwise (wheels from cibuildwheel or
+    another job) the wheel is built here from the sdist.
+    """
+    entries = {f["name"]: f for f in manifest["files"]}
     for dist in [d for d in dists if d.kind == "sdist"]:
-        component = next(
-            c for c in get_unit(manifest["component"]).components if canonicalize_name(c.distribution) == dist.name
-        )
-        with tempfile.TemporaryDirectory(prefix="cuda-ci-sdist-") as tmp:
-            with tarfile.open(dist.path, "r:gz") as archive:
-                archive.extractall(tmp, filter="data")
-            source = next(p for p in Path(tmp).iterdir() if p.is_dir())
-            out = Path(tmp) / "wheel"
-            argv = build_argv(
-                ComponentBuild(component=component, sdist=False, wheel=True, repair=False),
-                source,
-                out,
-                Path(tmp) / "r.json",
+        sdist_sha256 = entries[dist.path.name]["sha256"]
+        proof = [
+            f
+            for f in manifest["files"]
+            if f["kind"] == "wheel" and f.get("built_from") == {"sdist": dist.path.name, "sha256": sdist_sha256}
+        ]
+        if proof:
+            findings.passed(
+                "sdist-builds-wheel",
+                dist.path.name,
+                f"the build stage built {proof[0]['name']} from this sdist (sha256 {sdist_sha256[:12]})",
             )
-            try:
-                run(
-                    argv,
-                    what=f"wheel build from {dist.path.name}",
-                    reporter=reporter,
-                    env=build_environ(0),
-                    cwd=Path(tmp),
-                )
-            except CommandError as error:
-                findings.failed("sdist-builds-wheel", str(error))
-                continue
-            built = [identify(w) for w in out.glob("*.whl")]
-            if [str(w.version) for w in built] != [manifest["version"]]:
-                findings.failed("sdist-builds-wheel", f"{dist.path.name} built {[w.path.name for w in built]}")
-            else:
-                findings.passed("sdist-builds-wheel", dist.path.name, built[0].path.name)
+            continue
+        _build_wheel_from_sdist(dist, manifest, reporter, findings)
+
+
+def _build_wheel_from_sdist(dist: DistFile, manifest: Manifest, reporter: Reporter, findings: Findings) -> None:
+    component = next(
+        c for c in get_unit(manifest["component"]).components if canonicalize_name(c.distribution) == dist.name
+    )
+    with tempfile.TemporaryDirectory(prefix="cuda-ci-sdist-") as tmp:
+        try:
+            source = extract_sdist(dist.path, Path(tmp) / "source")
+        except (CudaCiError, tarfile.TarError) as error:
+            findings.failed("sdist-builds-wheel", f"{dist.path.name} cannot be unpacked: {error}")
+            return
+        out = Path(tmp) / "wheel"
+        argv = build_argv(
+            ComponentBuild(component=component, sdist=False, wheel=True, repair=False),
+            source,
+            out,
+            Path(tmp) / "r.json",
+        )
+        try:
+            run(argv, what=f"wheel build from {dist.path.name}", reporter=reporter, env=build_environ(0), cwd=Path(tmp))
+        except CommandError as error:
+            findings.failed("sdist-builds-wheel", str(error))
+            return
+        built = [identify(w) for w in out.glob("*.whl")]
+        if [str(w.version) for w in built] != [manifest["version"]]:
+            findings.failed("sdist-builds-wheel", f"{dist.path.name} built {[w.path.name for w in built]}")
+        else:
+            findings.passed("sdist-builds-wheel", dist.path.name, f"built {built[0].path.name} from it here")
 
 
 def windows_identifiers(folder: ReleaseFolder, unit: ReleaseUnit, extra: list[str]) -> list[str]:
@@ -365,10 +384,7 @@ def windows_identifiers(folder: ReleaseFolder, unit: ReleaseUnit, extra: list[st
     component = next(c for c in unit.components if c.wheel == "platform")
     sdist = next(folder.dist.glob(f"{component.project_name}-*.tar.gz"))
     with tempfile.TemporaryDirectory(prefix="cuda-ci-cibw-") as tmp:
-        with tarfile.open(sdist, "r:gz") as archive:
-            archive.extractall(tmp, filter="data")
-        source = next(p for p in Path(tmp).iterdir() if p.is_dir())
-        return cibuildwheel_identifiers(source, "windows")
+        return cibuildwheel_identifiers(extract_sdist(sdist, Path(tmp)), "windows")
 
 
 def _commit_time(repo: Path, commit: str) -> int:
