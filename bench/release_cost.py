@@ -140,12 +140,13 @@ def measure(label: str, repeats: int, once: object) -> list[Run]:
 
 
 def builds_per_artifact(run_log: dict[str, object]) -> dict[str, int]:
+    """Steps that built a release distribution, in any stage: build's own, and any rebuild by validate
+    ("build <distribution> wheel from <sdist>"). Sibling wheels are install helpers, not artifacts."""
     counts: dict[str, int] = {}
     for step in run_log.get("steps", []):  # type: ignore[union-attr]
-        name = str(step["name"])  # type: ignore[index]
-        if step["stage"] == "build" and name.startswith("build "):  # type: ignore[index]
-            distribution = name.split()[1]
-            counts[distribution] = counts.get(distribution, 0) + 1
+        words = str(step["name"]).split()  # type: ignore[index]
+        if step["stage"] in ("build", "validate") and words[0] == "build" and words[1] != "sibling":  # type: ignore[index]
+            counts[words[1]] = counts.get(words[1], 0) + 1
     return counts
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,3 +18,18 @@ def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def monorepo(template_repo: Path, tmp_path: Path) -> Path:
     """A full clone of the template: main, no tags; each test may tag and commit freely."""
     return clone(template_repo, tmp_path / "repo")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tool_env_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Kept tool environments in one folder per test session: never the user's cache, warm after the first."""
+    folder = tmp_path_factory.mktemp("cuda-ci-cache")
+    previous = os.environ.get("CUDA_CI_CACHE_DIR")
+    os.environ["CUDA_CI_CACHE_DIR"] = str(folder)
+    try:
+        yield folder
+    finally:
+        if previous is None:
+            os.environ.pop("CUDA_CI_CACHE_DIR", None)
+        else:
+            os.environ["CUDA_CI_CACHE_DIR"] = previous

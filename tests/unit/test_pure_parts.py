@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
+from importlib import metadata
+from pathlib import Path
 
 import pytest
 from packaging.tags import Tag
 
-from cuda_ci.build import BuildSource, plan_build
+from cuda_ci.build import BuildSource, ComponentBuild, build_argv, build_requirements, plan_build
 from cuda_ci.components import get_unit
 from cuda_ci.errors import CudaCiError, UsageError
 from cuda_ci.httpclient import _retry_after
@@ -40,6 +43,23 @@ def test_wheels_only_plans_never_rebuild_the_sdist_or_metapackage() -> None:
     assert not plan.source_archive
     with pytest.raises(UsageError, match="cuda-pathfinder has no platform wheels"):
         plan_build(BuildSource(unit=get_unit("cuda-pathfinder"), commit="0" * 40), wheels_only=True)
+
+
+def test_a_kept_build_environment_runs_the_frontend_without_isolation(tmp_path: Path) -> None:
+    bindings = get_unit("cuda-bindings").components[0]
+    both = ComponentBuild(component=bindings, sdist=True, wheel=True, repair=True)
+    kept = build_argv(replace(both, wheel=False), tmp_path, tmp_path / "out", tmp_path / "r.json", "/kept/bin/python")
+    assert kept[:4] == ["/kept/bin/python", "-m", "build", "--no-isolation"] and kept[-2:] == ["--sdist", str(tmp_path)]
+    isolated = build_argv(replace(both, sdist=False), tmp_path, tmp_path / "out", tmp_path / "r.json")
+    assert "--no-isolation" not in isolated and isolated[-2:] == ["--wheel", str(tmp_path)]
+    assert isolated[isolated.index("--report") + 1] == str(tmp_path / "r.json")
+
+
+def test_build_requirements_are_the_pyproject_s_plus_this_frontend(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[build-system]\nrequires = ["setuptools>=77", "cython>=3"]\n')
+    assert build_requirements(tmp_path) == ["setuptools>=77", "cython>=3", f"build=={metadata.version('build')}"]
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    assert build_requirements(tmp_path)[0] == "setuptools>=40.8.0", "PEP 518's default"
 
 
 @pytest.mark.parametrize(

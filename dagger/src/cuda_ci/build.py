@@ -14,8 +14,10 @@ import shutil
 import sys
 import tarfile
 import tempfile
+import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from importlib import metadata
 from pathlib import Path
 
 from cuda_ci import scm
@@ -39,6 +41,7 @@ from cuda_ci.manifest import (
 from cuda_ci.process import PYTHON, clean_environ, run
 from cuda_ci.sbom import sbom_name, wheel_sbom
 from cuda_ci.tags import ReleaseTag
+from cuda_ci.toolenvs import tool_env
 from cuda_ci.wheels import cibuildwheel_identifiers, host_identifier
 
 
@@ -117,8 +120,27 @@ def plan_build(
     )
 
 
-def build_argv(build: ComponentBuild, package_dir: Path, outdir: Path, report: Path) -> list[str]:
-    """The one command that builds a component's files into ``outdir``."""
+def build_requirements(package_dir: Path) -> list[str]:
+    """``[build-system] requires`` (PEP 518's default where absent), plus this run's ``build`` frontend."""
+    with (package_dir / "pyproject.toml").open("rb") as handle:
+        build_system = tomllib.load(handle).get("build-system", {})
+    return [*build_system.get("requires", ["setuptools>=40.8.0"]), f"build=={metadata.version('build')}"]
+
+
+def build_tool_python(package_dir: Path, python: str, reporter: Reporter) -> str | None:
+    """The interpreter of the kept build environment for ``package_dir``; None: build isolated instead."""
+    env = tool_env(build_requirements(package_dir), python=python, purpose="build", reporter=reporter)
+    return str(env.python) if env else None
+
+
+def build_argv(
+    build: ComponentBuild, package_dir: Path, outdir: Path, report: Path, tool_python: str | None = None
+) -> list[str]:
+    """The one command that builds a component's files into ``outdir``.
+
+    With ``tool_python`` (a kept environment holding exactly the resolved build requirements), the
+    frontend runs there without isolation; otherwise it makes an isolated environment per build.
+    """
     if build.cibuildwheel_platform:
         return [
             PYTHON,
@@ -130,9 +152,12 @@ def build_argv(build: ComponentBuild, package_dir: Path, outdir: Path, report: P
             str(outdir),
             str(package_dir),
         ]
-    argv = [build.python, "-m", "build", "--outdir", str(outdir), "--report", str(report)]
-    if uv_binary():
-        argv += ["--installer", "uv"]
+    if tool_python:
+        argv = [tool_python, "-m", "build", "--no-isolation", "--outdir", str(outdir), "--report", str(report)]
+    else:
+        argv = [build.python, "-m", "build", "--outdir", str(outdir), "--report", str(report)]
+        if uv_binary():
+            argv += ["--installer", "uv"]
     if not build.sdist:
         argv.append("--wheel")
     elif not build.wheel:
@@ -213,10 +238,17 @@ def execute_build(
         version = resolve_version(tree, source, reporter)
         # The unit's components build side by side (each in its own folder of the worktree).
         children = {build: reporter.child() for build in plan.builds}
+        tool_pythons = {
+            build: None
+            if build.cibuildwheel_platform
+            else build_tool_python(tree / build.component.dir, build.python, reporter)
+            for build in plan.builds
+        }
 
         def build_one(build: ComponentBuild) -> dict[Path, BuiltFile]:
             with children[build].step(f"build {build.component.distribution} {version}"):
-                return _build_component(build, tree, Path(tmp) / build.component.dir, env, children[build])
+                staging = Path(tmp) / build.component.dir
+                return _build_component(build, tree, staging, env, children[build], tool_pythons[build])
 
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cuda-ci-build") as pool:
             built = list(pool.map(build_one, plan.builds))
@@ -262,7 +294,12 @@ class BuiltFile:
 
 
 def _build_component(
-    build: ComponentBuild, tree: Path, staging: Path, env: dict[str, str], reporter: Reporter
+    build: ComponentBuild,
+    tree: Path,
+    staging: Path,
+    env: dict[str, str],
+    reporter: Reporter,
+    tool_python: str | None,
 ) -> dict[Path, BuiltFile]:
     """Build into ``staging``: the sdist first, repacked, then the wheel from that very sdist.
 
@@ -282,7 +319,9 @@ def _build_component(
     built: dict[Path, BuiltFile] = {}
     wheel_source, wheel_env, built_from = package_dir, env, None
     if build.sdist:
-        [(sdist, _)] = _pypa_build(replace(build, wheel=False), package_dir, staging, env, reporter, cwd=tree)
+        [(sdist, _)] = _pypa_build(
+            replace(build, wheel=False), package_dir, staging, env, reporter, cwd=tree, tool_python=tool_python
+        )
         # setuptools' sdist ignores SOURCE_DATE_EPOCH: repack it deterministically, hash that.
         normalize_sdist(sdist, int(env["SOURCE_DATE_EPOCH"]))
         built[sdist] = BuiltFile(sha256_of(sdist))
@@ -293,7 +332,13 @@ def _build_component(
             built_from = BuiltFrom(sdist=sdist.name, sha256=built[sdist].sha256)
     if build.wheel:
         for wheel, sha256 in _pypa_build(
-            replace(build, sdist=False), wheel_source, staging, wheel_env, reporter, cwd=wheel_source
+            replace(build, sdist=False),
+            wheel_source,
+            staging,
+            wheel_env,
+            reporter,
+            cwd=wheel_source,
+            tool_python=tool_python,
         ):
             built[wheel] = BuiltFile(sha256, built_from)
     if build.repair:
@@ -313,13 +358,20 @@ def _build_component(
 
 
 def _pypa_build(
-    build: ComponentBuild, source: Path, outdir: Path, env: dict[str, str], reporter: Reporter, *, cwd: Path
+    build: ComponentBuild,
+    source: Path,
+    outdir: Path,
+    env: dict[str, str],
+    reporter: Reporter,
+    *,
+    cwd: Path,
+    tool_python: str | None,
 ) -> list[tuple[Path, str]]:
     """One run of the PyPA frontend; each file it made with the sha256 from its ``--report``."""
     kind = "sdist" if build.sdist else "wheel"
     report = outdir.parent / f"{build.component.dir}-{kind}-report.json"
     run(
-        build_argv(build, source, outdir, report),
+        build_argv(build, source, outdir, report, tool_python),
         what=f"{kind} build of {build.component.distribution}",
         reporter=reporter,
         cwd=cwd,

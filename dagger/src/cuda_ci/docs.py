@@ -13,8 +13,9 @@ from cuda_ci.envs import Env, install_from_run
 from cuda_ci.errors import CudaCiError
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import ReleaseFolder
-from cuda_ci.process import run
+from cuda_ci.process import PYTHON, run
 from cuda_ci.siblings import SIBLINGS_DIR, sibling_wheels
+from cuda_ci.toolenvs import tool_env
 from cuda_ci.wheels import installable_here
 
 SPHINX_REQUIREMENT = "sphinx>=7"
@@ -51,7 +52,12 @@ def build_docs(
                 what="docs install of this run's wheels",
                 reporter=reporter,
             )
-            env.pip_install([SPHINX_REQUIREMENT], what="install of Sphinx", reporter=reporter, isolated=False)
+            # Sphinx from a kept, compiled tool environment; this run's wheels only ever in a fresh one.
+            sphinx_env = tool_env([SPHINX_REQUIREMENT], python=PYTHON, purpose="sphinx", reporter=reporter)
+            if sphinx_env is not None:
+                env.extend_with(sphinx_env, reporter)
+            else:
+                env.pip_install([SPHINX_REQUIREMENT], what="install of Sphinx", reporter=reporter, isolated=False)
         # The components' Sphinx builds are independent processes: side by side.
         children = {component: reporter.child() for component in unit.components}
 

@@ -68,6 +68,15 @@ class Env:
     def run_python(self, code: str, *, what: str, reporter: Reporter, cwd: Path | None = None) -> str:
         return run([str(self.python), "-c", code], what=what, reporter=reporter, cwd=cwd).stdout
 
+    def site_packages(self, reporter: Reporter) -> Path:
+        code = "import sysconfig; print(sysconfig.get_path('purelib'))"
+        return Path(self.run_python(code, what="locating site-packages", reporter=reporter).strip())
+
+    def extend_with(self, tools: Env, reporter: Reporter) -> None:
+        """Make ``tools``' packages importable here too, after this environment's own (a ``.pth`` line)."""
+        line = f"{tools.site_packages(reporter)}\n"
+        (self.site_packages(reporter) / "cuda-ci-tools.pth").write_text(line, encoding="utf-8")
+
 
 _UV_EQUIVALENTS = {"--pre": ["--prerelease", "allow"], "--no-cache-dir": ["--no-cache"]}
 

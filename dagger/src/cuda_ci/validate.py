@@ -366,7 +366,15 @@ def _build_wheel_from_sdist(dist: DistFile, manifest: Manifest, reporter: Report
             Path(tmp) / "r.json",
         )
         try:
-            run(argv, what=f"wheel build from {dist.path.name}", reporter=reporter, env=build_environ(0), cwd=Path(tmp))
+            # named like the build stage's steps, so that builds per artifact count this second build
+            with reporter.step(f"build {component.distribution} wheel from {dist.path.name}"):
+                run(
+                    argv,
+                    what=f"wheel build from {dist.path.name}",
+                    reporter=reporter,
+                    env=build_environ(0),
+                    cwd=Path(tmp),
+                )
         except CommandError as error:
             findings.failed("sdist-builds-wheel", str(error))
             return

@@ -1,0 +1,122 @@
+"""Tool environments kept between runs: the build backend and Sphinx, resolved, installed and compiled once.
+
+A release builds its own files afresh in every run; only the tools it runs are reused. An environment
+is keyed by the interpreter and by the exact versions its requirements resolve to now (``uv pip
+compile``), so a new setuptools or Sphinx release makes a new environment and a stale one is never
+used. Bytecode is compiled at install: without it every backend call and every Sphinx run compiles
+its imports again (and never keeps them where ``PYTHONDONTWRITEBYTECODE`` is set). An environment is
+made in a temporary folder and renamed into place when complete, and never changed after, so
+concurrent runs share it safely. Without uv, callers fall back to fresh isolated environments.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from cuda_ci.envs import Env, uv_binary
+from cuda_ci.errors import CommandError
+from cuda_ci.log import Reporter
+from cuda_ci.process import run
+
+CACHE_DIR_VARIABLE = "CUDA_CI_CACHE_DIR"
+COMPLETE_MARKER = "cuda-ci-complete"
+_INTERPRETER_ID = (
+    "import sys, sysconfig; print(sys.implementation.cache_tag, sys.version.split()[0], "
+    "sysconfig.get_platform(), getattr(sys, '_base_executable', sys.executable))"
+)
+
+
+def cache_dir() -> Path:
+    """``CUDA_CI_CACHE_DIR``, else the platform's user cache folder."""
+    configured = os.environ.get(CACHE_DIR_VARIABLE)
+    if configured:
+        return Path(configured)
+    if os.name == "nt":
+        return Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "cuda-ci" / "Cache"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cuda-ci"
+
+
+@functools.cache
+def interpreter_id(python: str) -> str:
+    """What makes environments of two interpreters interchangeable: version, platform, base executable."""
+    return subprocess.run(
+        [python, "-c", _INTERPRETER_ID], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+
+
+def resolve(requirements: Sequence[str], python: str, reporter: Reporter) -> str | None:
+    """The pinned requirement lines ``requirements`` resolve to for ``python`` now; None without uv
+    or where the index cannot be reached (callers then fall back to a fresh environment)."""
+    uv = uv_binary()
+    if uv is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="cuda-ci-resolve-") as tmp:
+        wanted = Path(tmp) / "requirements.in"
+        wanted.write_text("".join(f"{r}\n" for r in sorted(requirements)), encoding="utf-8")
+        argv = [uv, "pip", "compile", "--quiet", "--no-header", "--no-annotate", "--python", python, str(wanted)]
+        try:
+            return run(argv, what=f"resolving {', '.join(requirements)}", reporter=reporter).stdout
+        except CommandError as error:
+            reporter.warn(f"tool environment not reused: {error.problems[0].splitlines()[0]}")
+            return None
+
+
+_LOCK = threading.Lock()  # parallel builds in one run ask for the same environment: make it once
+_FOUND: dict[tuple[Path, str, str, tuple[str, ...]], Env | None] = {}
+
+
+def tool_env(requirements: Sequence[str], *, python: str, purpose: str, reporter: Reporter) -> Env | None:
+    """A complete, compiled environment holding exactly what ``requirements`` resolve to, made once.
+
+    Resolved once per process (one run), so that every build of a run uses the same tools.
+    """
+    key = (cache_dir(), purpose, python, tuple(sorted(requirements)))
+    with _LOCK:
+        if key not in _FOUND:
+            _FOUND[key] = _tool_env(requirements, python=python, purpose=purpose, reporter=reporter)
+        return _FOUND[key]
+
+
+def _tool_env(requirements: Sequence[str], *, python: str, purpose: str, reporter: Reporter) -> Env | None:
+    pinned = resolve(requirements, python, reporter)
+    if pinned is None:
+        return None
+    key = hashlib.sha256(f"{interpreter_id(python)}\n{pinned}".encode()).hexdigest()[:16]
+    root = cache_dir() / "envs" / f"{purpose}-{key}"
+    if (root / COMPLETE_MARKER).is_file():
+        return Env(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    uv = uv_binary()
+    assert uv is not None  # resolve() returned pins
+    with reporter.step(f"tool environment {root.name} (kept for later runs)"):
+        staging = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
+        try:
+            run(
+                [uv, "venv", "--quiet", "--python", python, str(staging)],
+                what="creating a tool environment",
+                reporter=reporter,
+            )
+            pins = staging / "requirements.txt"
+            pins.write_text(pinned, encoding="utf-8")
+            install = [uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", str(Env(staging).python)]
+            run([*install, "-r", str(pins)], what=f"installing the {purpose} tool environment", reporter=reporter)
+            (staging / COMPLETE_MARKER).write_text(pinned, encoding="utf-8")
+            if root.exists() and not (root / COMPLETE_MARKER).is_file():
+                shutil.rmtree(root, ignore_errors=True)  # left half-made by a run that was killed
+            try:
+                staging.rename(root)
+            except OSError:
+                if not (root / COMPLETE_MARKER).is_file():
+                    raise
+                # another run made the same environment first: use that one
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return Env(root)
