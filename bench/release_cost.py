@@ -7,7 +7,10 @@ One run, in a throwaway clone of this working tree with one release tag per unit
   old flow  cuda-ci ci (every unit built and tested, docs built), then the release of those artifacts
 Each figure is measured after a warm-up, several times, and reported as a median. Also: per-stage
 seconds (run-log.json), builds per released artifact, peak memory of the cuda-ci process, and a
-cold release (empty pip/uv caches) against a warm one. Nothing here asserts; it prints ratios.
+cold release (empty pip, uv and cuda-ci caches: no kept tool environment) against a warm one. The
+release figures are warm: after the warm-up, the kept build and Sphinx environments exist, while
+bare builds make their isolated environment every time, as `python -m build` does.
+Nothing here asserts; it prints ratios.
 
 Usage: python bench/release_cost.py [--repeats N] [--skip-old-flow] [--json PATH]
 """
@@ -175,12 +178,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             **os.environ,
             "PIP_CACHE_DIR": str(caches / "pip"),
             "UV_CACHE_DIR": str(caches / "uv"),
+            "CUDA_CI_CACHE_DIR": str(caches / "cuda-ci"),
             "GITHUB_ACTIONS": "",
         }
         env.pop("GITHUB_TOKEN", None)
         env.pop("GH_TOKEN", None)
 
-        print("cold and warm release (cuda-pathfinder): empty pip/uv caches, then the same caches again")
+        print("cold and warm release (cuda-pathfinder): empty pip/uv/cuda-ci caches, then the same caches again")
         cold = release(repo, UNITS["cuda-pathfinder"][0], scratch, env)
         warm = release(repo, UNITS["cuda-pathfinder"][0], scratch, env)
         results["cold_warm"] = {"cold": cold.seconds, "warm": warm.seconds}

@@ -149,7 +149,9 @@ def test_caches_are_named_volumes(module: CudaCi) -> None:
     mounts = [c for c in walk(_release(module)) if c.name == "withMountedCache"]
     assert mounts
     keys = {c.args["cache"][0].args["key"] for c in mounts}
-    assert keys == {"cuda-ci-pip", "cuda-ci-uv"}
+    assert keys == {"cuda-ci-pip", "cuda-ci-uv", "cuda-ci-tool-envs"}
+    paths = {c.args["path"] for c in mounts}
+    assert "/root/.cache/cuda-ci" in paths, "where cuda-ci keeps tool environments (toolenvs.cache_dir)"
 
 
 # Flags that exist on one side only, by design (DESIGN.md: host-only and Dagger-only arguments).

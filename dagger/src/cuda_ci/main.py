@@ -85,10 +85,12 @@ class CudaCi:
 
     # --- shared setup ----------------------------------------------------------------------
     def _with_cuda_ci(self, container: dagger.Container) -> dagger.Container:
-        """cuda-ci from this module's source, the monorepo at /src, pip and uv caches as volumes."""
+        """cuda-ci from this module's source, the monorepo at /src; pip and uv caches and the kept tool
+        environments (made complete, then renamed into place: safe to share) as volumes."""
         return (
             container.with_mounted_cache("/root/.cache/pip", dag.cache_volume("cuda-ci-pip"))
             .with_mounted_cache("/root/.cache/uv", dag.cache_volume("cuda-ci-uv"))
+            .with_mounted_cache("/root/.cache/cuda-ci", dag.cache_volume("cuda-ci-tool-envs"))
             .with_directory("/opt/cuda-ci-src", self.source.directory("dagger"))
             .with_exec([TOOL_PYTHON, "-m", "venv", "/opt/cuda-ci"])
             .with_exec(["/opt/cuda-ci/bin/pip", "install", "--quiet", "/opt/cuda-ci-src[dev]"])
