@@ -21,6 +21,11 @@ from cuda_ci.wheels import installable_here
 SPHINX_REQUIREMENT = "sphinx>=7"
 
 
+def sphinx_env(reporter: Reporter) -> Env | None:
+    """The kept Sphinx environment (a release prepares it while it builds)."""
+    return tool_env([SPHINX_REQUIREMENT], python=PYTHON, purpose="sphinx", reporter=reporter)
+
+
 def build_docs(
     folder: ReleaseFolder, repo: Path, reporter: Reporter, *, alongside_validate: bool = False
 ) -> list[Path]:
@@ -53,9 +58,9 @@ def build_docs(
                 reporter=reporter,
             )
             # Sphinx from a kept, compiled tool environment; this run's wheels only ever in a fresh one.
-            sphinx_env = tool_env([SPHINX_REQUIREMENT], python=PYTHON, purpose="sphinx", reporter=reporter)
-            if sphinx_env is not None:
-                env.extend_with(sphinx_env, reporter)
+            tools = sphinx_env(reporter)
+            if tools is not None:
+                env.extend_with(tools, reporter)
             else:
                 env.pip_install([SPHINX_REQUIREMENT], what="install of Sphinx", reporter=reporter, isolated=False)
         # The components' Sphinx builds are independent processes: side by side.

@@ -9,7 +9,7 @@ import time
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -73,6 +73,8 @@ class EmbeddedIndex:
     name: str
     root: Path
     port: int
+    process: subprocess.Popen[bytes] | None = field(default=None, compare=False, repr=False)
+    startup_timeout: float = field(default=30.0, compare=False, repr=False)
 
     @property
     def upload_url(self) -> str:
@@ -82,17 +84,24 @@ class EmbeddedIndex:
     def simple_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/simple/"
 
+    def wait_until_listening(self) -> None:
+        """Return once the server accepts connections (at once if it already does)."""
+        if self.process is not None:
+            _wait_until_listening(self.process, self.port, self.startup_timeout, self.name)
+
 
 @contextmanager
 def embedded_index(name: str, root: Path, startup_timeout: float = 30.0) -> Iterator[EmbeddedIndex]:
     """One pypiserver (uploads allowed without authentication, loopback only); always stopped."""
     with embedded_indexes({name: root}, startup_timeout) as indexes:
+        indexes[name].wait_until_listening()
         yield indexes[name]
 
 
 @contextmanager
 def embedded_indexes(roots: Mapping[str, Path], startup_timeout: float = 30.0) -> Iterator[dict[str, EmbeddedIndex]]:
-    """A pypiserver per name, all started at once, then each waited for; every one always stopped.
+    """A pypiserver per name, all started at once and not waited for (``wait_until_listening``
+    before first use, so that their start overlaps other work); every one always stopped.
 
     Files already in a root are served from the start (pypiserver lists its folder).
     """
@@ -102,12 +111,9 @@ def embedded_indexes(roots: Mapping[str, Path], startup_timeout: float = 30.0) -
         for name, root in roots.items():
             root.mkdir(parents=True, exist_ok=True)
             port = free_port()
-            processes.append(
-                subprocess.Popen(_pypiserver_argv(root, port), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            )
-            indexes[name] = EmbeddedIndex(name, root, port)
-        for process, index in zip(processes, indexes.values(), strict=True):
-            _wait_until_listening(process, index.port, startup_timeout, index.name)
+            process = subprocess.Popen(_pypiserver_argv(root, port), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            processes.append(process)
+            indexes[name] = EmbeddedIndex(name, root, port, process, startup_timeout)
         yield indexes
     finally:
         for process in processes:

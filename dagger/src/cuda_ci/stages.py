@@ -6,17 +6,18 @@ import json
 import os
 import shutil
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from cuda_ci.build import BuildSource, check_clone, execute_build, native_cibuildwheel_platform, plan_build
 from cuda_ci.components import get_unit
-from cuda_ci.docs import build_docs
+from cuda_ci.docs import build_docs, sphinx_env
 from cuda_ci.errors import CudaCiError, UsageError
 from cuda_ci.git import Git
 from cuda_ci.github import GitHub
-from cuda_ci.index import embedded_indexes
+from cuda_ci.index import EmbeddedIndex, embedded_indexes
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import CiGate, Manifest, ReleaseFolder, ValidationEntry, write_json_atomic
 from cuda_ci.preflight import Preflight, PreflightRequest, run_preflight
@@ -146,6 +147,19 @@ def _index_target(name: str, settings: Settings) -> IndexTarget:
     return IndexTarget(name=name, upload_url=index.upload_url, simple_url=index.simple_url, twine_env=env)
 
 
+@dataclass(frozen=True)
+class DryRunIndexes:
+    """The dry-run's indexes, possibly still starting: ``ready()`` before the first upload."""
+
+    targets: dict[str, IndexTarget]
+    started: list[EmbeddedIndex]
+
+    def ready(self) -> dict[str, IndexTarget]:
+        for index in self.started:
+            index.wait_until_listening()
+        return self.targets
+
+
 @contextmanager
 def _dry_run_indexes(
     folder: ReleaseFolder,
@@ -154,7 +168,7 @@ def _dry_run_indexes(
     manifest: Manifest,
     settings: Settings,
     reporter: Reporter,
-) -> Iterator[dict[str, IndexTarget]]:
+) -> Iterator[DryRunIndexes]:
     """Embedded indexes (started here, or already running as Dagger services), holding the siblings.
 
     An index started here gets the sibling wheels in its folder before it starts (pypiserver serves
@@ -182,11 +196,18 @@ def _dry_run_indexes(
                 seed_index(indexes[name], siblings, reporter)
         if siblings:
             reporter.note("sibling check: not verified (siblings built from the same commit into the embedded index)")
-        yield indexes
+        yield DryRunIndexes(indexes, list(started.values()))
 
 
 def publish(
-    *, repo: Path | None, release_dir: Path, target: str, dry_run: bool, settings: Settings, reporter: Reporter
+    *,
+    repo: Path | None,
+    release_dir: Path,
+    target: str,
+    dry_run: bool,
+    settings: Settings,
+    reporter: Reporter,
+    started_indexes: DryRunIndexes | None = None,
 ) -> None:
     folder = ReleaseFolder.existing(release_dir)
     manifest = folder.load()
@@ -200,9 +221,10 @@ def publish(
         )
         with ExitStack() as stack:
             if dry_run:
-                indexes = stack.enter_context(
+                prepared = started_indexes or stack.enter_context(
                     _dry_run_indexes(folder, targets, repo or Path("."), manifest, settings, reporter)
                 )
+                indexes = prepared.ready()
             else:
                 indexes = {name: _index_target(name, settings) for name in ("testpypi", "pypi") if name in targets}
             for name in targets:
@@ -276,20 +298,25 @@ def write_run_log(folder: Path, reporter: Reporter, status: str, command: str) -
 def build_with_siblings(
     git: Git, source: BuildSource, folder: ReleaseFolder, ci_gate: CiGate, reporter: Reporter
 ) -> None:
-    """The release's build, and beside it the sibling wheels its installs will need (same commit)."""
-    siblings_reporter = reporter.child()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cuda-ci-siblings") as pool:
-        siblings = pool.submit(
-            sibling_wheels, git.root, source.commit, source.unit, folder.path / SIBLINGS_DIR, siblings_reporter
-        )
+    """The release's build, and beside it what later stages need: the sibling wheels its installs
+    take (same commit) and the kept Sphinx environment."""
+    siblings_reporter, tools_reporter = reporter.child(), reporter.child()
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cuda-ci-beside-build") as pool:
+        side: list[Future[object]] = [
+            pool.submit(
+                sibling_wheels, git.root, source.commit, source.unit, folder.path / SIBLINGS_DIR, siblings_reporter
+            ),
+            pool.submit(sphinx_env, tools_reporter),
+        ]
         try:
             with reporter.in_stage("build"):
                 execute_build(plan_build(source), git, folder, reporter, ci_gate)
         finally:
-            problem = siblings.exception()
+            problems = [error for task in side if (error := task.exception()) is not None]
             reporter.adopt(siblings_reporter)
-    if problem is not None:
-        raise problem
+            reporter.adopt(tools_reporter)
+    if problems:
+        raise problems[0]
 
 
 def validate_and_docs(repo: Path, folder: ReleaseFolder, extra_dist: Path | None, reporter: Reporter) -> None:
@@ -332,9 +359,14 @@ def release(
     folder = ReleaseFolder((out or default_out(git, source)).resolve())
     lock_name = source.tag.name if source.tag else f"snapshot-{source.unit.name}"
     status = "failed"
-    with release_lock(git, lock_name):
+    with release_lock(git, lock_name), ExitStack() as stack:
         try:
             build_with_siblings(git, source, folder, found.ci_gate, reporter)
+            started_indexes = None
+            if dry_run and not no_publish:  # the embedded indexes start while validate and docs run
+                started_indexes = stack.enter_context(
+                    _dry_run_indexes(folder, TARGETS, repo, folder.load(), settings, reporter)
+                )
             validate_and_docs(repo, folder, extra_dist, reporter)
             if not no_publish:
                 publish(
@@ -344,6 +376,7 @@ def release(
                     dry_run=dry_run,
                     settings=settings,
                     reporter=reporter,
+                    started_indexes=started_indexes,
                 )
             status = "succeeded"
         finally:

@@ -69,17 +69,22 @@ def resolve(requirements: Sequence[str], python: str, reporter: Reporter) -> str
             return None
 
 
-_LOCK = threading.Lock()  # parallel builds in one run ask for the same environment: make it once
-_FOUND: dict[tuple[Path, str, str, tuple[str, ...]], Env | None] = {}
+_Key = tuple[Path, str, str, tuple[str, ...]]
+_FOUND: dict[_Key, Env | None] = {}
+_LOCKS: dict[_Key, threading.Lock] = {}
+_LOCKS_LOCK = threading.Lock()
 
 
 def tool_env(requirements: Sequence[str], *, python: str, purpose: str, reporter: Reporter) -> Env | None:
     """A complete, compiled environment holding exactly what ``requirements`` resolve to, made once.
 
-    Resolved once per process (one run), so that every build of a run uses the same tools.
+    Resolved once per process (one run), so that every build of a run uses the same tools; threads
+    asking for the same environment wait for one another, others proceed.
     """
     key = (cache_dir(), purpose, python, tuple(sorted(requirements)))
-    with _LOCK:
+    with _LOCKS_LOCK:
+        lock = _LOCKS.setdefault(key, threading.Lock())
+    with lock:
         if key not in _FOUND:
             _FOUND[key] = _tool_env(requirements, python=python, purpose=purpose, reporter=reporter)
         return _FOUND[key]

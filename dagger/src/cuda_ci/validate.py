@@ -7,6 +7,7 @@ import subprocess
 import tarfile
 import tempfile
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,10 @@ class Findings:
 
     def failed(self, check: str, problem: str) -> None:
         self.problems.append(f"{check}: {problem}")
+
+    def merge(self, other: Findings) -> None:
+        self.entries += other.entries
+        self.problems += other.problems
 
     def raise_if_any(self, what: str) -> None:
         if self.problems:
@@ -417,11 +422,27 @@ def validate_release(folder: ReleaseFolder, repo: Path, extra_dist: Path | None,
         extra_windows = windows_identifiers(folder, unit, extra) if extra else []
         dists = static_checks(folder, manifest, unit, extra_windows, findings)
         findings.raise_if_any("validate")
-    with reporter.step("twine, check-wheel-contents, auditwheel"):
-        tool_checks(dists, unit, reporter, findings)
     siblings = sibling_wheels(repo, manifest["commit"], unit, folder.path / SIBLINGS_DIR, reporter)
-    with reporter.step("install and import in a fresh environment"):
-        install_checks(dists, unit, manifest, folder, siblings, reporter, findings)
+    # The tools only read dist/, the install only writes its own environment: side by side, each
+    # with its own findings, merged in a fixed order so that the manifest does not depend on timing.
+    tools_reporter, tools_findings, install_findings = reporter.child(), Findings(), Findings()
+
+    def run_tools() -> None:
+        with tools_reporter.step("twine, check-wheel-contents, auditwheel"):
+            tool_checks(dists, unit, tools_reporter, tools_findings)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cuda-ci-validate-tools") as pool:
+        tools = pool.submit(run_tools)
+        try:
+            with reporter.step("install and import in a fresh environment"):
+                install_checks(dists, unit, manifest, folder, siblings, reporter, install_findings)
+        finally:
+            tools_problem = tools.exception()
+            reporter.adopt(tools_reporter)
+    if tools_problem is not None:
+        raise tools_problem
+    findings.merge(tools_findings)
+    findings.merge(install_findings)
     with reporter.step("each sdist builds a wheel"):
         sdist_checks(dists, manifest, reporter, findings)
     findings.raise_if_any("validate")
