@@ -42,6 +42,7 @@ def test_made_once_then_found_by_a_later_run(cache: Path, monkeypatch: pytest.Mo
     assert len(_made(first)) == 1
     assert (env.root / toolenvs.COMPLETE_MARKER).read_text().strip() == "iniconfig==2.0.0"
     assert str(env.root) in _imports(env, "iniconfig")
+    assert toolenvs.pinned_versions(env) == {"iniconfig": "2.0.0"}
     assert list(env.root.rglob("iniconfig/__pycache__/*.pyc")), "bytecode compiled at install"
     monkeypatch.setattr(toolenvs, "_FOUND", {})  # a new process: only the folder remembers
     later = Reporter()
@@ -108,3 +109,12 @@ def test_without_uv_builds_are_isolated_and_still_build_once(
     wheel = next(f for f in manifest["files"] if f["kind"] == "wheel")
     assert wheel["built_from"]["sdist"] == "cuda_pathfinder-1.0.0.tar.gz"
     assert not (cache / "envs").exists(), "no kept environment without uv"
+
+
+def test_the_manifest_names_the_build_environment_s_versions(monorepo: Path, tmp_path: Path) -> None:
+    git(monorepo, "tag", "cuda-pathfinder-v1.0.0")
+    out = tmp_path / "out"
+    assert main(["build", "--tag", "cuda-pathfinder-v1.0.0", "--repo", str(monorepo), "--out", str(out)]) == 0
+    tools = json.loads((out / "release-manifest.json").read_text())["tools"]
+    assert {"build-env/setuptools", "build-env/setuptools-scm", "build-env/build"} <= set(tools)
+    assert tools["build-env/build"] == tools["build"], "the kept environment runs this run's frontend"

@@ -15,6 +15,7 @@ import sys
 import tarfile
 import tempfile
 import tomllib
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from importlib import metadata
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from cuda_ci import scm
 from cuda_ci.components import Component, ReleaseUnit
-from cuda_ci.envs import uv_binary
+from cuda_ci.envs import Env, uv_binary
 from cuda_ci.errors import CudaCiError, UsageError
 from cuda_ci.git import Git
 from cuda_ci.log import Reporter
@@ -41,7 +42,7 @@ from cuda_ci.manifest import (
 from cuda_ci.process import PYTHON, clean_environ, run
 from cuda_ci.sbom import sbom_name, wheel_sbom
 from cuda_ci.tags import ReleaseTag
-from cuda_ci.toolenvs import tool_env
+from cuda_ci.toolenvs import pinned_versions, tool_env
 from cuda_ci.wheels import cibuildwheel_identifiers, host_identifier
 
 
@@ -127,10 +128,18 @@ def build_requirements(package_dir: Path) -> list[str]:
     return [*build_system.get("requires", ["setuptools>=40.8.0"]), f"build=={metadata.version('build')}"]
 
 
-def build_tool_python(package_dir: Path, python: str, reporter: Reporter) -> str | None:
-    """The interpreter of the kept build environment for ``package_dir``; None: build isolated instead."""
-    env = tool_env(build_requirements(package_dir), python=python, purpose="build", reporter=reporter)
-    return str(env.python) if env else None
+def build_tool_env(package_dir: Path, python: str, reporter: Reporter) -> Env | None:
+    """The kept build environment for ``package_dir``; None: build isolated instead."""
+    return tool_env(build_requirements(package_dir), python=python, purpose="build", reporter=reporter)
+
+
+def build_env_versions(envs: Iterable[Env | None]) -> dict[str, str]:
+    """``build-env/<name>``: what the kept build environments held (the manifest's ``tools``)."""
+    versions: dict[str, set[str]] = {}
+    for env in envs:
+        for name, version in pinned_versions(env).items() if env else ():
+            versions.setdefault(f"build-env/{name}", set()).add(version)
+    return {name: " | ".join(sorted(found)) for name, found in sorted(versions.items())}
 
 
 def build_argv(
@@ -238,17 +247,19 @@ def execute_build(
         version = resolve_version(tree, source, reporter)
         # The unit's components build side by side (each in its own folder of the worktree).
         children = {build: reporter.child() for build in plan.builds}
-        tool_pythons = {
+        tool_envs = {
             build: None
             if build.cibuildwheel_platform
-            else build_tool_python(tree / build.component.dir, build.python, reporter)
+            else build_tool_env(tree / build.component.dir, build.python, reporter)
             for build in plan.builds
         }
 
         def build_one(build: ComponentBuild) -> dict[Path, BuiltFile]:
             with children[build].step(f"build {build.component.distribution} {version}"):
                 staging = Path(tmp) / build.component.dir
-                return _build_component(build, tree, staging, env, children[build], tool_pythons[build])
+                tool_env = tool_envs[build]
+                tool_python = str(tool_env.python) if tool_env else None
+                return _build_component(build, tree, staging, env, children[build], tool_python)
 
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cuda-ci-build") as pool:
             built = list(pool.map(build_one, plan.builds))
@@ -279,7 +290,7 @@ def execute_build(
         commit=source.commit,
         ci_gate=ci_gate,
         built_by=built_by,
-        tools=tool_versions(),
+        tools=tool_versions() | build_env_versions(tool_envs.values()),
         build_identifiers=identifiers,
         files=entries,
     )

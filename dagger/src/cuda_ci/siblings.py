@@ -9,7 +9,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from cuda_ci.build import ComponentBuild, build_argv, build_environ, build_tool_python, check_clone
+from cuda_ci.build import ComponentBuild, build_argv, build_environ, build_tool_env, check_clone
 from cuda_ci.components import ReleaseUnit, dependency_closure
 from cuda_ci.git import Git
 from cuda_ci.log import Reporter
@@ -34,7 +34,8 @@ def sibling_wheels(repo: Path, commit: str, unit: ReleaseUnit, dest: Path, repor
         for component in needed:
             with reporter.step(f"build sibling {component.distribution} at {commit[:7]}"):
                 build = ComponentBuild(component=component, sdist=False, wheel=True, repair=False)
-                tool_python = build_tool_python(tree / component.dir, build.python, reporter)
+                tool_env = build_tool_env(tree / component.dir, build.python, reporter)
+                tool_python = str(tool_env.python) if tool_env else None
                 argv = build_argv(build, tree / component.dir, dest, Path(tmp) / f"{component.dir}.json", tool_python)
                 run(argv, what=f"build of sibling {component.distribution}", reporter=reporter, cwd=tree, env=env)
     marker.write_text(commit + "\n")

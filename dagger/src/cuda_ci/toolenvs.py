@@ -21,6 +21,9 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
 from cuda_ci.envs import Env, uv_binary
 from cuda_ci.errors import CommandError
 from cuda_ci.log import Reporter
@@ -125,3 +128,18 @@ def _tool_env(requirements: Sequence[str], *, python: str, purpose: str, reporte
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return Env(root)
+
+
+def pinned_versions(env: Env) -> dict[str, str]:
+    """Name → version of what a kept environment holds (its pins, as resolved when it was made)."""
+    marker = env.root / COMPLETE_MARKER
+    versions: dict[str, str] = {}
+    for line in marker.read_text(encoding="utf-8").splitlines() if marker.is_file() else ():
+        text = line.split("#", 1)[0].strip()
+        if not text or text.startswith("-"):  # blank, comment, or an option line
+            continue
+        requirement = Requirement(text)
+        exact = [spec.version for spec in requirement.specifier if spec.operator == "=="]
+        if exact:
+            versions[canonicalize_name(requirement.name)] = exact[0]
+    return versions
