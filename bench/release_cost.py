@@ -204,7 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "peak_rss_mb": max(r.peak_rss_mb for r in release_runs),
             }
             if not args.skip_old_flow:
-                entry["old_flow"] = median(measure("old flow", 1, lambda tag=tag: old_flow(repo, tag, scratch, env)))
+                entry["old_flow"] = median(
+                    measure("old flow", args.repeats, lambda tag=tag: old_flow(repo, tag, scratch, env))
+                )
             results["units"][unit] = entry  # type: ignore[index]
 
     report(results)
