@@ -185,9 +185,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         env.pop("GH_TOKEN", None)
 
         print("cold and warm release (cuda-pathfinder): empty pip/uv/cuda-ci caches, then the same caches again")
-        cold = release(repo, UNITS["cuda-pathfinder"][0], scratch, env)
-        warm = release(repo, UNITS["cuda-pathfinder"][0], scratch, env)
-        results["cold_warm"] = {"cold": cold.seconds, "warm": warm.seconds}
+        colds, warms = [], []
+        for i in range(args.repeats):
+            print(f"  pair {i + 1}", flush=True)
+            shutil.rmtree(caches, ignore_errors=True)
+            colds.append(release(repo, UNITS["cuda-pathfinder"][0], scratch, env))
+            warms.append(release(repo, UNITS["cuda-pathfinder"][0], scratch, env))
+        results["cold_warm"] = {"cold": median(colds), "warm": median(warms)}
 
         for unit, (tag, dirs) in UNITS.items():
             print(f"{unit} ({tag})")

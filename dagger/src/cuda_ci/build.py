@@ -244,15 +244,17 @@ def execute_build(
     identifiers = list(plan.build_identifiers)
     with git.worktree(source.commit) as tree, tempfile.TemporaryDirectory(prefix="cuda-ci-build-") as tmp:
         env = build_environ(epoch, tree)
-        version = resolve_version(tree, source, reporter)
+        # The kept build environments are resolved (and made, once) while the version is checked.
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cuda-ci-build-env") as pool:
+            preparing = {
+                build: pool.submit(build_tool_env, tree / build.component.dir, build.python, reporter)
+                for build in plan.builds
+                if not build.cibuildwheel_platform
+            }
+            version = resolve_version(tree, source, reporter)
+            tool_envs = {build: preparing[build].result() if build in preparing else None for build in plan.builds}
         # The unit's components build side by side (each in its own folder of the worktree).
         children = {build: reporter.child() for build in plan.builds}
-        tool_envs = {
-            build: None
-            if build.cibuildwheel_platform
-            else build_tool_env(tree / build.component.dir, build.python, reporter)
-            for build in plan.builds
-        }
 
         def build_one(build: ComponentBuild) -> dict[Path, BuiltFile]:
             with children[build].step(f"build {build.component.distribution} {version}"):
