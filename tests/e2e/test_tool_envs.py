@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -118,3 +120,25 @@ def test_the_manifest_names_the_build_environment_s_versions(monorepo: Path, tmp
     tools = json.loads((out / "release-manifest.json").read_text())["tools"]
     assert {"build-env/setuptools", "build-env/setuptools-scm", "build-env/build"} <= set(tools)
     assert tools["build-env/build"] == tools["build"], "the kept environment runs this run's frontend"
+
+
+def test_environments_unused_for_30_days_and_stale_staging_folders_go_when_one_is_made(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reporter = Reporter()
+    old = toolenvs.tool_env(SMALL, python=PYTHON, purpose="test", reporter=reporter)
+    assert old is not None
+    month_ago = time.time() - 31 * 86400
+    os.utime(old.root / toolenvs.COMPLETE_MARKER, (month_ago, month_ago))
+    killed, young = cache / "envs" / ".test-killed-run", cache / "envs" / ".test-running-now"
+    killed.mkdir()
+    young.mkdir()
+    os.utime(killed, (month_ago, month_ago))
+    new = toolenvs.tool_env(["iniconfig==2.1.0"], python=PYTHON, purpose="test", reporter=reporter)
+    assert new is not None and new.root.is_dir()
+    assert not old.root.exists() and not killed.exists() and young.exists()
+
+    monkeypatch.setattr(toolenvs, "_FOUND", {})
+    os.utime(new.root / toolenvs.COMPLETE_MARKER, (month_ago, month_ago))
+    assert toolenvs.tool_env(["iniconfig==2.1.0"], python=PYTHON, purpose="test", reporter=reporter) == new
+    assert time.time() - (new.root / toolenvs.COMPLETE_MARKER).stat().st_mtime < 3600, "a use renews it"

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from cuda_ci.process import run
 
 CACHE_DIR_VARIABLE = "CUDA_CI_CACHE_DIR"
 COMPLETE_MARKER = "cuda-ci-complete"
+UNUSED_DAYS = 30  # an environment no run used for this long is removed when another is made
+STAGING_HOURS = 24  # a staging folder this old was left by a killed run
 _INTERPRETER_ID = (
     "import sys, sysconfig; print(sys.implementation.cache_tag, sys.version.split()[0], "
     "sysconfig.get_platform(), getattr(sys, '_base_executable', sys.executable))"
@@ -100,6 +103,7 @@ def _tool_env(requirements: Sequence[str], *, python: str, purpose: str, reporte
     key = hashlib.sha256(f"{interpreter_id(python)}\n{pinned}".encode()).hexdigest()[:16]
     root = cache_dir() / "envs" / f"{purpose}-{key}"
     if (root / COMPLETE_MARKER).is_file():
+        os.utime(root / COMPLETE_MARKER)  # the marker's time is the last use (see prune)
         return Env(root)
     root.parent.mkdir(parents=True, exist_ok=True)
     uv = uv_binary()
@@ -127,7 +131,25 @@ def _tool_env(requirements: Sequence[str], *, python: str, purpose: str, reporte
                 # another run made the same environment first: use that one
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+    for name in prune(root.parent):  # only when one was made: rare, so the cache stays bounded cheaply
+        reporter.info(f"removed the tool environment {name}: unused for {UNUSED_DAYS} days")
     return Env(root)
+
+
+def prune(envs: Path, now: float | None = None) -> list[str]:
+    """Remove environments no run used for ``UNUSED_DAYS`` and staging folders a killed run left."""
+    now = time.time() if now is None else now
+    removed = []
+    for path in sorted(envs.iterdir()) if envs.is_dir() else ():
+        if path.name.startswith("."):
+            stale = now - path.stat().st_mtime > STAGING_HOURS * 3600
+        else:
+            marker = path / COMPLETE_MARKER
+            stale = marker.is_file() and now - marker.stat().st_mtime > UNUSED_DAYS * 86400
+        if stale and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+    return removed
 
 
 def pinned_versions(env: Env) -> dict[str, str]:
