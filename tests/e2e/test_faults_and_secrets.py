@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from cuda_ci import toolenvs
 from cuda_ci.cli import main
 from cuda_ci.git import Git
 from cuda_ci.index import EmbeddedIndex, embedded_index
@@ -200,6 +202,22 @@ def _scan_for_tokens(texts: list[str], folder: Path) -> list[str]:
     return found
 
 
+def _spy_environments(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], dict[str, str]]]:
+    """Every subprocess started (``subprocess.run`` included), with the environment it got."""
+    seen: list[tuple[list[str], dict[str, str]]] = []
+    real_popen = subprocess.Popen
+
+    class Popen(real_popen):  # type: ignore[misc,valid-type]
+        def __init__(self, args: Any, *a: Any, **k: Any) -> None:
+            env = k.get("env")
+            seen.append(([str(x) for x in args], dict(os.environ if env is None else env)))
+            super().__init__(args, *a, **k)
+
+    monkeypatch.setattr(subprocess, "Popen", Popen)
+    toolenvs.interpreter_id.cache_clear()  # asked once per process: ask again where the spy sees it
+    return seen
+
+
 @pytest.mark.usefixtures("fast_retries")
 def test_tokens_appear_nowhere(
     tagged_repo: Path,
@@ -208,6 +226,8 @@ def test_tokens_appear_nowhere(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    head = git(tagged_repo, "rev-parse", "HEAD")
+    started = _spy_environments(monkeypatch)  # from here on, only cuda-ci starts subprocesses
     github = FakeGitHub(token=TOKENS["GITHUB_TOKEN"]).start()
     try:
         for key, value in {**TOKENS, "GITHUB_API_URL": github.api_url, "GITHUB_REPOSITORY": github.repository}.items():
@@ -219,7 +239,7 @@ def test_tokens_appear_nowhere(
         # A failing preflight (no CI run yet), with --debug so tracebacks would show too.
         assert main(["release", "--tag", TAG, "--repo", str(tagged_repo), "--out", str(tmp_path / "r"), "--debug"]) == 1
         texts.append(str(capsys.readouterr()))
-        github.add_run(git(tagged_repo, "rev-parse", "HEAD"))
+        github.add_run(head)
         # A failing publish: the uploads host refuses every asset.
         github.uploads_allowed = 0
         assert main(["release", "--tag", TAG, "--repo", str(tagged_repo), "--out", str(tmp_path / "r"), "--debug"]) == 1
@@ -232,6 +252,19 @@ def test_tokens_appear_nowhere(
         github.stop()
     assert github.release(TAG)["draft"] is False
     assert _scan_for_tokens(texts, tmp_path / "r") == []
+    # No subprocess gets a token, except twine uploading to an index: that index's, as TWINE_PASSWORD.
+    uploads = 0
+    for argv, env in started:
+        seen = {name for name, token in TOKENS.items() if any(token in value for value in env.values())}
+        if "twine" in argv and "upload" in argv:
+            uploads += 1
+            url = argv[argv.index("--repository-url") + 1]
+            index = next(name for name, i in index_pair.items() if i.upload_url == url)
+            assert seen == {f"CUDA_CI_{index.upper()}_TOKEN"}, argv
+            assert env["TWINE_PASSWORD"] == TOKENS[f"CUDA_CI_{index.upper()}_TOKEN"]
+        else:
+            assert seen == set(), f"{' '.join(argv[:4])} was started with {sorted(seen)}"
+    assert uploads >= 2 and len(started) > 20, "the spy saw the release's subprocesses"
 
 
 def test_a_dry_run_writes_to_no_release_surface(
@@ -244,12 +277,17 @@ def test_a_dry_run_writes_to_no_release_surface(
             monkeypatch.setenv(f"CUDA_CI_{name.upper()}_UPLOAD_URL", server.url + "/legacy/")
             monkeypatch.setenv(f"CUDA_CI_{name.upper()}_SIMPLE_URL", server.url + "/simple/")
             monkeypatch.setenv(f"CUDA_CI_{name.upper()}_TOKEN", f"pypi-never-used-{name}")
+        started = _spy_environments(monkeypatch)
         assert (
             main(["release", "--tag", TAG, "--dry-run", "--repo", str(tagged_repo), "--out", str(tmp_path / "r")]) == 0
         )
     finally:
         for server in servers.values():
             server.stop()
+    secrets = ["pypi-never-used-", os.environ["GITHUB_TOKEN"]]
+    given = [argv[:4] for argv, env in started if any(t in v for t in secrets for v in env.values())]
+    assert given == [], "a dry-run hands no token to any subprocess (pypiservers and twine included)"
+    assert any("pypiserver" in argv for argv, _ in started), "the spy saw the embedded indexes start"
     assert github_env.writes == [], "a dry-run never writes to GitHub"
     assert {m for m, _ in github_env.requests} == {"GET"}
     assert servers["testpypi"].requests == [] and servers["pypi"].requests == []

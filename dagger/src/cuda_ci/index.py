@@ -17,6 +17,7 @@ from packaging.utils import canonicalize_name
 
 from cuda_ci.errors import CudaCiError
 from cuda_ci.httpclient import HttpClient
+from cuda_ci.process import clean_environ
 
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 
@@ -111,7 +112,9 @@ def embedded_indexes(roots: Mapping[str, Path], startup_timeout: float = 30.0) -
         for name, root in roots.items():
             root.mkdir(parents=True, exist_ok=True)
             port = free_port()
-            process = subprocess.Popen(_pypiserver_argv(root, port), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            process = subprocess.Popen(
+                _pypiserver_argv(root, port), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=clean_environ()
+            )
             processes.append(process)
             indexes[name] = EmbeddedIndex(name, root, port, process, startup_timeout)
         yield indexes

@@ -28,7 +28,7 @@ from packaging.utils import canonicalize_name
 from cuda_ci.envs import Env, uv_binary
 from cuda_ci.errors import CommandError
 from cuda_ci.log import Reporter
-from cuda_ci.process import run
+from cuda_ci.process import clean_environ, run
 
 CACHE_DIR_VARIABLE = "CUDA_CI_CACHE_DIR"
 COMPLETE_MARKER = "cuda-ci-complete"
@@ -54,7 +54,7 @@ def cache_dir() -> Path:
 def interpreter_id(python: str) -> str:
     """What makes environments of two interpreters interchangeable: version, platform, base executable."""
     return subprocess.run(
-        [python, "-c", _INTERPRETER_ID], capture_output=True, text=True, check=True, timeout=60
+        [python, "-c", _INTERPRETER_ID], capture_output=True, text=True, check=True, timeout=60, env=clean_environ()
     ).stdout
 
 
