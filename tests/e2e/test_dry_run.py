@@ -25,7 +25,9 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("offline")
-def test_dry_run_of_core_builds_siblings_into_the_embedded_indexes(tagged_repo: Path, tmp_path: Path) -> None:
+def test_dry_run_of_core_builds_siblings_into_the_embedded_indexes(
+    tagged_repo: Path, tmp_path: Path, tool_env_cache: Path
+) -> None:
     out = tmp_path / "rel"
     assert (
         main(["release", "--tag", "cuda-core-v0.3.0", "--dry-run", "--repo", str(tagged_repo), "--out", str(out)]) == 0
@@ -42,6 +44,9 @@ def test_dry_run_of_core_builds_siblings_into_the_embedded_indexes(tagged_repo: 
     release = json.loads((out / "github-release" / "release.json").read_text())
     assert release["tag_name"] == "cuda-core-v0.3.0" and release["draft"] is False
     assert (out / "docs" / "cuda-core" / "index.html").is_file()
+    # Sphinx ran from the kept environment and left its bytecode there for the next run.
+    [sphinx] = (tool_env_cache / "envs").glob("sphinx-*")
+    assert list(sphinx.rglob("sphinx/__pycache__/*.pyc"))
 
 
 @pytest.mark.usefixtures("offline")

@@ -45,7 +45,6 @@ def test_made_once_then_found_by_a_later_run(cache: Path, monkeypatch: pytest.Mo
     assert (env.root / toolenvs.COMPLETE_MARKER).read_text().strip() == "iniconfig==2.0.0"
     assert str(env.root) in _imports(env, "iniconfig")
     assert toolenvs.pinned_versions(env) == {"iniconfig": "2.0.0"}
-    assert list(env.root.rglob("iniconfig/__pycache__/*.pyc")), "bytecode compiled at install"
     monkeypatch.setattr(toolenvs, "_FOUND", {})  # a new process: only the folder remembers
     later = Reporter()
     assert toolenvs.tool_env(SMALL, python=PYTHON, purpose="test", reporter=later) == env
@@ -113,13 +112,19 @@ def test_without_uv_builds_are_isolated_and_still_build_once(
     assert not (cache / "envs").exists(), "no kept environment without uv"
 
 
-def test_the_manifest_names_the_build_environment_s_versions(monorepo: Path, tmp_path: Path) -> None:
+def test_the_manifest_names_the_build_environment_s_versions(
+    monorepo: Path, tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
     git(monorepo, "tag", "cuda-pathfinder-v1.0.0")
     out = tmp_path / "out"
     assert main(["build", "--tag", "cuda-pathfinder-v1.0.0", "--repo", str(monorepo), "--out", str(out)]) == 0
     tools = json.loads((out / "release-manifest.json").read_text())["tools"]
     assert {"build-env/setuptools", "build-env/setuptools-scm", "build-env/build"} <= set(tools)
     assert tools["build-env/build"] == tools["build"], "the kept environment runs this run's frontend"
+    [kept] = (cache / "envs").glob("build-*")
+    # The run wrote the bytecode of what the backend imported (PYTHONDONTWRITEBYTECODE or not), for the next run.
+    assert list(kept.rglob("setuptools/__pycache__/*.pyc")) and list(kept.rglob("setuptools_scm/__pycache__/*.pyc"))
 
 
 def test_environments_unused_for_30_days_and_stale_staging_folders_go_when_one_is_made(

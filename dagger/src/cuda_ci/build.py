@@ -42,7 +42,7 @@ from cuda_ci.manifest import (
 from cuda_ci.process import PYTHON, clean_environ, run
 from cuda_ci.sbom import sbom_name, wheel_sbom
 from cuda_ci.tags import ReleaseTag
-from cuda_ci.toolenvs import pinned_versions, tool_env
+from cuda_ci.toolenvs import pinned_versions, tool_env, tool_environ
 from cuda_ci.wheels import cibuildwheel_identifiers, host_identifier
 
 
@@ -388,7 +388,7 @@ def _pypa_build(
         what=f"{kind} build of {build.component.distribution}",
         reporter=reporter,
         cwd=cwd,
-        env=env,
+        env=tool_environ(env) if tool_python else env,
     )
     artifacts = json.loads(report.read_text(encoding="utf-8"))["artifacts"]
     return [(Path(a["path"]), a["hashes"]["sha256"]) for a in artifacts]

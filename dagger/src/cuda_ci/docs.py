@@ -13,9 +13,9 @@ from cuda_ci.envs import Env, install_from_run
 from cuda_ci.errors import CudaCiError
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import ReleaseFolder
-from cuda_ci.process import PYTHON, run
+from cuda_ci.process import PYTHON, clean_environ, run
 from cuda_ci.siblings import SIBLINGS_DIR, sibling_wheels
-from cuda_ci.toolenvs import tool_env
+from cuda_ci.toolenvs import tool_env, tool_environ
 from cuda_ci.wheels import installable_here
 
 SPHINX_REQUIREMENT = "sphinx>=7"
@@ -106,6 +106,7 @@ def _sphinx(component: Component, folder: ReleaseFolder, env: Env, tmp: Path, re
             str(source / "docs" / "source"),
             str(out),
         ]
-        run(argv, what=f"Sphinx build of {component.distribution} docs", reporter=reporter, cwd=tmp)
+        what = f"Sphinx build of {component.distribution} docs"
+        run(argv, what=what, reporter=reporter, cwd=tmp, env=tool_environ(clean_environ()))
     shutil.rmtree(out / ".doctrees", ignore_errors=True)
     return out

@@ -14,6 +14,7 @@ from cuda_ci.components import ReleaseUnit, dependency_closure
 from cuda_ci.git import Git
 from cuda_ci.log import Reporter
 from cuda_ci.process import run
+from cuda_ci.toolenvs import tool_environ
 
 SIBLINGS_DIR = "siblings"
 
@@ -37,6 +38,12 @@ def sibling_wheels(repo: Path, commit: str, unit: ReleaseUnit, dest: Path, repor
                 tool_env = build_tool_env(tree / component.dir, build.python, reporter)
                 tool_python = str(tool_env.python) if tool_env else None
                 argv = build_argv(build, tree / component.dir, dest, Path(tmp) / f"{component.dir}.json", tool_python)
-                run(argv, what=f"build of sibling {component.distribution}", reporter=reporter, cwd=tree, env=env)
+                run(
+                    argv,
+                    what=f"build of sibling {component.distribution}",
+                    reporter=reporter,
+                    cwd=tree,
+                    env=tool_environ(env) if tool_python else env,
+                )
     marker.write_text(commit + "\n")
     return sorted(dest.glob("*.whl"))

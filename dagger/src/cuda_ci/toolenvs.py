@@ -3,10 +3,13 @@
 A release builds its own files afresh in every run; only the tools it runs are reused. An environment
 is keyed by the interpreter and by the exact versions its requirements resolve to now (``uv pip
 compile``), so a new setuptools or Sphinx release makes a new environment and a stale one is never
-used. Bytecode is compiled at install: without it every backend call and every Sphinx run compiles
-its imports again (and never keeps them where ``PYTHONDONTWRITEBYTECODE`` is set). An environment is
-made in a temporary folder and renamed into place when complete, and never changed after, so
-concurrent runs share it safely. Without uv, callers fall back to fresh isolated environments.
+used. Processes running kept tools write bytecode even where ``PYTHONDONTWRITEBYTECODE`` is set
+(:func:`tool_environ`): the first run compiles what it imports, later runs load it, instead of every
+backend call and every Sphinx run compiling its imports again (compiling everything at install
+costs more than it saves: Sphinx's dependencies are large). An environment is made in a temporary
+folder and renamed into place when complete; after that only bytecode is added to it (written
+atomically by Python itself), so concurrent runs share it safely. Without uv, callers fall back to
+fresh isolated environments.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -56,6 +59,11 @@ def interpreter_id(python: str) -> str:
     return subprocess.run(
         [python, "-c", _INTERPRETER_ID], capture_output=True, text=True, check=True, timeout=60, env=clean_environ()
     ).stdout
+
+
+def tool_environ(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` for a process running kept tools: bytecode is written, so that the next run reuses it."""
+    return {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def resolve(requirements: Sequence[str], python: str, reporter: Reporter) -> str | None:
@@ -118,7 +126,7 @@ def _tool_env(requirements: Sequence[str], *, python: str, purpose: str, reporte
             )
             pins = staging / "requirements.txt"
             pins.write_text(pinned, encoding="utf-8")
-            install = [uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", str(Env(staging).python)]
+            install = [uv, "pip", "install", "--quiet", "--python", str(Env(staging).python)]
             run([*install, "-r", str(pins)], what=f"installing the {purpose} tool environment", reporter=reporter)
             (staging / COMPLETE_MARKER).write_text(pinned, encoding="utf-8")
             if root.exists() and not (root / COMPLETE_MARKER).is_file():
