@@ -14,6 +14,7 @@ import pytest
 from cuda_ci import toolenvs
 from cuda_ci.cli import main
 from cuda_ci.envs import Env
+from cuda_ci.index import free_port
 from cuda_ci.log import Reporter
 from cuda_ci.process import PYTHON
 from tests.helpers import git
@@ -147,3 +148,24 @@ def test_environments_unused_for_30_days_and_stale_staging_folders_go_when_one_i
     os.utime(new.root / toolenvs.COMPLETE_MARKER, (month_ago, month_ago))
     assert toolenvs.tool_env(["iniconfig==2.1.0"], python=PYTHON, purpose="test", reporter=reporter) == new
     assert time.time() - (new.root / toolenvs.COMPLETE_MARKER).stat().st_mtime < 3600, "a use renews it"
+
+
+def test_with_the_index_out_of_reach_tools_resolve_from_uv_s_cache(
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert (
+        toolenvs.tool_env(SMALL, python=PYTHON, purpose="test", reporter=Reporter()) is not None
+    )  # uv's cache knows it
+    monkeypatch.setenv("CUDA_CI_CACHE_DIR", str(tmp_path / "air-gapped"))  # no kept environment there yet
+    monkeypatch.setattr(toolenvs, "_FOUND", {})
+    closed = f"http://127.0.0.1:{free_port()}"
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy"):
+        monkeypatch.setenv(name, closed)  # every request to the index fails at once
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("UV_HTTP_RETRIES", "0")  # uv's own retries only add seconds here
+    reporter = Reporter()
+    env = toolenvs.tool_env(SMALL, python=PYTHON, purpose="test", reporter=reporter)
+    assert env is not None and toolenvs.pinned_versions(env) == {"iniconfig": "2.0.0"}
+    assert env.root.parent == tmp_path / "air-gapped" / "envs"
+    assert any("resolved from uv's cache instead (--offline)" in n for n in reporter.notes)

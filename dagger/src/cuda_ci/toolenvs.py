@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -66,9 +67,18 @@ def tool_environ(env: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def resolve(requirements: Sequence[str], python: str, reporter: Reporter) -> str | None:
-    """The pinned requirement lines ``requirements`` resolve to for ``python`` now; None without uv
-    or where the index cannot be reached (callers then fall back to a fresh environment)."""
+@dataclass(frozen=True)
+class Resolution:
+    pins: str  # requirement lines, one ``name==version`` each
+    offline: bool  # resolved from uv's cache: the index could not be reached
+
+
+def resolve(requirements: Sequence[str], python: str, reporter: Reporter) -> Resolution | None:
+    """What ``requirements`` resolve to for ``python`` now; None without uv, or where they resolve
+    neither from the index nor from uv's cache (callers then fall back to a fresh environment).
+
+    With the index out of reach (an air-gapped runner), uv's cache answers: kept tools still work.
+    """
     uv = uv_binary()
     if uv is None:
         return None
@@ -76,11 +86,18 @@ def resolve(requirements: Sequence[str], python: str, reporter: Reporter) -> str
         wanted = Path(tmp) / "requirements.in"
         wanted.write_text("".join(f"{r}\n" for r in sorted(requirements)), encoding="utf-8")
         argv = [uv, "pip", "compile", "--quiet", "--no-header", "--no-annotate", "--python", python, str(wanted)]
+        what = f"resolving {', '.join(requirements)}"
         try:
-            return run(argv, what=f"resolving {', '.join(requirements)}", reporter=reporter).stdout
+            return Resolution(run(argv, what=what, reporter=reporter).stdout, offline=False)
         except CommandError as error:
-            reporter.warn(f"tool environment not reused: {error.problems[0].splitlines()[0]}")
+            online_problem = error.problems[0].splitlines()[0]
+        try:
+            pins = run([*argv, "--offline"], what=f"{what} from uv's cache", reporter=reporter).stdout
+        except CommandError:
+            reporter.warn(f"tool environment not reused: {online_problem}")
             return None
+    reporter.warn(f"{online_problem}: resolved from uv's cache instead (--offline)")
+    return Resolution(pins, offline=True)
 
 
 _Key = tuple[Path, str, str, tuple[str, ...]]
@@ -105,9 +122,10 @@ def tool_env(requirements: Sequence[str], *, python: str, purpose: str, reporter
 
 
 def _tool_env(requirements: Sequence[str], *, python: str, purpose: str, reporter: Reporter) -> Env | None:
-    pinned = resolve(requirements, python, reporter)
-    if pinned is None:
+    resolution = resolve(requirements, python, reporter)
+    if resolution is None:
         return None
+    pinned = resolution.pins
     key = hashlib.sha256(f"{interpreter_id(python)}\n{pinned}".encode()).hexdigest()[:16]
     root = cache_dir() / "envs" / f"{purpose}-{key}"
     if (root / COMPLETE_MARKER).is_file():
@@ -127,6 +145,7 @@ def _tool_env(requirements: Sequence[str], *, python: str, purpose: str, reporte
             pins = staging / "requirements.txt"
             pins.write_text(pinned, encoding="utf-8")
             install = [uv, "pip", "install", "--quiet", "--python", str(Env(staging).python)]
+            install += ["--offline"] if resolution.offline else []
             run([*install, "-r", str(pins)], what=f"installing the {purpose} tool environment", reporter=reporter)
             (staging / COMPLETE_MARKER).write_text(pinned, encoding="utf-8")
             if root.exists() and not (root / COMPLETE_MARKER).is_file():
