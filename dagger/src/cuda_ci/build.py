@@ -259,8 +259,8 @@ def execute_build(
         def build_one(build: ComponentBuild) -> dict[Path, BuiltFile]:
             with children[build].step(f"build {build.component.distribution} {version}"):
                 staging = Path(tmp) / build.component.dir
-                tool_env = tool_envs[build]
-                tool_python = str(tool_env.python) if tool_env else None
+                kept = tool_envs[build]
+                tool_python = str(kept.python) if kept else None
                 return _build_component(build, tree, staging, env, children[build], tool_python)
 
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cuda-ci-build") as pool:

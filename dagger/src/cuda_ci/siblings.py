@@ -35,8 +35,8 @@ def sibling_wheels(repo: Path, commit: str, unit: ReleaseUnit, dest: Path, repor
         for component in needed:
             with reporter.step(f"build sibling {component.distribution} at {commit[:7]}"):
                 build = ComponentBuild(component=component, sdist=False, wheel=True, repair=False)
-                tool_env = build_tool_env(tree / component.dir, build.python, reporter)
-                tool_python = str(tool_env.python) if tool_env else None
+                kept = build_tool_env(tree / component.dir, build.python, reporter)
+                tool_python = str(kept.python) if kept else None
                 argv = build_argv(build, tree / component.dir, dest, Path(tmp) / f"{component.dir}.json", tool_python)
                 run(
                     argv,
