@@ -185,10 +185,13 @@ def test_a_changed_file_is_reported_as_not_reproducible(
     manifest = release.load()
     wheel_entry = next(f for f in manifest["files"] if f["name"].startswith("cuda_python") and f["kind"] == "wheel")
     wheel_entry["sha256"] = "f" * 64
+    setuptools_now = manifest["tools"]["build-env/setuptools"]
+    manifest["tools"]["build-env/setuptools"] = "70.0.0"  # as if built with an older setuptools
     release.manifest_path.write_text(json.dumps(manifest))
     assert main(["verify-reproducible", "--release-dir", str(folder), "--repo", str(release_folder[1])]) == 1
     err = capsys.readouterr().err
     assert f"{wheel_entry['name']} is not reproducible: sha256" in err
+    assert f"the build environment differs: setuptools 70.0.0 -> {setuptools_now}" in err
 
 
 def test_verify_refuses_an_invalid_sbom(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -40,7 +40,22 @@ def verify_reproducible(folder: ReleaseFolder, repo: Path, reporter: Reporter) -
         with reporter.in_stage("rebuild"):
             again = execute_build(plan_build(source), git, rebuilt, reporter, manifest["ci_gate"])
         by_name = {f["name"]: f for f in again["files"]}
-        return [_compare(entry, by_name.get(entry["name"]), folder, rebuilt) for entry in manifest["files"]]
+        results = [_compare(entry, by_name.get(entry["name"]), folder, rebuilt) for entry in manifest["files"]]
+    tools = _build_env_changes(manifest["tools"], again["tools"])
+    if tools:  # e.g. setuptools writes its own version into every wheel's WHEEL file
+        results = [
+            Comparison(r.name, r.status, f"{r.detail}; the build environment differs: {tools}")
+            if r.status == "different"
+            else r
+            for r in results
+        ]
+    return results
+
+
+def _build_env_changes(then: dict[str, str], now: dict[str, str]) -> str:
+    """``name then -> now`` for each kept-build-environment package whose version changed since."""
+    names = sorted(n for n in set(then) | set(now) if n.startswith("build-env/") and then.get(n) != now.get(n))
+    return ", ".join(f"{n.removeprefix('build-env/')} {then.get(n, 'absent')} -> {now.get(n, 'absent')}" for n in names)
 
 
 def _compare(entry: FileEntry, again: FileEntry | None, folder: ReleaseFolder, rebuilt: ReleaseFolder) -> Comparison:
