@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -98,6 +99,25 @@ class Reporter:
     def adopt(self, child: Reporter) -> None:
         self.steps.extend(child.steps)
         self.notes.extend(child.notes)
+
+    @contextmanager
+    def alongside(self, *tasks: Callable[[Reporter], object]) -> Iterator[None]:
+        """Run each task on its own thread, with a child reporter, while the body runs.
+
+        Then the children's steps and notes are merged back, and the first task's error is raised;
+        an error of the body itself wins, as it is the one the caller was waiting on.
+        """
+        children = [self.child() for _ in tasks]
+        with ThreadPoolExecutor(max_workers=len(tasks), thread_name_prefix="cuda-ci-alongside") as pool:
+            futures = [pool.submit(task, child) for task, child in zip(tasks, children, strict=True)]
+            try:
+                yield
+            finally:
+                errors = [error for future in futures if (error := future.exception()) is not None]
+                for child in children:
+                    self.adopt(child)
+        if errors:
+            raise errors[0]
 
     def stage_seconds(self) -> dict[str, float]:
         return {r.stage: r.seconds for r in self.steps if r.name == f"stage {r.stage}"}

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -300,44 +299,27 @@ def build_with_siblings(
 ) -> None:
     """The release's build, and beside it what later stages need: the sibling wheels its installs
     take (same commit) and the kept Sphinx environment."""
-    siblings_reporter, tools_reporter = reporter.child(), reporter.child()
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cuda-ci-beside-build") as pool:
-        side: list[Future[object]] = [
-            pool.submit(
-                sibling_wheels, git.root, source.commit, source.unit, folder.path / SIBLINGS_DIR, siblings_reporter
-            ),
-            pool.submit(sphinx_env, tools_reporter),
-        ]
-        try:
-            with reporter.in_stage("build"):
-                execute_build(plan_build(source), git, folder, reporter, ci_gate)
-        finally:
-            problems = [error for task in side if (error := task.exception()) is not None]
-            reporter.adopt(siblings_reporter)
-            reporter.adopt(tools_reporter)
-    if problems:
-        raise problems[0]
+    siblings = folder.path / SIBLINGS_DIR
+    with (
+        reporter.alongside(
+            lambda child: sibling_wheels(git.root, source.commit, source.unit, siblings, child), sphinx_env
+        ),
+        reporter.in_stage("build"),
+    ):
+        execute_build(plan_build(source), git, folder, reporter, ci_gate)
 
 
 def validate_and_docs(repo: Path, folder: ReleaseFolder, extra_dist: Path | None, reporter: Reporter) -> None:
     """validate and docs side by side (both read the built files; only validate writes the manifest)."""
     manifest = folder.load()
     sibling_wheels(repo, manifest["commit"], get_unit(manifest["component"]), folder.path / SIBLINGS_DIR, reporter)
-    docs_reporter = reporter.child()
 
-    def run_docs() -> None:
-        with docs_reporter.in_stage("docs"):
-            build_docs(folder, repo, docs_reporter, alongside_validate=True)
+    def run_docs(child: Reporter) -> None:
+        with child.in_stage("docs"):
+            build_docs(folder, repo, child, alongside_validate=True)
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cuda-ci-docs") as pool:
-        documenting = pool.submit(run_docs)
-        try:
-            validate(repo=repo, release_dir=folder.path, extra_dist=extra_dist, reporter=reporter)
-        finally:
-            problems = documenting.exception()
-            reporter.adopt(docs_reporter)
-    if problems is not None:
-        raise problems
+    with reporter.alongside(run_docs):
+        validate(repo=repo, release_dir=folder.path, extra_dist=extra_dist, reporter=reporter)
 
 
 def release(

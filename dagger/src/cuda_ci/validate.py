@@ -7,7 +7,6 @@ import subprocess
 import tarfile
 import tempfile
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -428,22 +427,14 @@ def validate_release(folder: ReleaseFolder, repo: Path, extra_dist: Path | None,
     siblings = sibling_wheels(repo, manifest["commit"], unit, folder.path / SIBLINGS_DIR, reporter)
     # The tools only read dist/, the install only writes its own environment: side by side, each
     # with its own findings, merged in a fixed order so that the manifest does not depend on timing.
-    tools_reporter, tools_findings, install_findings = reporter.child(), Findings(), Findings()
+    tools_findings, install_findings = Findings(), Findings()
 
-    def run_tools() -> None:
-        with tools_reporter.step("twine, check-wheel-contents, auditwheel"):
-            tool_checks(dists, unit, tools_reporter, tools_findings)
+    def run_tools(child: Reporter) -> None:
+        with child.step("twine, check-wheel-contents, auditwheel"):
+            tool_checks(dists, unit, child, tools_findings)
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cuda-ci-validate-tools") as pool:
-        tools = pool.submit(run_tools)
-        try:
-            with reporter.step("install and import in a fresh environment"):
-                install_checks(dists, unit, manifest, folder, siblings, reporter, install_findings)
-        finally:
-            tools_problem = tools.exception()
-            reporter.adopt(tools_reporter)
-    if tools_problem is not None:
-        raise tools_problem
+    with reporter.alongside(run_tools), reporter.step("install and import in a fresh environment"):
+        install_checks(dists, unit, manifest, folder, siblings, reporter, install_findings)
     findings.merge(tools_findings)
     findings.merge(install_findings)
     with reporter.step("each sdist builds a wheel"):
