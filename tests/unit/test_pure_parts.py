@@ -12,6 +12,7 @@ from packaging.tags import Tag
 
 from cuda_ci.build import BuildSource, ComponentBuild, build_argv, build_requirements, plan_build
 from cuda_ci.components import get_unit
+from cuda_ci.envs import Env
 from cuda_ci.errors import CudaCiError, UsageError
 from cuda_ci.httpclient import _retry_after
 from cuda_ci.log import Reporter
@@ -48,8 +49,9 @@ def test_wheels_only_plans_never_rebuild_the_sdist_or_metapackage() -> None:
 def test_a_kept_build_environment_runs_the_frontend_without_isolation(tmp_path: Path) -> None:
     bindings = get_unit("cuda-bindings").components[0]
     both = ComponentBuild(component=bindings, sdist=True, wheel=True, repair=True)
-    kept = build_argv(replace(both, wheel=False), tmp_path, tmp_path / "out", tmp_path / "r.json", "/kept/bin/python")
-    assert kept[:4] == ["/kept/bin/python", "-m", "build", "--no-isolation"] and kept[-2:] == ["--sdist", str(tmp_path)]
+    env = Env(tmp_path / "kept")
+    kept = build_argv(replace(both, wheel=False), tmp_path, tmp_path / "out", tmp_path / "r.json", env)
+    assert kept[:4] == [str(env.python), "-m", "build", "--no-isolation"] and kept[-2:] == ["--sdist", str(tmp_path)]
     isolated = build_argv(replace(both, sdist=False), tmp_path, tmp_path / "out", tmp_path / "r.json")
     assert "--no-isolation" not in isolated and isolated[-2:] == ["--wheel", str(tmp_path)]
     assert isolated[isolated.index("--report") + 1] == str(tmp_path / "r.json")

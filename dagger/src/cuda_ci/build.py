@@ -143,12 +143,12 @@ def build_env_versions(envs: Iterable[Env | None]) -> dict[str, str]:
 
 
 def build_argv(
-    build: ComponentBuild, package_dir: Path, outdir: Path, report: Path, tool_python: str | None = None
+    build: ComponentBuild, package_dir: Path, outdir: Path, report: Path, kept: Env | None = None
 ) -> list[str]:
     """The one command that builds a component's files into ``outdir``.
 
-    With ``tool_python`` (a kept environment holding exactly the resolved build requirements), the
-    frontend runs there without isolation; otherwise it makes an isolated environment per build.
+    In ``kept`` (a kept environment holding exactly the resolved build requirements) the frontend
+    runs without isolation; otherwise it makes an isolated environment per build.
     """
     if build.cibuildwheel_platform:
         return [
@@ -161,8 +161,8 @@ def build_argv(
             str(outdir),
             str(package_dir),
         ]
-    if tool_python:
-        argv = [tool_python, "-m", "build", "--no-isolation", "--outdir", str(outdir), "--report", str(report)]
+    if kept:
+        argv = [str(kept.python), "-m", "build", "--no-isolation", "--outdir", str(outdir), "--report", str(report)]
     else:
         argv = [build.python, "-m", "build", "--outdir", str(outdir), "--report", str(report)]
         if uv_binary():
@@ -259,9 +259,7 @@ def execute_build(
         def build_one(build: ComponentBuild) -> dict[Path, BuiltFile]:
             with children[build].step(f"build {build.component.distribution} {version}"):
                 staging = Path(tmp) / build.component.dir
-                kept = tool_envs[build]
-                tool_python = str(kept.python) if kept else None
-                return _build_component(build, tree, staging, env, children[build], tool_python)
+                return _build_component(build, tree, staging, env, children[build], tool_envs[build])
 
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cuda-ci-build") as pool:
             built = list(pool.map(build_one, plan.builds))
@@ -312,7 +310,7 @@ def _build_component(
     staging: Path,
     env: dict[str, str],
     reporter: Reporter,
-    tool_python: str | None,
+    kept: Env | None,
 ) -> dict[Path, BuiltFile]:
     """Build into ``staging``: the sdist first, repacked, then the wheel from that very sdist.
 
@@ -333,7 +331,7 @@ def _build_component(
     wheel_source, wheel_env, built_from = package_dir, env, None
     if build.sdist:
         [(sdist, _)] = _pypa_build(
-            replace(build, wheel=False), package_dir, staging, env, reporter, cwd=tree, tool_python=tool_python
+            replace(build, wheel=False), package_dir, staging, env, reporter, cwd=tree, kept=kept
         )
         # setuptools' sdist ignores SOURCE_DATE_EPOCH: repack it deterministically, hash that.
         normalize_sdist(sdist, int(env["SOURCE_DATE_EPOCH"]))
@@ -351,7 +349,7 @@ def _build_component(
             wheel_env,
             reporter,
             cwd=wheel_source,
-            tool_python=tool_python,
+            kept=kept,
         ):
             built[wheel] = BuiltFile(sha256, built_from)
     if build.repair:
@@ -378,20 +376,32 @@ def _pypa_build(
     reporter: Reporter,
     *,
     cwd: Path,
-    tool_python: str | None,
+    kept: Env | None,
 ) -> list[tuple[Path, str]]:
     """One run of the PyPA frontend; each file it made with the sha256 from its ``--report``."""
     kind = "sdist" if build.sdist else "wheel"
     report = outdir.parent / f"{build.component.dir}-{kind}-report.json"
-    run(
-        build_argv(build, source, outdir, report, tool_python),
-        what=f"{kind} build of {build.component.distribution}",
-        reporter=reporter,
-        cwd=cwd,
-        env=tool_environ(env) if tool_python else env,
-    )
+    what = f"{kind} build of {build.component.distribution}"
+    run_frontend(build, source, outdir, report, env=env, kept=kept, reporter=reporter, cwd=cwd, what=what)
     artifacts = json.loads(report.read_text(encoding="utf-8"))["artifacts"]
     return [(Path(a["path"]), a["hashes"]["sha256"]) for a in artifacts]
+
+
+def run_frontend(
+    build: ComponentBuild,
+    source: Path,
+    outdir: Path,
+    report: Path,
+    *,
+    env: dict[str, str],
+    kept: Env | None,
+    reporter: Reporter,
+    cwd: Path,
+    what: str,
+) -> None:
+    """The PyPA frontend, once: in ``kept`` (writing bytecode there for later runs), or isolated."""
+    argv = build_argv(build, source, outdir, report, kept)
+    run(argv, what=what, reporter=reporter, cwd=cwd, env=tool_environ(env) if kept else env)
 
 
 def extract_sdist(sdist: Path, dest: Path) -> Path:

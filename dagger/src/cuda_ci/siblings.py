@@ -9,12 +9,10 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from cuda_ci.build import ComponentBuild, build_argv, build_environ, build_tool_env, check_clone
+from cuda_ci.build import ComponentBuild, build_environ, build_tool_env, check_clone, run_frontend
 from cuda_ci.components import ReleaseUnit, dependency_closure
 from cuda_ci.git import Git
 from cuda_ci.log import Reporter
-from cuda_ci.process import run
-from cuda_ci.toolenvs import tool_environ
 
 SIBLINGS_DIR = "siblings"
 
@@ -35,15 +33,16 @@ def sibling_wheels(repo: Path, commit: str, unit: ReleaseUnit, dest: Path, repor
         for component in needed:
             with reporter.step(f"build sibling {component.distribution} at {commit[:7]}"):
                 build = ComponentBuild(component=component, sdist=False, wheel=True, repair=False)
-                kept = build_tool_env(tree / component.dir, build.python, reporter)
-                tool_python = str(kept.python) if kept else None
-                argv = build_argv(build, tree / component.dir, dest, Path(tmp) / f"{component.dir}.json", tool_python)
-                run(
-                    argv,
-                    what=f"build of sibling {component.distribution}",
+                run_frontend(
+                    build,
+                    tree / component.dir,
+                    dest,
+                    Path(tmp) / f"{component.dir}.json",
+                    env=env,
+                    kept=build_tool_env(tree / component.dir, build.python, reporter),
                     reporter=reporter,
                     cwd=tree,
-                    env=tool_environ(env) if tool_python else env,
+                    what=f"build of sibling {component.distribution}",
                 )
     marker.write_text(commit + "\n")
     return sorted(dest.glob("*.whl"))
