@@ -57,7 +57,7 @@ def build_docs(
                 what="docs install of this run's wheels",
                 reporter=reporter,
             )
-            # Sphinx from a kept, compiled tool environment; this run's wheels only ever in a fresh one.
+            # Sphinx from a kept tool environment; this run's wheels only ever in a fresh one.
             tools = sphinx_env(reporter)
             if tools is not None:
                 env.extend_with(tools, reporter)

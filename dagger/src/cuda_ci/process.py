@@ -59,3 +59,9 @@ def run(
     if check and result.returncode != 0:
         raise CommandError(what, result.returncode, redact(result.stdout))
     return result
+
+
+def probe_interpreter(python: str, code: str) -> str:
+    """What ``python -c code`` prints: a quick question to an interpreter, no credentials passed."""
+    argv = [python, "-c", code]
+    return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60, env=clean_environ()).stdout

@@ -18,7 +18,6 @@ import functools
 import hashlib
 import os
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -32,7 +31,7 @@ from packaging.utils import canonicalize_name
 from cuda_ci.envs import Env, uv_binary
 from cuda_ci.errors import CommandError
 from cuda_ci.log import Reporter
-from cuda_ci.process import clean_environ, run
+from cuda_ci.process import probe_interpreter, run
 
 CACHE_DIR_VARIABLE = "CUDA_CI_CACHE_DIR"
 COMPLETE_MARKER = "cuda-ci-complete"
@@ -57,9 +56,7 @@ def cache_dir() -> Path:
 @functools.cache
 def interpreter_id(python: str) -> str:
     """What makes environments of two interpreters interchangeable: version, platform, base executable."""
-    return subprocess.run(
-        [python, "-c", _INTERPRETER_ID], capture_output=True, text=True, check=True, timeout=60, env=clean_environ()
-    ).stdout
+    return probe_interpreter(python, _INTERPRETER_ID)
 
 
 def tool_environ(env: Mapping[str, str]) -> dict[str, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tarfile
 import tempfile
 from collections import defaultdict
@@ -24,7 +23,7 @@ from cuda_ci.errors import CommandError, CudaCiError
 from cuda_ci.git import Git
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import Manifest, ReleaseFolder, ValidationEntry, file_entry
-from cuda_ci.process import PYTHON, clean_environ, run
+from cuda_ci.process import PYTHON, probe_interpreter, run
 from cuda_ci.siblings import SIBLINGS_DIR, sibling_wheels
 from cuda_ci.wheels import cibuildwheel_identifiers, installable_here, wheel_identifiers
 
@@ -236,10 +235,7 @@ def tool_checks(dists: list[DistFile], unit: ReleaseUnit, reporter: Reporter, fi
 def interpreter_tag(python: str) -> str:
     """``cpXY`` of another interpreter (the Dagger smoke containers run one per Python)."""
     code = "import sys; print(f'cp{sys.version_info[0]}{sys.version_info[1]}')"
-    argv = [python, "-c", code]
-    return subprocess.run(
-        argv, capture_output=True, text=True, check=True, timeout=60, env=clean_environ()
-    ).stdout.strip()
+    return probe_interpreter(python, code).strip()
 
 
 def _installable(dists: list[DistFile], python: str) -> list[DistFile]:
