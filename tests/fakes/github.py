@@ -16,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.fakes import loopback
+
 
 @dataclass
 class Fault:
@@ -88,24 +90,20 @@ class FakeGitHub:
 
     # --- servers --------------------------------------------------------------------------
     def start(self) -> FakeGitHub:
-        for uploads in (False, True):
-            server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self, uploads=uploads))
-            threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-            self._servers.append(server)
+        self._servers += [loopback.serve(_handler(self, uploads=uploads)) for uploads in (False, True)]
         return self
 
     def stop(self) -> None:
         for server in self._servers:
-            server.shutdown()
-            server.server_close()
+            loopback.stop(server)
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self._servers[0].server_address[1]}"
+        return loopback.url(self._servers[0])
 
     @property
     def uploads_url(self) -> str:
-        return f"http://127.0.0.1:{self._servers[1].server_address[1]}"
+        return loopback.url(self._servers[1])
 
     def environ(self) -> dict[str, str]:
         return {"GITHUB_API_URL": self.api_url, "GITHUB_REPOSITORY": self.repository, "GITHUB_TOKEN": self.token}

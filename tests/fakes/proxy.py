@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.fakes import loopback
 
 
 @dataclass
@@ -22,17 +23,15 @@ class FlakyIndex:
     uploads_forwarded: int = 0
 
     def start(self) -> FlakyIndex:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _proxy_handler(self))
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self._server = loopback.serve(_proxy_handler(self))
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        loopback.stop(self._server)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return loopback.url(self._server)
 
 
 def _proxy_handler(proxy: FlakyIndex) -> type[BaseHTTPRequestHandler]:  # noqa: C901 - one handler class
@@ -108,14 +107,12 @@ class RecordingServer:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _record
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self._server = loopback.serve(Handler)
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        loopback.stop(self._server)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return loopback.url(self._server)
