@@ -1,9 +1,9 @@
-"""dagger.json, the pipeline's pyproject and its lock agree; the host CLI never needs dagger."""
+"""dagger.json, the pipeline's pyproject and its lock follow the layout Dagger's Python runtime installs."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import re
 import tomllib
 
 from tests.helpers import REPO_ROOT
@@ -13,38 +13,73 @@ def _pyproject() -> dict:  # type: ignore[type-arg]
     return tomllib.loads((REPO_ROOT / "dagger" / "pyproject.toml").read_text())
 
 
-def _pinned_dagger_io() -> str:
-    deps = _pyproject()["project"]["optional-dependencies"]["dagger"]
-    (pin,) = [d for d in deps if d.startswith("dagger-io==")]
-    return pin.split("==")[1]
+def _engine_version() -> str:
+    return str(json.loads((REPO_ROOT / "dagger.json").read_text())["engineVersion"]).removeprefix("v")
 
 
-def test_dagger_json_names_the_module_and_pins_the_engine() -> None:
+def _vendoring_script():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("dagger_sdk", REPO_ROOT / ".ci" / "dagger_sdk.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_dagger_json_names_the_module_and_filters_only_what_the_module_loads() -> None:
     config = json.loads((REPO_ROOT / "dagger.json").read_text())
     assert config["name"] == "cuda-ci"
     assert config["sdk"]["source"] == "python"
     assert config["source"] == "dagger"
-    assert config["engineVersion"] == f"v{_pinned_dagger_io()}"
-    excluded = {p.lstrip("!") for p in config["include"] if p.startswith("!")}
-    assert {".venv", ".release", "**/__pycache__", ".mypy_cache"} <= excluded
+    # `include` applies to loading the module itself (dagger.json and dagger/), never to the
+    # DefaultPath source, which CudaCi.create filters with its own Ignore list.
+    assert config["include"], "exclude local environments from the module upload"
+    assert all(p.removeprefix("!").startswith("dagger/") for p in config["include"]), config["include"]
+    assert {"!dagger/sdk", "!dagger/.venv"} <= set(config["include"])
 
 
-def test_entry_point_and_console_script() -> None:
-    project = _pyproject()["project"]
-    assert project["entry-points"]["dagger.mod"]["main_object"] == "cuda_ci.main:CudaCi"
-    assert project["scripts"]["cuda-ci"] == "cuda_ci.cli:main"
-    assert not any(d.startswith("dagger-io") for d in project["dependencies"]), "the host CLI never needs dagger"
+def test_dagger_io_is_a_runtime_dependency_vendored_from_sdk() -> None:
+    project = _pyproject()
+    dependencies = project["project"]["dependencies"]
+    # The runtime runs `uv sync --no-dev` (no extras): dagger-io must be a plain dependency.
+    assert "dagger-io" in dependencies, "Dagger's template writes it unpinned: the engine vendors its SDK"
+    extras = project["project"].get("optional-dependencies", {})
+    assert not any(d.startswith("dagger-io") for group in extras.values() for d in group)
+    assert project["tool"]["uv"]["sources"]["dagger-io"] == {"path": "sdk", "editable": True}
+    assert project["project"]["entry-points"]["dagger.mod"]["main_object"] == "cuda_ci.main:CudaCi"
+    assert project["project"]["scripts"]["cuda-ci"] == "cuda_ci.cli:main"
+    assert "dagger/sdk/" in (REPO_ROOT / ".gitignore").read_text().splitlines(), "sdk/ is generated"
 
 
-def test_the_lock_holds_the_pinned_sdk() -> None:
-    lock = (REPO_ROOT / "dagger" / "uv.lock").read_text()
-    assert re.search(rf'name = "dagger-io"\nversion = "{re.escape(_pinned_dagger_io())}"', lock)
+def test_the_lock_takes_dagger_io_from_sdk() -> None:
+    lock = tomllib.loads((REPO_ROOT / "dagger" / "uv.lock").read_text())
+    (package,) = [p for p in lock["package"] if p["name"] == "dagger-io"]
+    assert package["source"] == {"editable": "sdk"}
+    (project,) = [p for p in lock["package"] if p["name"] == "cuda-ci"]
+    assert {"name": "dagger-io"} in project["dependencies"]
 
 
-def test_package_init_does_not_import_dagger() -> None:
+def test_the_vendored_sdk_is_the_engines_release_checked_by_hash() -> None:
+    script = _vendoring_script()
+    assert _engine_version() in script.SDIST_SHA256, "pin the sdist sha256 of dagger.json's engineVersion"
+    pyproject = '[project]\nname = "x"\n[dependency-groups]\ndev = ["codegen"]\n[tool.uv.sources]\ncodegen = 1\n'
+    assert script.without_development_tables(pyproject) == '[project]\nname = "x"\n'
+
+
+def test_the_runtime_base_image_is_pinned_by_digest() -> None:
+    image = _pyproject()["tool"]["dagger"]["base-image"]
+    assert image.startswith("python:3.12-slim@sha256:") and len(image.split("@sha256:")[1]) == 64
+
+
+def test_only_main_py_imports_dagger() -> None:
     text = (REPO_ROOT / "dagger" / "src" / "cuda_ci" / "__init__.py").read_text()
     assert "import dagger" not in text and "from dagger" not in text
     for module in (REPO_ROOT / "dagger" / "src" / "cuda_ci").glob("*.py"):
         if module.name != "main.py":
             source = module.read_text()
             assert "import dagger" not in source and "from dagger" not in source, module.name
+
+
+def test_containers_install_the_engines_sdk_release() -> None:
+    from cuda_ci.main import DAGGER_IO
+
+    assert f"dagger-io=={_engine_version()}" == DAGGER_IO

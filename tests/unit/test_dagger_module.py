@@ -7,15 +7,20 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import re
 import typing
 from pathlib import Path
 
+import anyio
 import dagger.mod
+import gql
 import pytest
+from dagger._exceptions import QueryErrorValue
 
 import dagger
 from cuda_ci.cli import build_parser
-from cuda_ci.main import CUDA_IMAGE, TOOLING_IMAGE, CudaCi, smoke_versions
+from cuda_ci.components import unit_names
+from cuda_ci.main import CUDA_IMAGE, TOOLING_IMAGE, CiJobsFailed, CudaCi, MissingHistoryError, smoke_versions
 from cuda_ci.wheelplan import linux_wheel_jobs, tooling_image
 from dagger import dag
 from tests.dagger_render import Call, contains_chain, execs, render, walk
@@ -40,12 +45,15 @@ def _images(chain: list[Call]) -> set[str]:
     return {c.args["address"] for c in walk(chain) if c.name == "from"}
 
 
+INVOCATION = "0123456789abcdef"
 GATE: dict[str, str | None] = {"status": "verified", "run_url": "https://github.com/NVIDIA/cuda-python/actions/runs/1"}
 
 
 def _release(module: CudaCi, *, dry_run: bool = False, no_publish: bool = False) -> list[Call]:
     gate = GATE
-    graph = module.release_graph(["--tag=v13.1.0"], JOBS, gate, None, no_publish, dry_run, TOKENS, "NVIDIA/cuda-python")
+    graph = module.release_graph(
+        ["--tag=v13.1.0"], JOBS, gate, None, no_publish, dry_run, TOKENS, "NVIDIA/cuda-python", INVOCATION
+    )
     return render(graph)
 
 
@@ -65,8 +73,9 @@ def test_the_module_registers_every_function_with_docs() -> None:
     create = typing.get_type_hints(CudaCi.create, include_extras=True)["source"].__metadata__
     assert any(isinstance(m, dagger.DefaultPath) and m.from_context == "/" for m in create)
     ignore = next(m for m in create if isinstance(m, dagger.Ignore))
-    assert {".venv", ".release"} <= set(ignore.patterns)
-    assert "!.git" in ignore.patterns and ".git" not in ignore.patterns, "setuptools-scm needs the history"
+    assert {".venv", ".release", "**/dist", "**/*.pyd", "dagger/sdk"} <= set(ignore.patterns)
+    # setuptools-scm needs the history: nothing may exclude .git, and "!" re-includes only what was excluded.
+    assert not [p for p in ignore.patterns if ".git" in p], ignore.patterns
 
 
 def test_every_image_is_pinned_by_digest_and_the_tooling_pin_is_cibuildwheels(module: CudaCi) -> None:
@@ -177,3 +186,153 @@ def test_importing_the_module_needs_no_engine() -> None:
     del real_subprocess
     assert Path(inspect.getfile(CudaCi)).name == "main.py"
     assert "dagger" not in (REPO_ROOT / "dagger/src/cuda_ci/__init__.py").read_text().split("import")[-1]
+
+
+# --- behaviour a real engine would show (issue: the module on a real engine) ----------------------
+
+
+def _exec_error(command: list[str], exit_code: int, stderr: str) -> dagger.ExecError:
+    value = QueryErrorValue(
+        message=f"process {command} did not complete successfully: exit code: {exit_code}",
+        extensions={"_type": "EXEC_ERROR", "cmd": command, "exitCode": exit_code, "stdout": "", "stderr": stderr},
+    )
+    error = dagger.QueryError([value], gql.GraphQLRequest("{ container { id } }"))
+    assert isinstance(error, dagger.ExecError)
+    return error
+
+
+def _job_name(container: dagger.Container) -> str:
+    argv = next(a for a in reversed(execs(render(container))) if a[0] == "/opt/cuda-ci/bin/cuda-ci")
+    return "lint" if argv[1] == "lint" else f"test --component {argv[3]}"
+
+
+def test_ci_runs_every_job_at_once_and_reports_every_failure(module: CudaCi, monkeypatch: pytest.MonkeyPatch) -> None:
+    jobs = module.ci_jobs(None)
+    assert list(jobs) == ["lint", *(f"test --component {u}" for u in unit_names())]
+    started: list[str] = []
+    all_started = anyio.Event()
+
+    async def stdout(self: dagger.Container) -> str:
+        name = _job_name(self)
+        started.append(name)
+        if len(started) == len(jobs):
+            all_started.set()
+        with anyio.fail_after(5):  # run one after another, a job would wait here for ever
+            await all_started.wait()
+        if name in ("lint", "test --component cuda-core"):
+            raise _exec_error(["cuda-ci", name], 1, f"error: {name} broke\n")
+        return f"{name} ok"
+
+    monkeypatch.setattr(dagger.Container, "stdout", stdout)
+    with pytest.raises(CiJobsFailed) as failed:
+        anyio.run(CudaCi.ci, module, None)
+    message = str(failed.value)
+    assert message.startswith("2 CI job(s) failed")
+    assert "- lint: exit code 1\n    error: lint broke" in message
+    assert "- test --component cuda-core: exit code 1\n    error: test --component cuda-core broke" in message
+    assert "cuda-pathfinder" not in message
+    monkeypatch.setattr(dagger.Container, "stdout", _passing_stdout)
+    assert anyio.run(CudaCi.ci, module, "cuda-pathfinder") == "lint ok\ntest --component cuda-pathfinder ok"
+
+
+async def _passing_stdout(self: dagger.Container) -> str:
+    return f"{_job_name(self)} ok"
+
+
+def test_side_effecting_steps_are_never_served_from_a_cache(module: CudaCi) -> None:
+    def invocations(chain: list[Call]) -> set[str]:
+        return {
+            c.args["value"]
+            for c in walk(chain)
+            if c.name == "withEnvVariable" and c.args["name"] == "CUDA_CI_INVOCATION"
+        }
+
+    first = render(anyio.run(CudaCi.publish, module, dag.directory()))
+    second = render(anyio.run(CudaCi.publish, module, dag.directory()))
+    assert len(invocations(first)) == 1 and invocations(first) != invocations(second)
+    released = _release(module, dry_run=True)
+    assert invocations(released) == {INVOCATION}, "publish and both index services are keyed to the call"
+    services = [c for c in walk(released) if c.name == "asService"]
+    assert len(services) == 2
+    built = render(module.build_graph(["--tag=v13.1.0"], JOBS, GATE))
+    assert not invocations(built), "builds stay cacheable: the same commit gives the same files"
+
+
+def test_publish_returns_the_release_folder(module: CudaCi) -> None:
+    published = anyio.run(CudaCi.publish, module, dag.directory(), "github")
+    assert isinstance(published, dagger.Directory)
+    chain = render(published)
+    assert chain[-1].name == "directory" and chain[-1].args["path"] == "/release"
+    assert [
+        "/opt/cuda-ci/bin/cuda-ci",
+        "publish",
+        "--release-dir",
+        "/release",
+        "--target",
+        "github",
+        "--repo",
+        "/src",
+    ] in execs(chain)
+
+
+def test_the_gpu_job_uses_the_requested_python_and_names_its_wheels(module: CudaCi) -> None:
+    chain = render(module.test_container("cuda-pathfinder", "3.11", gpu=True))
+    argvs = execs(chain)
+    assert ["uv", "venv", "--python", "3.11", "--python-preference", "only-managed", "/venv"] in argvs
+    assert ["/venv/bin/python", "-c", "import sys; assert sys.version_info[:2] == (3, 11)"] in argvs
+    install = next(a for a in argvs if "--no-index" in a)
+    assert install[-1] == "cuda-pathfinder" and "/wheels/siblings" not in install, "no siblings: no sibling folder"
+    core = execs(render(module.test_container("cuda-core", "3.13", gpu=True)))
+    install = next(a for a in core if "--no-index" in a)
+    assert install[-3:] == ["cuda-core", "cuda-pathfinder", "cuda-bindings"]
+    assert install[install.index("/wheels/siblings") - 1] == "--find-links"
+    assert not [a for a in argvs + core if a[0] in ("sh", "bash") or any("*" in x for x in a if x.startswith("/"))]
+
+
+@pytest.mark.parametrize(("has_git", "shallow"), [(False, False), (True, True)])
+def test_a_source_without_full_history_is_refused_before_any_container(
+    module: CudaCi, monkeypatch: pytest.MonkeyPatch, has_git: bool, shallow: bool
+) -> None:
+    async def exists(self: dagger.Directory, path: str, **_: object) -> bool:
+        return {".git": has_git, ".git/shallow": shallow}[path]
+
+    monkeypatch.setattr(dagger.Directory, "exists", exists)
+    for function in (CudaCi.preflight, CudaCi.build, CudaCi.release):
+        with pytest.raises(
+            MissingHistoryError, match=r"remote module call loads a depth-1 tree without tags"
+        ) as refused:
+            anyio.run(function, module, "v13.1.0")
+        assert "dagger -m <module> call --source=<full clone>" in str(refused.value)
+
+
+def _documented_dagger_calls() -> list[tuple[str, str, list[str]]]:
+    """(file, function, flags) of every `dagger call` in the README, the release guides and the workflows."""
+    found = []
+    sources = [
+        REPO_ROOT / "README.md",
+        *(REPO_ROOT / ".github").glob("*.md"),
+        *(REPO_ROOT / ".github/workflows").glob("*.yml"),
+    ]
+    for path in sources:
+        text = path.read_text().replace("\\\n", " ")
+        # Workflows build the argument list in a shell array first: `args=(release ...)`, `args+=(...)`.
+        for match in re.finditer(r"args=\((\w[\w-]*)([^)]*)\)((?:\n.*args\+=\([^)]*\).*)*)", text):
+            flags = re.findall(r"(--[\w-]+)", match.group(2) + match.group(3))
+            found.append((path.name, match.group(1), flags))
+        for match in re.finditer(r"dagger (?:--progress plain )?call (?:--source=\S+ )?(\w[\w-]*)([^\n`#]*)", text):
+            before_export = match.group(2).split(" export ")[0]
+            found.append((path.name, match.group(1), re.findall(r"(--[\w-]+)", before_export)))
+    return found
+
+
+def test_documented_dagger_calls_match_the_module() -> None:
+    calls = _documented_dagger_calls()
+    assert {f for _, f, _ in calls} >= {"release", "publish", "preflight", "test", "lint", "ci"}
+    for source, function, flags in calls:
+        assert function in FUNCTIONS, f"{source}: `dagger call {function}` is no function of the module"
+        parameters = {p.replace("_", "-") for p in inspect.signature(getattr(CudaCi, function)).parameters}
+        unknown = {f.removeprefix("--") for f in flags} - parameters
+        assert not unknown, f"{source}: `dagger call {function}` has no flag(s) {sorted(unknown)}"
+    for path in [REPO_ROOT / "README.md", *(REPO_ROOT / ".github").rglob("*.*")]:
+        if path.is_file():
+            assert not re.search(r"\benv:[A-Z]", path.read_text()), f"{path.name}: secrets are env://NAME in v0.21"

@@ -9,14 +9,31 @@ from __future__ import annotations
 
 import json
 import tempfile
+import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar, cast
+
+import anyio
 
 import dagger
-from cuda_ci.components import get_unit
+from cuda_ci.components import dependency_closure, get_unit, unit_names
 from cuda_ci.tags import parse_tag
 from cuda_ci.wheelplan import LinuxWheelJob, linux_wheel_jobs
 from dagger import DefaultPath, Doc, Ignore, dag, function, object_type
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def talks_to_the_world(fn: F) -> F:
+    """A function that reads or writes GitHub or a package index: never served from Dagger's cache.
+
+    Without a cache policy the engine keeps a function's result for up to 7 days, so a second
+    ``publish`` with the same arguments would return the old result without publishing anything.
+    """
+    # dagger-io 0.21's overloads of `function` omit its `cache` keyword; the runtime accepts it.
+    return cast(F, function(fn, cache="never"))  # type: ignore[call-overload]
+
 
 # cibuildwheel's pinned list (cibuildwheel/resources/pinned_docker_images.cfg, [x86_64]
 # manylinux_2_28, "2026.10.26-1"); a test keeps it equal to the installed cibuildwheel's pin.
@@ -29,15 +46,19 @@ CUDA_IMAGE = (
     "nvidia/cuda:12.6.3-base-ubuntu24.04@sha256:c87e78933f4c16e3272123bf2f75537306596d0fbaa395a29696a22786e5ee0e"
 )
 TOOL_PYTHON = "/opt/python/cp312-cp312/bin/python"
+PACKAGES_DIR = "/srv/packages"
 PYPISERVER_ARGS = [
     *("/opt/cuda-ci/bin/pypi-server", "run", "-p", "8080", "-i", "0.0.0.0", "-a", ".", "-P", "."),
-    *("--disable-fallback", "--hash-algo", "sha256", "/srv/packages"),
+    *("--disable-fallback", "--hash-algo", "sha256", PACKAGES_DIR),
 ]
 CUDA_CI = "/opt/cuda-ci/bin/cuda-ci"
-# Dagger leaves `.git` out of a context directory unless an Ignore pattern brings it back;
-# setuptools-scm needs the full history and tags, so it comes back ("!.git").
+# The SDK of dagger.json's engineVersion, for the containers' lint (mypy against its types);
+# pip ignores the uv path source that gives the module runtime the engine's own copy.
+DAGGER_IO = "dagger-io==0.21.11"
+# The context of a local module call is the repository as it is on disk, `.git` included:
+# setuptools-scm needs its full history and tags. Nothing below may exclude `.git`. (A leading
+# "!" only re-includes what an earlier pattern excluded, so "!.git" would do nothing.)
 SOURCE_IGNORE = [
-    "!.git",
     ".venv",
     "**/.venv",
     ".release",
@@ -45,6 +66,9 @@ SOURCE_IGNORE = [
     "**/*.egg-info",
     "**/build",
     "**/*.so",
+    "**/*.pyd",
+    "**/dist",
+    "dagger/sdk",
     ".mypy_cache",
     ".ruff_cache",
     ".pytest_cache",
@@ -93,7 +117,7 @@ class CudaCi:
             .with_mounted_cache("/root/.cache/cuda-ci", dag.cache_volume("cuda-ci-tool-envs"))
             .with_directory("/opt/cuda-ci-src", self.source.directory("dagger"))
             .with_exec([TOOL_PYTHON, "-m", "venv", "/opt/cuda-ci"])
-            .with_exec(["/opt/cuda-ci/bin/pip", "install", "--quiet", "/opt/cuda-ci-src[dev]"])
+            .with_exec(["/opt/cuda-ci/bin/pip", "install", "--quiet", "/opt/cuda-ci-src[dev]", DAGGER_IO])
             .with_exec(["git", "config", "--global", "--add", "safe.directory", "*"])
             .with_directory("/src", self.source)
             .with_workdir("/src")
@@ -110,6 +134,21 @@ class CudaCi:
         container = container.with_env_variable("GITHUB_REPOSITORY", github_repository)
         return container.with_secret_variable("GITHUB_TOKEN", github_token) if github_token else container
 
+    async def _require_history(self) -> None:
+        """Refuse a source without full git history before any container runs.
+
+        A remote module call (``dagger -m github.com/...``) loads the repository as a depth-1 tree
+        without tags, where setuptools-scm cannot see a release tag.
+        """
+        if await self.source.exists(".git") and not await self.source.exists(".git/shallow"):
+            return
+        raise MissingHistoryError(
+            "the module's source has no full git history (a remote module call loads a depth-1 tree "
+            "without tags, so setuptools-scm cannot see the release tag): run the module against a full "
+            "local clone, e.g. `git clone https://github.com/NVIDIA/cuda-python && cd cuda-python && "
+            "dagger call release ...`, or pass one with `dagger -m <module> call --source=<full clone> ...`"
+        )
+
     # --- preflight ---------------------------------------------------------------------------
     def preflight_container(
         self,
@@ -119,12 +158,13 @@ class CudaCi:
         dry_run: bool,
         github_token: dagger.Secret | None,
         github_repository: str,
+        invocation: str,
     ) -> dagger.Container:
         argv = [CUDA_CI, "preflight", *selection(tag, component, snapshot), "--json", "--repo", "/src"]
         container = self._with_github(self._tooling(), github_token, github_repository)
-        return container.with_exec([*argv, *(["--dry-run"] if dry_run else [])])
+        return with_invocation(container, invocation).with_exec([*argv, *(["--dry-run"] if dry_run else [])])
 
-    @function
+    @talks_to_the_world
     async def preflight(
         self,
         tag: Annotated[str | None, Doc("the release tag, e.g. v13.1.0")] = None,
@@ -135,7 +175,10 @@ class CudaCi:
         github_repository: Annotated[str, Doc("owner/name on GitHub")] = "NVIDIA/cuda-python",
     ) -> str:
         """Check that a tag may be released; the findings as JSON."""
-        container = self.preflight_container(tag, component, snapshot, dry_run, github_token, github_repository)
+        await self._require_history()
+        container = self.preflight_container(
+            tag, component, snapshot, dry_run, github_token, github_repository, new_invocation()
+        )
         return await container.stdout()
 
     # --- build -------------------------------------------------------------------------------
@@ -186,6 +229,7 @@ class CudaCi:
         snapshot: Annotated[bool, Doc("build HEAD as a dev version")] = False,
     ) -> dagger.Directory:
         """Build the unit's sdists and wheels once; the release folder so far."""
+        await self._require_history()
         jobs = await self._wheel_jobs(tag, component)
         return self.build_graph(selection(tag, component, snapshot), jobs)
 
@@ -237,11 +281,17 @@ class CudaCi:
         return self.docs_graph(release)
 
     # --- publish -----------------------------------------------------------------------------
-    def _index_service(self, name: str) -> dagger.Service:
-        """pypiserver (from cuda-ci's own dependencies) as a Dagger service: the embedded index."""
+    def _index_service(self, name: str, invocation: str) -> dagger.Service:
+        """pypiserver (from cuda-ci's own dependencies) as a Dagger service: the embedded index.
+
+        It starts empty in every call (the invocation is part of its key) and refuses to start
+        without its package folder, so the folder is made first.
+        """
         return (
             self._tooling()
+            .with_exec(["mkdir", "-p", PACKAGES_DIR])
             .with_env_variable("CUDA_CI_INDEX_NAME", name)  # two services, not one deduplicated
+            .with_env_variable("CUDA_CI_INVOCATION", invocation)
             .with_exposed_port(8080)
             .as_service(args=PYPISERVER_ARGS)
         )
@@ -253,12 +303,14 @@ class CudaCi:
         dry_run: bool,
         tokens: dict[str, dagger.Secret | None],
         github_repository: str,
+        invocation: str,
     ) -> dagger.Container:
-        container = self._tooling().with_directory("/release", release)
+        container = with_invocation(self._tooling().with_directory("/release", release), invocation)
         argv = [CUDA_CI, "publish", "--release-dir", "/release", "--target", target, "--repo", "/src"]
         if dry_run:
             for name in ("testpypi", "pypi"):
-                container = container.with_service_binding(name, self._index_service(name)).with_env_variable(
+                service = self._index_service(name, invocation)
+                container = container.with_service_binding(name, service).with_env_variable(
                     f"CUDA_CI_DRY_RUN_{name.upper()}_URL", f"http://{name}:8080"
                 )
             return container.with_exec([*argv, "--dry-run"])
@@ -269,7 +321,7 @@ class CudaCi:
                 container = container.with_secret_variable(variable, secret)
         return container.with_exec(argv)
 
-    @function
+    @talks_to_the_world
     async def publish(
         self,
         release: Annotated[dagger.Directory, Doc("the validated release folder")],
@@ -279,17 +331,18 @@ class CudaCi:
         testpypi_token: Annotated[dagger.Secret | None, Doc("TestPyPI API token")] = None,
         github_token: Annotated[dagger.Secret | None, Doc("GitHub token (contents: write)")] = None,
         github_repository: Annotated[str, Doc("owner/name on GitHub")] = "NVIDIA/cuda-python",
-    ) -> str:
-        """Publish the release folder: GitHub draft, TestPyPI, PyPI, un-draft (resumable)."""
+    ) -> dagger.Directory:
+        """Publish the release folder (GitHub draft, TestPyPI, PyPI, un-draft; resumable); the folder after."""
         tokens = {
             "GITHUB_TOKEN": github_token,
             "CUDA_CI_TESTPYPI_TOKEN": testpypi_token,
             "CUDA_CI_PYPI_TOKEN": pypi_token,
         }
-        return await self.publish_container(release, target, dry_run, tokens, github_repository).stdout()
+        container = self.publish_container(release, target, dry_run, tokens, github_repository, new_invocation())
+        return container.directory("/release")
 
     # --- the release -------------------------------------------------------------------------
-    @function
+    @talks_to_the_world
     async def release(
         self,
         tag: Annotated[str | None, Doc("the release tag")] = None,
@@ -304,8 +357,12 @@ class CudaCi:
         github_repository: Annotated[str, Doc("owner/name on GitHub")] = "NVIDIA/cuda-python",
     ) -> dagger.Directory:
         """preflight → build → validate → docs → publish in one graph; the release folder."""
+        await self._require_history()
         dry_run = dry_run or snapshot
-        checked = self.preflight_container(tag, component, snapshot, dry_run, github_token, github_repository)
+        invocation = new_invocation()
+        checked = self.preflight_container(
+            tag, component, snapshot, dry_run, github_token, github_repository, invocation
+        )
         found = json.loads(await checked.stdout())
         jobs = await self._wheel_jobs(tag, component)
         tokens = {
@@ -315,7 +372,7 @@ class CudaCi:
         }
         return self.release_graph(
             selection(tag, component, snapshot), jobs, found["ci_gate"], extra_dist, no_publish, dry_run, tokens,
-            github_repository,
+            github_repository, invocation,
         )  # fmt: skip
 
     def release_graph(
@@ -328,6 +385,7 @@ class CudaCi:
         dry_run: bool,
         tokens: dict[str, dagger.Secret | None],
         github_repository: str,
+        invocation: str,
     ) -> dagger.Directory:
         """The one graph: each stage consumes the Directory the previous one returned."""
         built = self.build_graph(flags, jobs, ci_gate)
@@ -335,7 +393,8 @@ class CudaCi:
         documented = self.docs_graph(validated)
         if no_publish:
             return documented
-        return self.publish_container(documented, "all", dry_run, tokens, github_repository).directory("/release")
+        publishing = self.publish_container(documented, "all", dry_run, tokens, github_repository, invocation)
+        return publishing.directory("/release")
 
     # --- CI ----------------------------------------------------------------------------------
     def lint_container(self) -> dagger.Container:
@@ -349,25 +408,34 @@ class CudaCi:
     def test_container(self, component: str, python: str, gpu: bool) -> dagger.Container:
         container = self._tooling().with_env_variable("CUDA_CI_BUILD_PYTHON", python_path(python))
         tested = container.with_exec([CUDA_CI, "test", "--component", component, "--repo", "/src", "--out", "/w"])
-        if not gpu:
-            return tested
-        # The GPU run: the wheels this job built and tested, on a CUDA base image with every GPU attached.
-        wheels = tested.directory("/w")
+        return self.gpu_test_container(component, python, tested.directory("/w")) if gpu else tested
+
+    def gpu_test_container(self, component: str, python: str, built: dagger.Directory) -> dagger.Container:
+        """The wheels a test job built and tested, on a CUDA base image with every GPU attached.
+
+        The interpreter is the ``--python`` the wheels were built for (a uv-managed CPython, since the
+        CUDA image's system Python is one fixed version); wheels are named, never globbed.
+        """
         unit = get_unit(component)
+        siblings = dependency_closure(unit)
+        find_links = ["--find-links", "/wheels/dist", *(["--find-links", "/wheels/siblings"] if siblings else [])]
+        distributions = [*unit.distributions, *(c.distribution for c in siblings)]
+        pip = ["uv", "pip", "install", "--python", "/venv/bin/python"]
         tests = [f"/src/{c.dir}/tests" for c in unit.components]
+        major, minor = python.split(".")
         return (
             dag.container()
             .from_(CUDA_IMAGE)
             .experimental_with_all_gp_us()
-            .with_exec(["sh", "-c", "apt-get update -qq && apt-get install -y -qq python3-venv > /dev/null"])
-            .with_exec(["python3", "-m", "venv", "/venv"])
-            .with_mounted_cache("/root/.cache/pip", dag.cache_volume("cuda-ci-pip"))
-            .with_directory("/wheels", wheels)
+            .with_file("/usr/local/bin/uv", self._tooling().file("/opt/cuda-ci/bin/uv"))
+            .with_mounted_cache("/root/.cache/uv", dag.cache_volume("cuda-ci-uv"))
+            .with_env_variable("UV_PYTHON_INSTALL_DIR", "/root/.cache/uv/python")
+            .with_exec(["uv", "venv", "--python", python, "--python-preference", "only-managed", "/venv"])
+            .with_exec(["/venv/bin/python", "-c", f"import sys; assert sys.version_info[:2] == ({major}, {minor})"])
+            .with_directory("/wheels", built)
             .with_directory("/src", self.source)
-            .with_exec(["/venv/bin/pip", "install", "--quiet", "pytest"])
-            .with_exec(
-                ["sh", "-c", "/venv/bin/pip install --quiet --no-deps /wheels/dist/*.whl /wheels/siblings/*.whl"]
-            )
+            .with_exec([*pip, "pytest"])
+            .with_exec([*pip, "--no-deps", "--no-index", *find_links, *distributions])
             .with_exec(["/venv/bin/python", "-m", "pytest", "-p", "no:cacheprovider", "-m", "gpu", "-v", *tests])
         )
 
@@ -381,14 +449,60 @@ class CudaCi:
         """One CI job: build the unit, test the built wheel, build its docs."""
         return await self.test_container(component, python, gpu).stdout()
 
+    def ci_jobs(self, component: str | None) -> dict[str, dagger.Container]:
+        """Every CI job by its name, which is also the command that reproduces it."""
+        units = [component] if component else list(unit_names())
+        jobs = {"lint": self.lint_container()}
+        for unit in units:
+            jobs[f"test --component {unit}"] = self.test_container(unit, "3.12", gpu=False)
+        return jobs
+
     @function
     async def ci(self, component: Annotated[str | None, Doc("only this unit")] = None) -> str:
-        """lint and every test job."""
-        units = [component] if component else ["cuda-pathfinder", "cuda-bindings", "cuda-core"]
-        outputs = [await self.lint_container().stdout()]
-        for unit in units:
-            outputs.append(await self.test_container(unit, "3.12", gpu=False).stdout())
-        return "\n".join(outputs)
+        """lint and every test job, all at once; every failing job is reported."""
+        outputs: dict[str, str] = {}
+        failures: dict[str, dagger.ExecError] = {}
+
+        async def run(name: str, container: dagger.Container) -> None:
+            try:
+                outputs[name] = await container.stdout()
+            except dagger.ExecError as error:
+                failures[name] = error
+
+        jobs = self.ci_jobs(component)
+        async with anyio.create_task_group() as group:
+            for name, container in jobs.items():
+                group.start_soon(run, name, container)
+        if failures:
+            raise CiJobsFailed(failures)
+        return "\n".join(outputs[name] for name in jobs)
+
+
+class MissingHistoryError(Exception):
+    """The module's source cannot tell setuptools-scm the version."""
+
+
+class CiJobsFailed(Exception):
+    """One or more CI jobs failed; the message names each, with its exit code and last output."""
+
+    def __init__(self, failures: dict[str, dagger.ExecError]) -> None:
+        lines = [f"{len(failures)} CI job(s) failed (reproduce each with `dagger call <job>`):"]
+        for name, error in sorted(failures.items()):
+            tail = "\n    ".join((error.stderr or error.stdout).strip().splitlines()[-15:])
+            lines.append(f"- {name}: exit code {error.exit_code}\n    {tail}")
+        super().__init__("\n".join(lines))
+        self.failures = failures
+
+
+def new_invocation() -> str:
+    """A value unique to one function call."""
+    return uuid.uuid4().hex
+
+
+def with_invocation(container: dagger.Container, invocation: str) -> dagger.Container:
+    """Key what follows to this call, so a step that talks to GitHub or an index is never taken from
+    the layer cache of an earlier call with the same inputs."""
+    return container.with_env_variable("CUDA_CI_INVOCATION", invocation)
 
 
 def smoke_versions(identifiers: list[str]) -> list[str]:
