@@ -33,3 +33,18 @@ def tool_env_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             os.environ.pop("CUDA_CI_CACHE_DIR", None)
         else:
             os.environ["CUDA_CI_CACHE_DIR"] = previous
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_container_engine() -> Iterator[None]:
+    """Host-runner tests build with this interpreter whatever engine the machine has; the container
+    lane (tests/container) chooses podman where it means to."""
+    previous = os.environ.get("CUDA_CI_CONTAINER_ENGINE")
+    os.environ["CUDA_CI_CONTAINER_ENGINE"] = "none"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("CUDA_CI_CONTAINER_ENGINE", None)
+        else:
+            os.environ["CUDA_CI_CONTAINER_ENGINE"] = previous

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from importlib import metadata
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from cuda_ci import scm
 from cuda_ci.components import Component, ReleaseUnit
@@ -66,6 +66,10 @@ class ComponentBuild:
     wheel: bool
     repair: bool
     cibuildwheel_platform: str | None = None
+    # On Linux cibuildwheel builds in containers of this engine (docker or podman).
+    container_engine: str | None = None
+    # cibuildwheel's import test takes the siblings from these wheels of this commit, never from an index.
+    test_siblings: tuple[Path, ...] = ()
     python: str = PYTHON
 
 
@@ -79,8 +83,11 @@ class BuildPlan:
     prebuilt_wheels: Path | None = None
 
 
-def native_cibuildwheel_platform() -> str | None:
-    """Where cibuildwheel builds natively, without a container engine."""
+def native_cibuildwheel_platform(container_engine: str | None = None) -> str | None:
+    """Where cibuildwheel builds this platform's wheels: natively on Windows and macOS, in
+    ``container_engine``'s manylinux containers on Linux (none: this interpreter builds instead)."""
+    if sys.platform.startswith("linux"):
+        return "linux" if container_engine else None
     return {"win32": "windows", "darwin": "macos"}.get(sys.platform)
 
 
@@ -91,6 +98,8 @@ def plan_build(
     native_platform: str | None = None,
     prebuilt_wheels: Path | None = None,
     python: str = PYTHON,
+    container_engine: str | None = None,
+    test_siblings: tuple[Path, ...] = (),
 ) -> BuildPlan:
     """Decide what one build of ``source`` produces; nothing runs here."""
     builds: list[ComponentBuild] = []
@@ -105,6 +114,8 @@ def plan_build(
                 wheel=not (platform_wheel and prebuilt_wheels),
                 repair=platform_wheel and sys.platform.startswith("linux"),
                 cibuildwheel_platform=native_platform if (wheels_only and platform_wheel) else None,
+                container_engine=container_engine if native_platform == "linux" else None,
+                test_siblings=test_siblings if (wheels_only and platform_wheel) else (),
                 python=python,
             )
         )
@@ -319,12 +330,18 @@ def _build_component(
     """
     package_dir = tree / build.component.dir
     if build.cibuildwheel_platform:  # cibuildwheel writes no report
+        source = package_dir
+        if build.container_engine:
+            # In a container the worktree's `.git` (a file naming a path on this machine) means
+            # nothing: cibuildwheel builds from an sdist of this commit, whose PKG-INFO holds the version.
+            sdist_build = replace(build, sdist=True, wheel=False, cibuildwheel_platform=None)
+            [(source, _)] = _pypa_build(sdist_build, package_dir, staging / "sdist", env, reporter, cwd=tree, kept=kept)
         run(
-            build_argv(build, package_dir, staging, staging / "report.json"),
+            build_argv(build, source, staging, staging / "report.json"),
             what=f"build of {build.component.distribution}",
             reporter=reporter,
             cwd=tree,
-            env=env,
+            env={**env, **cibuildwheel_environ(build)},
         )
         return {p: BuiltFile(sha256_of(p)) for p in staging.glob("*.whl")}
     built: dict[Path, BuiltFile] = {}
@@ -368,6 +385,25 @@ def _build_component(
     return built
 
 
+CONTAINER_SIBLINGS = "/cuda-ci-siblings"
+
+
+def cibuildwheel_environ(build: ComponentBuild) -> dict[str, str]:
+    """cibuildwheel's settings for this build: its container engine, and an import test that takes
+    the siblings from this commit's wheels (the public PyPI holds other builds of those names)."""
+    environ: dict[str, str] = {}
+    siblings = build.test_siblings
+    folder = str(siblings[0].parent) if siblings else ""
+    if build.container_engine:
+        mount = f"; create_args: --volume={folder}:{CONTAINER_SIBLINGS}:ro" if siblings else ""
+        environ["CIBW_CONTAINER_ENGINE"] = build.container_engine + mount
+        folder = CONTAINER_SIBLINGS
+    if siblings:
+        wheels = " ".join(f"{folder}/{wheel.name}" for wheel in siblings)
+        environ["CIBW_BEFORE_TEST"] = f"python -m pip install --no-index --no-deps {wheels}"
+    return environ
+
+
 def _pypa_build(
     build: ComponentBuild,
     source: Path,
@@ -405,13 +441,40 @@ def run_frontend(
 
 
 def extract_sdist(sdist: Path, dest: Path) -> Path:
-    """Unpack an sdist (tar's ``data`` filter: no links out, no devices); its one top folder."""
+    """Unpack an sdist, regular files and folders only, nothing outside ``dest``; its one top folder.
+
+    Checked here rather than with ``extractall(filter="data")``: the filter arrived in Python
+    3.11.4, and the distributions' 3.11 (Debian bookworm's 3.11.2) lacks it.
+    """
     with tarfile.open(sdist, "r:gz") as archive:
-        archive.extractall(dest, filter="data")
+        members = archive.getmembers()
+        refused = [m.name for m in members if not (m.isfile() or m.isdir()) or not _inside(m.name)]
+        if refused:
+            raise CudaCiError(
+                f"{sdist.name} holds members that are not plain files or folders inside it: "
+                + ", ".join(refused[:5])
+                + ": an sdist holds only regular files; rebuild it"
+            )
+        for member in members:
+            target = dest / member.name
+            if member.isdir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source = archive.extractfile(member)
+            assert source is not None  # a regular file always has data
+            with source, target.open("wb") as out:
+                shutil.copyfileobj(source, out)
+            target.chmod(0o755 if member.mode & 0o100 else 0o644)
     tops = [p for p in dest.iterdir() if p.is_dir()]
     if len(tops) != 1:
         raise CudaCiError(f"{sdist.name} holds {len(tops)} top-level folders, expected exactly one")
     return tops[0]
+
+
+def _inside(name: str) -> bool:
+    path = PurePosixPath(name)
+    return bool(path.parts) and not path.is_absolute() and ".." not in path.parts
 
 
 def sbom_entries(folder: ReleaseFolder, wheels: list[FileEntry], epoch: int) -> list[FileEntry]:

@@ -38,6 +38,7 @@ from cuda_ci.settings import IndexName, RunnerSettings, Settings
 from cuda_ci.siblings import SIBLINGS_DIR, sibling_wheels
 from cuda_ci.tags import parse_tag
 from cuda_ci.validate import smoke_release, validate_release
+from cuda_ci.wheels import linux_container_engine
 
 
 def resolve_source(git: Git, tag: str | None, component: str | None) -> BuildSource:
@@ -74,12 +75,24 @@ def build_only(
     check_clone(git, reporter)
     source = resolve_source(git, tag, component)
     folder = ReleaseFolder((out or default_out(git, source)).resolve())
+    # Inside a Dagger wheel job the container is already the build environment cibuildwheel would use.
+    cibuildwheel = wheels_only and not runner.build_python
+    engine = linux_container_engine() if cibuildwheel else None
+    native_platform = native_cibuildwheel_platform(engine) if cibuildwheel else None
+    # cibuildwheel's import test needs the siblings this commit builds (see cibuildwheel_environ).
+    siblings = (
+        sibling_wheels(git.root, source.commit, source.unit, folder.path / SIBLINGS_DIR, reporter)
+        if native_platform
+        else []
+    )
     plan = plan_build(
         source,
         wheels_only=wheels_only,
-        native_platform=native_cibuildwheel_platform() if wheels_only else None,
+        native_platform=native_platform,
         prebuilt_wheels=Path(runner.prebuilt_wheels) if runner.prebuilt_wheels and not wheels_only else None,
         python=runner.build_python or PYTHON,
+        container_engine=engine,
+        test_siblings=tuple(siblings),
     )
     gate = _handed_gate(runner) or CiGate(status="snapshot" if source.snapshot else "not-verified", run_url=None)
     with reporter.in_stage("build"):

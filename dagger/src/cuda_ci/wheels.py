@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from packaging.tags import Tag, sys_tags
 from packaging.utils import parse_wheel_filename
 
-from cuda_ci.errors import CommandError
+from cuda_ci.errors import CommandError, UsageError
 from cuda_ci.process import clean_environ
 
 # manylinux_2_34_x86_64 → manylinux_x86_64, as cibuildwheel names its build identifiers.
@@ -71,3 +74,26 @@ def cibuildwheel_identifiers(package_dir: Path, platform_name: str) -> list[str]
     if result.returncode != 0:
         raise CommandError("cibuildwheel --print-build-identifiers", result.returncode, result.stderr)
     return [line.strip() for line in result.stdout.splitlines() if line.strip()]
+
+
+CONTAINER_ENGINES = ("docker", "podman")
+
+
+def linux_container_engine(environ: Mapping[str, str] | None = None) -> str | None:
+    """The engine cibuildwheel builds Linux wheels in, or None to build with this interpreter.
+
+    ``CUDA_CI_CONTAINER_ENGINE`` chooses (``docker``, ``podman`` or ``none``); by default
+    (``auto``) the first of docker and podman whose ``info`` answers.
+    """
+    chosen = (os.environ if environ is None else environ).get("CUDA_CI_CONTAINER_ENGINE", "auto")
+    if chosen == "none":
+        return None
+    if chosen in CONTAINER_ENGINES:
+        return chosen
+    if chosen != "auto":
+        raise UsageError(f"CUDA_CI_CONTAINER_ENGINE={chosen!r}: choose auto, docker, podman or none")
+    for engine in CONTAINER_ENGINES:
+        binary = shutil.which(engine)
+        if binary and subprocess.run([binary, "info"], capture_output=True, timeout=60, check=False).returncode == 0:
+            return engine
+    return None

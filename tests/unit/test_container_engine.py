@@ -1,0 +1,48 @@
+"""Which engine cibuildwheel builds Linux wheels in, and what cuda-ci tells cibuildwheel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cuda_ci.build import CONTAINER_SIBLINGS, ComponentBuild, cibuildwheel_environ, native_cibuildwheel_platform
+from cuda_ci.components import BINDINGS
+from cuda_ci.errors import UsageError
+from cuda_ci.wheels import linux_container_engine
+
+
+@pytest.mark.parametrize(("chosen", "engine"), [("none", None), ("docker", "docker"), ("podman", "podman")])
+def test_the_setting_chooses_the_engine(chosen: str, engine: str | None) -> None:
+    assert linux_container_engine({"CUDA_CI_CONTAINER_ENGINE": chosen}) == engine
+
+
+def test_an_unknown_engine_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match=r"CUDA_CI_CONTAINER_ENGINE='lxc': choose auto, docker, podman or none"):
+        linux_container_engine({"CUDA_CI_CONTAINER_ENGINE": "lxc"})
+
+
+def test_linux_builds_with_cibuildwheel_only_with_an_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.platform", "linux")
+    assert native_cibuildwheel_platform("podman") == "linux"
+    assert native_cibuildwheel_platform(None) is None
+    monkeypatch.setattr("sys.platform", "win32")
+    assert native_cibuildwheel_platform(None) == "windows"
+
+
+def test_cibuildwheel_mounts_this_commits_siblings_for_its_import_test(tmp_path: Path) -> None:
+    sibling = tmp_path / "siblings" / "cuda_pathfinder-1.0.0-py3-none-any.whl"
+    build = ComponentBuild(
+        component=BINDINGS, sdist=False, wheel=True, repair=False, cibuildwheel_platform="linux",
+        container_engine="podman", test_siblings=(sibling,),
+    )  # fmt: skip
+    environ = cibuildwheel_environ(build)
+    assert environ["CIBW_CONTAINER_ENGINE"] == f"podman; create_args: --volume={sibling.parent}:{CONTAINER_SIBLINGS}:ro"
+    assert environ["CIBW_BEFORE_TEST"] == (
+        f"python -m pip install --no-index --no-deps {CONTAINER_SIBLINGS}/cuda_pathfinder-1.0.0-py3-none-any.whl"
+    )
+    native = cibuildwheel_environ(
+        ComponentBuild(component=BINDINGS, sdist=False, wheel=True, repair=False, cibuildwheel_platform="windows",
+                       test_siblings=(sibling,))
+    )  # fmt: skip
+    assert native == {"CIBW_BEFORE_TEST": f"python -m pip install --no-index --no-deps {sibling}"}
