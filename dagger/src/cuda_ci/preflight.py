@@ -162,10 +162,14 @@ def _rehearsal_checks(git: Git, request: PreflightRequest, result: Preflight) ->
     assert request.tag is not None
     try:
         result.tag = parse_tag(request.tag, request.component)
-        result.unit = result.tag.unit
-        result.ref = resolve_ref(git, request.ref)
     except CudaCiError as error:
         result.record("tag", "failed", "\n".join(error.problems))
+        return
+    result.unit = result.tag.unit
+    try:
+        result.ref = resolve_ref(git, request.ref)
+    except CudaCiError as error:
+        result.record("ref", "failed", "\n".join(error.problems))
         return
     conflict = tag_conflict(git, result.tag, result.ref)
     if conflict:
