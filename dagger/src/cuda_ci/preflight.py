@@ -215,7 +215,8 @@ def _notes(git: Git, result: Preflight) -> None:
             result.record(
                 "release-notes",
                 "failed",
-                f"{path} is missing at {result.where}: write it, merge it to main, and tag again",
+                f"{path} is missing at {result.where}: write it, merge it to main, and "
+                + ("rehearse again" if result.ref else "tag again"),
             )
         elif not text.strip():
             result.record("release-notes", "failed", f"{path} is empty at {result.where}: write the notes")
