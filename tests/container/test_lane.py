@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -90,7 +91,8 @@ def test_lint_runs_in_containers(engine: Lane, module: CudaCi) -> None:
 def test_tokens_reach_containers_only_as_secrets_of_one_exec(engine: Lane, module: CudaCi) -> None:
     token = "ghs_lane_token_never_printed_0123456789"
     secret = dag.set_secret("lane-token", token)
-    findings = anyio.run(CudaCi.preflight, module, "cuda-pathfinder-v1.0.0", None, False, True, secret)
+    check = functools.partial(CudaCi.preflight, module, "cuda-pathfinder-v1.0.0", dry_run=True, github_token=secret)
+    findings = anyio.run(check)
     assert token not in findings
     assert not [argv for argv in engine.log if any(token in a for a in argv)], "never in an argv"
     for cid in engine.containers:

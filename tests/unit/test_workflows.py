@@ -51,7 +51,8 @@ def test_only_the_release_workflows_take_a_tag() -> None:
         if name in RELEASES:
             assert set(on) == {"workflow_dispatch"}
             assert "tag" in inputs and inputs["tag"]["required"] is True
-            assert inputs["release-action"]["options"] == ["dry-run", "full-release"]
+            assert inputs["release-action"]["options"] == ["dry-run", "rehearsal", "full-release"]
+            assert inputs["ref"]["required"] is False, "a rehearsal's ref defaults to main's head"
             assert inputs["release-action"]["default"] == "dry-run"
         else:
             assert "tag" not in inputs

@@ -26,6 +26,7 @@ from cuda_ci.components import Component, ReleaseUnit
 from cuda_ci.envs import Env, uv_binary
 from cuda_ci.errors import CudaCiError, UsageError
 from cuda_ci.git import Git
+from cuda_ci.identity import pretend_environ, snapshot_version
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import (
     BuiltBy,
@@ -35,6 +36,7 @@ from cuda_ci.manifest import (
     FileKind,
     Manifest,
     ReleaseFolder,
+    VersionSource,
     file_entry,
     sha256_of,
     tool_versions,
@@ -53,6 +55,7 @@ class BuildSource:
     unit: ReleaseUnit
     commit: str
     tag: ReleaseTag | None = None
+    rehearsal: bool = False  # the commit built as if ``tag`` pointed at it (setuptools-scm's pretend version)
 
     @property
     def snapshot(self) -> bool:
@@ -215,8 +218,14 @@ def check_clone(git: Git, reporter: Reporter) -> None:
         )
 
 
-def resolve_version(tree: Path, source: BuildSource, reporter: Reporter) -> str:
-    """The version setuptools-scm gives the unit at the commit; must equal the tag's."""
+def resolve_version(tree: Path, source: BuildSource, reporter: Reporter) -> tuple[str, VersionSource]:
+    """The unit's version at the commit, and where it came from.
+
+    A release: setuptools-scm's, which must equal the tag's. A rehearsal: the tag's, pretended. A
+    snapshot: always a dev version with the commit, never a release's (see :mod:`cuda_ci.identity`).
+    """
+    if source.rehearsal and source.tag is not None:
+        return str(source.tag.version), "pretend"
     version = scm.component_version(tree, source.unit.primary)
     if source.tag is not None and version != str(source.tag.version):
         raise CudaCiError(
@@ -229,7 +238,9 @@ def resolve_version(tree: Path, source: BuildSource, reporter: Reporter) -> str:
             f"no {source.unit.tag_prefix}* tag is reachable from {source.commit[:7]}: "
             f"building {source.unit.name} as the dev version {version}"
         )
-    return version
+    if source.tag is None and (dev := snapshot_version(version, source.commit)) != version:
+        return dev, "pretend"
+    return version, "scm"
 
 
 def git_has_tag(tree: Path, prefix: str) -> bool:
@@ -262,8 +273,10 @@ def execute_build(
                 for build in plan.builds
                 if not build.cibuildwheel_platform
             }
-            version = resolve_version(tree, source, reporter)
+            version, version_source = resolve_version(tree, source, reporter)
             tool_envs = {build: preparing[build].result() if build in preparing else None for build in plan.builds}
+        if version_source == "pretend":
+            env = {**env, **pretend_environ(source.unit, version)}
         # The unit's components build side by side (each in its own folder of the worktree).
         children = {build: reporter.child() for build in plan.builds}
 
@@ -296,8 +309,9 @@ def execute_build(
         component=source.unit.name,
         tag=source.tag.name if source.tag else None,
         snapshot=source.snapshot,
+        rehearsal=source.rehearsal,
         version=version,
-        version_source="scm",
+        version_source=version_source,
         commit=source.commit,
         ci_gate=ci_gate,
         built_by=built_by,

@@ -36,6 +36,9 @@ def _release_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tag", help="the release tag, e.g. v13.0.1, cuda-core-v0.3.0, cuda-pathfinder-v1.0.0")
     parser.add_argument("--component", choices=components.unit_names(), help="the release unit")
     parser.add_argument("--snapshot", action="store_true", help="build HEAD as a dev version (implies --dry-run)")
+    rehearse = "build --ref as if --tag pointed at it (with --dry-run; the tag need not exist)"
+    parser.add_argument("--rehearse", action="store_true", help=rehearse)
+    parser.add_argument("--ref", help="the commit a rehearsal builds: a branch, tag or commit (default: main's head)")
 
 
 def _command(
@@ -112,6 +115,10 @@ def _selection(args: argparse.Namespace) -> None:
         raise UsageError("--snapshot needs --component (one of " + ", ".join(components.unit_names()) + ")")
     if not args.snapshot and args.tag is None:
         raise UsageError("give --tag TAG, or --snapshot --component C")
+    if args.rehearse and args.snapshot:
+        raise UsageError("--rehearse and --snapshot exclude each other: a rehearsal builds --ref as if --tag named it")
+    if args.ref is not None and not args.rehearse:
+        raise UsageError("--ref needs --rehearse: a release builds its tag's commit, a snapshot HEAD")
 
 
 def _cmd_version(args: argparse.Namespace, reporter: Reporter) -> int:
@@ -136,6 +143,8 @@ def _cmd_build(args: argparse.Namespace, reporter: Reporter) -> int:
         out=args.out,
         runner=_settings().runner,
         reporter=reporter,
+        rehearse=args.rehearse,
+        ref=args.ref,
     )
     print_summary(manifest["files"])
     print(f"release folder: {folder}")
@@ -144,7 +153,14 @@ def _cmd_build(args: argparse.Namespace, reporter: Reporter) -> int:
 
 def _request(args: argparse.Namespace) -> PreflightRequest:
     _selection(args)
-    return PreflightRequest(tag=args.tag, component=args.component, snapshot=args.snapshot, dry_run=args.dry_run)
+    return PreflightRequest(
+        tag=args.tag,
+        component=args.component,
+        snapshot=args.snapshot,
+        dry_run=args.dry_run,
+        rehearse=args.rehearse,
+        ref=args.ref,
+    )
 
 
 def _cmd_preflight(args: argparse.Namespace, reporter: Reporter) -> int:
@@ -179,7 +195,7 @@ def _cmd_docs(args: argparse.Namespace, reporter: Reporter) -> int:
 
 
 def _cmd_publish(args: argparse.Namespace, reporter: Reporter) -> int:
-    stages.publish(
+    outcomes = stages.publish(
         repo=args.repo,
         release_dir=args.release_dir,
         target=args.target,
@@ -187,6 +203,8 @@ def _cmd_publish(args: argparse.Namespace, reporter: Reporter) -> int:
         settings=_settings(),
         reporter=reporter,
     )
+    for target, outcome in outcomes.items():
+        print(f"{target:>10}: {outcome}")
     print(
         f"published ({args.target}{', dry-run' if args.dry_run else ''}): see {args.release_dir / 'publish-log.json'}"
     )

@@ -83,11 +83,14 @@ def python_path(version: str) -> str:
     return f"/opt/python/{tag}-{tag}/bin/python"
 
 
-def selection(tag: str | None, component: str | None, snapshot: bool) -> list[str]:
+def selection(
+    tag: str | None, component: str | None, snapshot: bool, rehearse: bool = False, ref: str | None = None
+) -> list[str]:
     """The host CLI's release selection flags, the same checks as there."""
     if snapshot:
         return ["--snapshot", "--component", component or ""]
-    return [f"--tag={tag or ''}", *([f"--component={component}"] if component else [])]
+    rehearsal = ["--rehearse", *([f"--ref={ref}"] if ref is not None else [])] if rehearse else []
+    return [f"--tag={tag or ''}", *([f"--component={component}"] if component else []), *rehearsal]
 
 
 @object_type
@@ -159,8 +162,10 @@ class CudaCi:
         github_token: dagger.Secret | None,
         github_repository: str,
         invocation: str,
+        rehearse: bool = False,
+        ref: str | None = None,
     ) -> dagger.Container:
-        argv = [CUDA_CI, "preflight", *selection(tag, component, snapshot), "--json", "--repo", "/src"]
+        argv = [CUDA_CI, "preflight", *selection(tag, component, snapshot, rehearse, ref), "--json", "--repo", "/src"]
         container = self._with_github(self._tooling(), github_token, github_repository)
         return with_invocation(container, invocation).with_exec([*argv, *(["--dry-run"] if dry_run else [])])
 
@@ -171,13 +176,15 @@ class CudaCi:
         component: Annotated[str | None, Doc("the release unit")] = None,
         snapshot: Annotated[bool, Doc("check HEAD without a tag")] = False,
         dry_run: Annotated[bool, Doc("record unreachable GitHub checks as not verified")] = False,
+        rehearse: Annotated[bool, Doc("check ref as if the tag pointed at it (with dry-run)")] = False,
+        ref: Annotated[str | None, Doc("the commit a rehearsal checks (default: main's head)")] = None,
         github_token: Annotated[dagger.Secret | None, Doc("token for the CI gate and releases")] = None,
         github_repository: Annotated[str, Doc("owner/name on GitHub")] = "NVIDIA/cuda-python",
     ) -> str:
         """Check that a tag may be released; the findings as JSON."""
         await self._require_history()
         container = self.preflight_container(
-            tag, component, snapshot, dry_run, github_token, github_repository, new_invocation()
+            tag, component, snapshot, dry_run, github_token, github_repository, new_invocation(), rehearse, ref
         )
         return await container.stdout()
 
@@ -227,11 +234,13 @@ class CudaCi:
         tag: Annotated[str | None, Doc("the release tag")] = None,
         component: Annotated[str | None, Doc("the release unit")] = None,
         snapshot: Annotated[bool, Doc("build HEAD as a dev version")] = False,
+        rehearse: Annotated[bool, Doc("build ref as if the tag pointed at it")] = False,
+        ref: Annotated[str | None, Doc("the commit a rehearsal builds (default: main's head)")] = None,
     ) -> dagger.Directory:
         """Build the unit's sdists and wheels once; the release folder so far."""
         await self._require_history()
         jobs = await self._wheel_jobs(tag, component)
-        return self.build_graph(selection(tag, component, snapshot), jobs)
+        return self.build_graph(selection(tag, component, snapshot, rehearse, ref), jobs)
 
     # --- validate, docs ----------------------------------------------------------------------
     def validate_graph(
@@ -349,6 +358,8 @@ class CudaCi:
         component: Annotated[str | None, Doc("the release unit")] = None,
         snapshot: Annotated[bool, Doc("release HEAD as a dev version (implies dry-run)")] = False,
         dry_run: Annotated[bool, Doc("publish to embedded indexes only")] = False,
+        rehearse: Annotated[bool, Doc("before the tag: build ref as if the tag pointed at it (with dry-run)")] = False,
+        ref: Annotated[str | None, Doc("the commit a rehearsal builds (default: main's head)")] = None,
         no_publish: Annotated[bool, Doc("stop after docs")] = False,
         extra_dist: Annotated[dagger.Directory | None, Doc("wheels built on another platform in this run")] = None,
         pypi_token: Annotated[dagger.Secret | None, Doc("PyPI API token")] = None,
@@ -361,7 +372,7 @@ class CudaCi:
         dry_run = dry_run or snapshot
         invocation = new_invocation()
         checked = self.preflight_container(
-            tag, component, snapshot, dry_run, github_token, github_repository, invocation
+            tag, component, snapshot, dry_run, github_token, github_repository, invocation, rehearse, ref
         )
         found = json.loads(await checked.stdout())
         jobs = await self._wheel_jobs(tag, component)
@@ -371,8 +382,8 @@ class CudaCi:
             "CUDA_CI_PYPI_TOKEN": pypi_token,
         }
         return self.release_graph(
-            selection(tag, component, snapshot), jobs, found["ci_gate"], extra_dist, no_publish, dry_run, tokens,
-            github_repository, invocation,
+            selection(tag, component, snapshot, rehearse, ref), jobs, found["ci_gate"], extra_dist, no_publish,
+            dry_run, tokens, github_repository, invocation,
         )  # fmt: skip
 
     def release_graph(

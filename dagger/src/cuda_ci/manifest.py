@@ -22,6 +22,8 @@ SUMS_NAME = "SHA256SUMS"
 FileKind = Literal["sdist", "wheel", "source-archive", "sbom"]
 GateStatus = Literal["verified", "not-verified", "snapshot"]
 BuiltBy = Literal["host", "dagger"]
+VersionSource = Literal["scm", "pretend"]
+DocsStatus = Literal["built", "failed"]
 
 
 class BuiltFrom(TypedDict):
@@ -53,13 +55,21 @@ class ValidationEntry(TypedDict):
     detail: str
 
 
+class DocsResult(TypedDict):
+    """What the docs stage did: ``built`` (``docs/<distribution>/`` for every component) or ``failed``."""
+
+    status: DocsStatus
+    detail: str
+
+
 class Manifest(TypedDict):
     schema: int
     component: str
     tag: str | None
     snapshot: bool
+    rehearsal: NotRequired[bool]
     version: str
-    version_source: Literal["scm", "pretend"]
+    version_source: VersionSource
     commit: str
     ci_gate: CiGate
     built_by: BuiltBy
@@ -67,6 +77,7 @@ class Manifest(TypedDict):
     build_identifiers: list[str]
     files: list[FileEntry]
     validation: NotRequired[list[ValidationEntry]]
+    docs: NotRequired[DocsResult]
 
 
 SCHEMA_FILE = Path(__file__).parent / "schemas" / "release-manifest.schema.json"

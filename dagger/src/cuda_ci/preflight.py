@@ -14,17 +14,18 @@ from packaging.version import Version
 from cuda_ci.build import BuildSource
 from cuda_ci.components import ReleaseUnit, get_component, get_unit
 from cuda_ci.distfiles import DistProblem, identify
-from cuda_ci.errors import CudaCiError, PreflightError
+from cuda_ci.errors import CudaCiError, PreflightError, UsageError
 from cuda_ci.git import Git
 from cuda_ci.github import GitHub
 from cuda_ci.httpclient import HttpClient, HttpUnavailable
 from cuda_ci.index import files_on_index
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import CiGate
+from cuda_ci.rehearsal import Ref, rehearsal_detail, resolve_ref, tag_conflict
 from cuda_ci.settings import Settings
 from cuda_ci.tags import ReleaseTag, parse_tag
 
-CheckStatus = Literal["passed", "failed", "not-verified", "skipped"]
+CheckStatus = Literal["passed", "failed", "not-verified", "skipped", "rehearsal"]
 
 
 class CheckResult(TypedDict):
@@ -39,6 +40,16 @@ class PreflightRequest:
     component: str | None
     snapshot: bool
     dry_run: bool
+    rehearse: bool = False
+    ref: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.rehearse and (self.snapshot or self.tag is None):
+            raise UsageError("--rehearse needs --tag T (the tag to rehearse), not --snapshot")
+        if self.rehearse and not self.dry_run:
+            raise UsageError("--rehearse needs --dry-run: a rehearsal publishes only to the embedded indexes")
+        if self.ref is not None and not self.rehearse:
+            raise UsageError("--ref needs --rehearse: a release builds its tag's commit, a snapshot HEAD")
 
     @property
     def lenient(self) -> bool:
@@ -54,6 +65,7 @@ class Preflight:
     unit: ReleaseUnit | None = None
     tag: ReleaseTag | None = None
     commit: str | None = None
+    ref: Ref | None = None  # a rehearsal's --ref
     ci_gate: CiGate = field(default_factory=lambda: CiGate(status="not-verified", run_url=None))
     checks: list[CheckResult] = field(default_factory=list)
 
@@ -67,7 +79,13 @@ class Preflight:
     @property
     def source(self) -> BuildSource:
         assert self.unit is not None and self.commit is not None
-        return BuildSource(unit=self.unit, commit=self.commit, tag=self.tag)
+        return BuildSource(unit=self.unit, commit=self.commit, tag=self.tag, rehearsal=self.request.rehearse)
+
+    @property
+    def where(self) -> str:
+        """Where the release's sources are read: the tag, or a rehearsal's ref."""
+        assert self.tag is not None
+        return f"{self.ref.name} ({self.ref.commit[:12]})" if self.ref else self.tag.name
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -76,6 +94,8 @@ class Preflight:
             "version": str(self.tag.version) if self.tag else None,
             "commit": self.commit,
             "snapshot": self.request.snapshot,
+            "rehearsal": self.request.rehearse,
+            "ref": self.ref.name if self.ref else None,
             "dry_run": self.request.lenient,
             "ci_gate": dict(self.ci_gate),
             "checks": [dict(c) for c in self.checks],
@@ -87,14 +107,17 @@ def run_preflight(git: Git, request: PreflightRequest, settings: Settings, repor
     result = Preflight(request)
     if request.snapshot:
         _snapshot(git, result)
+    elif request.rehearse:
+        _rehearsal_checks(git, request, result)
     else:
         _tag_checks(git, request, result)
     if result.unit is not None and result.commit is not None:
         _github_checks(result, settings, reporter)
         _sibling_check(git, result, settings, reporter)
     for check in result.checks:
-        if check["status"] == "not-verified":
-            reporter.note(f"preflight {check['check']}: not verified ({check['detail']})")
+        if check["status"] in ("not-verified", "rehearsal"):
+            status = check["status"].replace("-", " ")
+            reporter.note(f"preflight {check['check']}: {status} ({check['detail']})")
     if result.failures:
         raise PreflightError.from_findings(result.failures)
     return result
@@ -134,6 +157,30 @@ def _tag_checks(git: Git, request: PreflightRequest, result: Preflight) -> None:
     _notes(git, result)
 
 
+def _rehearsal_checks(git: Git, request: PreflightRequest, result: Preflight) -> None:
+    """The tag's checks for a rehearsal: T parsed, REF resolved; T's existence is reported as ``rehearsal``."""
+    assert request.tag is not None
+    try:
+        result.tag = parse_tag(request.tag, request.component)
+    except CudaCiError as error:
+        result.record("tag", "failed", "\n".join(error.problems))
+        return
+    result.unit = result.tag.unit
+    try:
+        result.ref = resolve_ref(git, request.ref)
+    except CudaCiError as error:
+        result.record("ref", "failed", "\n".join(error.problems))
+        return
+    conflict = tag_conflict(git, result.tag, result.ref)
+    if conflict:
+        result.record("tag", "failed", conflict)
+    else:
+        result.record("tag", "rehearsal", rehearsal_detail(git, result.tag, result.ref))
+    result.commit = result.ref.commit
+    _reachable(git, result)
+    _notes(git, result)
+
+
 def _reachable(git: Git, result: Preflight) -> None:
     assert result.commit is not None and result.tag is not None
     main = git.main_ref()
@@ -149,8 +196,13 @@ def _reachable(git: Git, result: Preflight) -> None:
         result.record(
             "reachable-from-main",
             "failed",
-            f"the commit of {result.tag.name} ({result.commit[:12]}) is not reachable from {main}: "
-            "release only commits merged to main; move the tag to a main commit",
+            (
+                f"--ref {result.ref.name} ({result.commit[:12]}) is not reachable from {main}: "
+                "rehearse only commits merged to main"
+                if result.ref
+                else f"the commit of {result.tag.name} ({result.commit[:12]}) is not reachable from {main}: "
+                "release only commits merged to main; move the tag to a main commit"
+            ),
         )
 
 
@@ -163,10 +215,11 @@ def _notes(git: Git, result: Preflight) -> None:
             result.record(
                 "release-notes",
                 "failed",
-                f"{path} is missing at {result.tag.name}: write it, merge it to main, and tag again",
+                f"{path} is missing at {result.where}: write it, merge it to main, and "
+                + ("rehearse again" if result.ref else "tag again"),
             )
         elif not text.strip():
-            result.record("release-notes", "failed", f"{path} is empty at {result.tag.name}: write the notes")
+            result.record("release-notes", "failed", f"{path} is empty at {result.where}: write the notes")
         else:
             result.record("release-notes", "passed", path)
 

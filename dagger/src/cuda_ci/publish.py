@@ -25,14 +25,16 @@ from cuda_ci.distfiles import identify
 from cuda_ci.envs import Env, install_release
 from cuda_ci.errors import CommandError, CudaCiError, UsageError
 from cuda_ci.git import Git
-from cuda_ci.github import Asset, Release
+from cuda_ci.github import Release
 from cuda_ci.httpclient import HttpClient
 from cuda_ci.index import files_on_index
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import FileEntry, Manifest, ReleaseFolder, sha256_of, write_json_atomic
 from cuda_ci.process import PYTHON, clean_environ, run
 from cuda_ci.provenance import ATTESTATIONS_DIR, attestation_name
+from cuda_ci.publishable import folder_kind
 from cuda_ci.releases import ReleaseHost
+from cuda_ci.rerun import compare_assets, published_release_problems, same_asset
 
 Target = Literal["github", "testpypi", "pypi", "finalize"]
 TARGETS: tuple[Target, ...] = ("github", "testpypi", "pypi", "finalize")
@@ -117,32 +119,48 @@ def asset_files(folder: ReleaseFolder, manifest: Manifest) -> list[tuple[Path, s
     ]
 
 
-def _same(asset: Asset, path: Path, sha256: str) -> bool:
-    return asset["size"] == path.stat().st_size and asset["digest"] == f"sha256:{sha256}"
+def _verify_published(
+    host: ReleaseHost, release: Release, folder: ReleaseFolder, manifest: Manifest, log: PublishLog, target: str
+) -> None:
+    """A published release is success when it holds every asset as this folder has it; else refused."""
+    tag = release["tag_name"]
+    comparison = compare_assets(asset_files(folder, manifest), {a["name"]: a for a in host.assets(release)})
+    problems = published_release_problems(comparison, tag)
+    if problems:
+        raise CudaCiError(
+            *problems,
+            f"the release {tag} on {host.describe()} is already published ({release['html_url']}) with other assets: "
+            "assets of a published release are never replaced; nothing was uploaded (cut a .postN tag)",
+        )
+    log.add(target, None, "nothing-to-do", f"published with all {len(comparison.same)} assets the same")
 
 
 def publish_github(
     host: ReleaseHost, folder: ReleaseFolder, manifest: Manifest, log: PublishLog, reporter: Reporter
 ) -> Release:
-    """Create or reuse the draft, then upload every asset not already there with the same digest."""
+    """Create or reuse the draft, then upload every asset not already there with the same digest.
+
+    A published release holding every asset with the same digest is a finished publish: nothing to do.
+    """
     tag = _release_tag(manifest)
     release = host.find(tag)
     if release is not None and not release["draft"]:
-        raise CudaCiError(
-            f"the release {tag} on {host.describe()} is already published ({release['html_url']}): "
-            "assets of a published release are never replaced"
-        )
+        _verify_published(host, release, folder, manifest, log, "github")
+        reporter.info(f"github: nothing to do, {tag} is published with every asset the same")
+        return release
     if release is None:
         prerelease = Version(manifest["version"]).is_prerelease
-        release = host.create_draft(
-            tag, f"{manifest['component']} {manifest['version']}", _release_body(manifest), prerelease
-        )
+        kind = folder_kind(manifest)  # a snapshot's or rehearsal's stand-in release says so
+        name = f"{manifest['component']} {manifest['version']}" + (f" ({kind})" if kind else "")
+        release = host.create_draft(tag, name, _release_body(manifest), prerelease)
         log.add("github", None, "created-draft", release["html_url"])
     existing = {a["name"]: a for a in host.assets(release)}
+    if compare_assets(asset_files(folder, manifest), existing).complete:
+        log.add("github", None, "nothing-to-do", "the draft holds every asset with the same digest")
     for path, sha256 in asset_files(folder, manifest):
         _recheck(path, sha256)
         asset = existing.get(path.name)
-        if asset is not None and _same(asset, path, sha256):
+        if asset is not None and same_asset(asset, path, sha256):
             log.add("github", path.name, "skipped", "already uploaded with the same digest")
             continue
         if asset is not None:
@@ -185,15 +203,11 @@ def finalize(host: ReleaseHost, folder: ReleaseFolder, manifest: Manifest, log: 
             f"no draft release of {tag} on {host.describe()}: run `cuda-ci publish --target github` first"
         )
     if not release["draft"]:
-        log.add("finalize", None, "skipped", "already published")
-        reporter.info(f"{tag} is already published")
+        _verify_published(host, release, folder, manifest, log, "finalize")
+        reporter.info(f"finalize: nothing to do, {tag} is already published with every asset the same")
         return
-    existing = {a["name"]: a for a in host.assets(release)}
-    missing = [
-        p.name
-        for p, sha in asset_files(folder, manifest)
-        if p.name not in existing or not _same(existing[p.name], p, sha)
-    ]
+    comparison = compare_assets(asset_files(folder, manifest), {a["name"]: a for a in host.assets(release)})
+    missing = [p.name for p in comparison.missing] + [p.name for p, _, _ in comparison.different]
     if missing:
         raise CudaCiError(
             f"the draft of {tag} lacks or differs in {', '.join(missing)}: run `cuda-ci publish --target github` again"
@@ -246,6 +260,9 @@ def publish_index(
     for entry in entries:
         if entry not in todo:
             log.add(target.name, entry["name"], "skipped", "already on the index with the same sha256")
+    if not todo:
+        log.add(target.name, None, "nothing-to-do", f"all {len(entries)} files already there with the same sha256")
+        reporter.info(f"{target.name}: nothing to upload, every file is there with the same sha256")
     for entry in todo:
         _recheck(folder.path / entry["path"], entry["sha256"])
     if todo:  # one twine run; twine uploads in the order given (bindings before the metapackage)

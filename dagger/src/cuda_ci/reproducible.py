@@ -33,7 +33,7 @@ def verify_reproducible(folder: ReleaseFolder, repo: Path, reporter: Reporter) -
     manifest = folder.load()
     unit = get_unit(manifest["component"])
     tag = parse_tag(manifest["tag"], unit.name) if manifest["tag"] else None
-    source = BuildSource(unit=unit, commit=manifest["commit"], tag=tag)
+    source = BuildSource(unit=unit, commit=manifest["commit"], tag=tag, rehearsal=manifest.get("rehearsal", False))
     git = Git.open(repo)
     with tempfile.TemporaryDirectory(prefix="cuda-ci-rebuild-") as tmp:
         rebuilt = ReleaseFolder(Path(tmp) / "rebuild")

@@ -18,7 +18,7 @@ from cuda_ci.git import Git
 from cuda_ci.github import GitHub
 from cuda_ci.index import EmbeddedIndex, embedded_indexes
 from cuda_ci.log import Reporter
-from cuda_ci.manifest import CiGate, Manifest, ReleaseFolder, ValidationEntry, write_json_atomic
+from cuda_ci.manifest import CiGate, DocsResult, Manifest, ReleaseFolder, ValidationEntry, write_json_atomic
 from cuda_ci.preflight import Preflight, PreflightRequest, run_preflight
 from cuda_ci.process import PYTHON, clean_environ
 from cuda_ci.publish import (
@@ -33,7 +33,10 @@ from cuda_ci.publish import (
     seed_index,
     twine_environment,
 )
+from cuda_ci.publishable import docs_outcome, publish_refusals, record_docs
+from cuda_ci.rehearsal import checked_ref
 from cuda_ci.releases import GitHubReleases, LocalReleases, ReleaseHost
+from cuda_ci.rerun import target_outcomes
 from cuda_ci.settings import IndexName, RunnerSettings, Settings
 from cuda_ci.siblings import SIBLINGS_DIR, sibling_wheels
 from cuda_ci.tags import parse_tag
@@ -41,12 +44,17 @@ from cuda_ci.validate import smoke_release, validate_release
 from cuda_ci.wheels import linux_container_engine
 
 
-def resolve_source(git: Git, tag: str | None, component: str | None) -> BuildSource:
-    """The unit and commit a command works on: the tag's commit, or HEAD for a snapshot."""
+def resolve_source(
+    git: Git, tag: str | None, component: str | None, *, rehearse: bool = False, ref: str | None = None
+) -> BuildSource:
+    """The unit and commit a command works on: the tag's commit, HEAD for a snapshot, or a rehearsal's ref."""
     if tag is None:
         assert component is not None
         return BuildSource(unit=get_unit(component), commit=git.head())
     release_tag = parse_tag(tag, component)
+    if rehearse:
+        rehearsed = checked_ref(git, release_tag, ref).commit
+        return BuildSource(unit=release_tag.unit, commit=rehearsed, tag=release_tag, rehearsal=True)
     commit = git.commit_of(release_tag.ref)
     if commit is None:
         kind = git.peeled_type(release_tag.ref)
@@ -56,7 +64,12 @@ def resolve_source(git: Git, tag: str | None, component: str | None) -> BuildSou
 
 
 def default_out(git: Git, source: BuildSource) -> Path:
-    name = source.tag.name if source.tag else f"snapshot-{source.unit.name}-{source.commit[:7]}"
+    if source.tag is None:
+        name = f"snapshot-{source.unit.name}-{source.commit[:7]}"
+    elif source.rehearsal:
+        name = f"rehearsal-{source.tag.name}-{source.commit[:7]}"
+    else:
+        name = source.tag.name
     return git.root / ".release" / name
 
 
@@ -69,11 +82,13 @@ def build_only(
     out: Path | None,
     runner: RunnerSettings,
     reporter: Reporter,
+    rehearse: bool = False,
+    ref: str | None = None,
 ) -> tuple[Manifest, Path]:
     """``cuda-ci build``: without preflight the CI gate is not verified, unless the runner hands it over."""
     git = Git.open(repo)
     check_clone(git, reporter)
-    source = resolve_source(git, tag, component)
+    source = resolve_source(git, tag, component, rehearse=rehearse, ref=ref)
     folder = ReleaseFolder((out or default_out(git, source)).resolve())
     # Inside a Dagger wheel job the container is already the build environment cibuildwheel would use.
     cibuildwheel = wheels_only and not runner.build_python
@@ -134,9 +149,15 @@ def smoke(*, repo: Path, release_dir: Path, settings: Settings, reporter: Report
 
 
 def docs(*, repo: Path, release_dir: Path, reporter: Reporter) -> list[Path]:
+    """The docs stage; its result (built or failed) is recorded in the validated manifest."""
     folder = ReleaseFolder.existing(release_dir)
-    with reporter.in_stage("docs"):
-        return build_docs(folder, repo, reporter)
+    outcome: list[DocsResult] = []
+    try:
+        with reporter.in_stage("docs"), docs_outcome(folder, outcome):
+            return build_docs(folder, repo, reporter)
+    finally:
+        if outcome:
+            record_docs(folder, outcome[0])
 
 
 def github_client(settings: Settings, reporter: Reporter) -> GitHub:
@@ -220,14 +241,18 @@ def publish(
     settings: Settings,
     reporter: Reporter,
     started_indexes: DryRunIndexes | None = None,
-) -> None:
+) -> dict[str, str]:
+    """Every asked target in order; what each did (``nothing to do`` on a finished release)."""
     folder = ReleaseFolder.existing(release_dir)
     manifest = folder.load()
-    dry_run = dry_run or manifest["snapshot"]
     targets: tuple[Target, ...] = TARGETS if target == "all" else (target,)  # type: ignore[assignment]
     with reporter.in_stage("publish"):
         check_release_folder(folder, manifest, repo)
+        refusals = publish_refusals(folder, manifest, dry_run=dry_run)
+        if refusals:
+            raise CudaCiError(*refusals, "publish refused: nothing was uploaded")
         log = PublishLog(folder.path / "publish-log.json")
+        first_entry = len(log.entries)
         host: ReleaseHost = (
             LocalReleases(folder.path / "github-release") if dry_run else _github_host(settings, reporter)
         )
@@ -255,6 +280,7 @@ def publish(
                             pre=dry_run,
                             install_delay=1.0 if dry_run else 30.0,
                         )
+        return target_outcomes(log.entries[first_entry:])
 
 
 @contextmanager
@@ -327,12 +353,18 @@ def validate_and_docs(repo: Path, folder: ReleaseFolder, extra_dist: Path | None
     manifest = folder.load()
     sibling_wheels(repo, manifest["commit"], get_unit(manifest["component"]), folder.path / SIBLINGS_DIR, reporter)
 
+    outcome: list[DocsResult] = []
+
     def run_docs(child: Reporter) -> None:
-        with child.in_stage("docs"):
+        with child.in_stage("docs"), docs_outcome(folder, outcome):
             build_docs(folder, repo, child, alongside_validate=True)
 
-    with reporter.alongside(run_docs):
-        validate(repo=repo, release_dir=folder.path, extra_dist=extra_dist, reporter=reporter)
+    try:
+        with reporter.alongside(run_docs):
+            validate(repo=repo, release_dir=folder.path, extra_dist=extra_dist, reporter=reporter)
+    finally:  # recorded once validate has written the manifest (only a validated manifest takes it)
+        if outcome:
+            record_docs(folder, outcome[0])
 
 
 def release(
