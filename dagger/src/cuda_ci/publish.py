@@ -32,7 +32,7 @@ from cuda_ci.log import Reporter
 from cuda_ci.manifest import FileEntry, Manifest, ReleaseFolder, sha256_of, write_json_atomic
 from cuda_ci.process import PYTHON, clean_environ, run
 from cuda_ci.provenance import ATTESTATIONS_DIR, attestation_name
-from cuda_ci.releases import ReleaseHost
+from cuda_ci.releases import ReleaseHost, complete, make_latest
 
 Target = Literal["github", "testpypi", "pypi", "finalize"]
 TARGETS: tuple[Target, ...] = ("github", "testpypi", "pypi", "finalize")
@@ -118,7 +118,7 @@ def asset_files(folder: ReleaseFolder, manifest: Manifest) -> list[tuple[Path, s
 
 
 def _same(asset: Asset, path: Path, sha256: str) -> bool:
-    return asset["size"] == path.stat().st_size and asset["digest"] == f"sha256:{sha256}"
+    return complete(asset, path.stat().st_size, sha256)
 
 
 def publish_github(
@@ -135,7 +135,11 @@ def publish_github(
     if release is None:
         prerelease = Version(manifest["version"]).is_prerelease
         release = host.create_draft(
-            tag, f"{manifest['component']} {manifest['version']}", _release_body(manifest), prerelease
+            tag,
+            f"{manifest['component']} {manifest['version']}",
+            _release_body(manifest),
+            prerelease,
+            manifest["commit"],
         )
         log.add("github", None, "created-draft", release["html_url"])
     existing = {a["name"]: a for a in host.assets(release)}
@@ -198,8 +202,9 @@ def finalize(host: ReleaseHost, folder: ReleaseFolder, manifest: Manifest, log: 
         raise CudaCiError(
             f"the draft of {tag} lacks or differs in {', '.join(missing)}: run `cuda-ci publish --target github` again"
         )
-    host.publish(release)
-    log.add("finalize", None, "published", release["html_url"])
+    latest = make_latest(get_unit(manifest["component"]), Version(manifest["version"]), host.published_tags())
+    host.publish(release, latest)
+    log.add("finalize", None, "published", f"{release['html_url']} (latest: {'yes' if latest else 'no'})")
 
 
 def _dists_in_upload_order(folder: ReleaseFolder, manifest: Manifest, unit: ReleaseUnit) -> list[FileEntry]:
