@@ -22,7 +22,7 @@ from http.server import ThreadingHTTPServer
 from typing import Any, Literal
 
 from tests.fakes import loopback
-from tests.fakes.github_api import Recorded, handler
+from tests.fakes.github_api import Recorded, asset_json, handler
 
 Access = Literal["write", "read", "none"]
 __all__ = ["Access", "FakeGitHub", "Fault", "Recorded"]
@@ -126,6 +126,17 @@ class FakeGitHub:
         if release["tag_name"] not in self.tags:
             target = release["target_commitish"]
             self.tags[release["tag_name"]] = self.default_branch_head if target in ("main", "") else target
+
+    def add_asset(self, release: dict[str, Any], name: str, data: bytes) -> dict[str, Any]:
+        """An uploaded asset, as if a client had posted ``data``."""
+        asset = asset_json(self, release, next(self.ids), name, data, "application/octet-stream")
+        self.assets[release["id"]].append(asset)
+        self.blobs[asset["id"]] = data
+        return asset
+
+    def new_run(self) -> None:
+        """The next requests come from a new run (as if minutes later): the write pacing starts afresh."""
+        self.last_write = None
 
     def fail(self, method: str, path: str, status: int, times: int, **headers: str) -> None:
         self.faults.append(Fault(method, re.compile(path), status, times, headers))

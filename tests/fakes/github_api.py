@@ -290,32 +290,18 @@ def _upload(fake: FakeGitHub, release: dict[str, Any], name: str, headers: dict[
     if any(a["name"] == name for a in fake.assets[release["id"]]):
         errors = [{"resource": "ReleaseAsset", "code": "already_exists", "field": "name"}]
         return 422, {"message": "Validation Failed", "errors": errors}, {}
-    asset_id = next(fake.ids)
     failing = fake.upload_failures > 0 or (fake.uploads_allowed is not None and fake.uploads_allowed <= 0)
     fake.upload_failures = max(fake.upload_failures - 1, 0)
-    asset = {
-        "url": f"{fake.api_url}/repos/{fake.repository}/releases/assets/{asset_id}",
-        "browser_download_url": f"https://github.com/{fake.repository}/releases/download/{release['tag_name']}/{name}",
-        "id": asset_id,
-        "node_id": f"RA_{asset_id}",
-        "name": name,
-        "label": None,
-        # "a 502 Bad Gateway ... may leave an empty asset with a state of starter"
-        "state": "starter" if failing else "uploaded",
-        "content_type": headers.get("Content-Type", "application/octet-stream"),
-        "size": 0 if failing else len(body),
-        "digest": None if failing else "sha256:" + hashlib.sha256(body).hexdigest(),
-        "download_count": 0,
-        "created_at": "2025-01-01T00:00:00Z",
-        "updated_at": "2025-01-01T00:00:00Z",
-        "uploader": None,
-    }
+    content_type = headers.get("Content-Type", "application/octet-stream")
+    asset = asset_json(fake, release, next(fake.ids), name, body, content_type)
+    if failing:  # "a 502 Bad Gateway ... may leave an empty asset with a state of starter"
+        asset.update(state="starter", size=0, digest=None)
     fake.assets[release["id"]].append(asset)
     if failing:
         return 502, {"message": "Bad Gateway"}, {}
     if fake.uploads_allowed is not None:
         fake.uploads_allowed -= 1
-    fake.blobs[asset_id] = body
+    fake.blobs[asset["id"]] = body
     return 201, asset, {}
 
 
@@ -329,3 +315,24 @@ def _page(fake: FakeGitHub, items: list[Any], query: dict[str, str], rest: str) 
     shown = {rel: n for rel, n in links.items() if 1 <= n <= last and n != page}
     link = ", ".join(f'<{base}?{urlencode({**query, "page": n})}>; rel="{rel}"' for rel, n in shown.items())
     return items[(page - 1) * per_page : page * per_page], ({"Link": link} if link else {})
+
+
+def asset_json(
+    fake: FakeGitHub, release: dict[str, Any], asset_id: int, name: str, data: bytes, content_type: str
+) -> dict[str, Any]:
+    return {
+        "url": f"{fake.api_url}/repos/{fake.repository}/releases/assets/{asset_id}",
+        "browser_download_url": f"https://github.com/{fake.repository}/releases/download/{release['tag_name']}/{name}",
+        "id": asset_id,
+        "node_id": f"RA_{asset_id}",
+        "name": name,
+        "label": None,
+        "state": "uploaded",
+        "content_type": content_type,
+        "size": len(data),
+        "digest": "sha256:" + hashlib.sha256(data).hexdigest(),
+        "download_count": 0,
+        "created_at": "2025-01-01T00:00:00Z",
+        "updated_at": "2025-01-01T00:00:00Z",
+        "uploader": None,
+    }

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from cuda_ci.errors import CudaCiError
-from cuda_ci.httpclient import HttpClient, Response
+from cuda_ci.httpclient import HttpClient, Pacer, Response
 from cuda_ci.settings import Settings
 
 API_VERSION = "2022-11-28"
@@ -53,9 +52,10 @@ class GitHub:
     repository: str
     token: str | None
     http: HttpClient
-    clock: Callable[[], float] = field(default=time.monotonic)
-    _last_write: float | None = field(default=None, init=False, repr=False)
     _repository_seen: bool = field(default=False, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.pacer = Pacer(WRITE_INTERVAL, sleep=lambda seconds: self.http.sleep(seconds))
 
     @classmethod
     def from_settings(
@@ -94,18 +94,11 @@ class GitHub:
         data: bytes | None = None,
         allow: frozenset[int] = frozenset(),
     ) -> Response:
-        """One write, at least WRITE_INTERVAL after the previous one ended; JSON payloads as JSON."""
-        if self._last_write is not None:
-            wait = self._last_write + WRITE_INTERVAL - self.clock()
-            if wait > 0:
-                self.http.sleep(wait)
+        """One write, at least WRITE_INTERVAL after the previous one ended (retries too); JSON as JSON."""
         content_type = "application/json" if payload is not None else "application/octet-stream"
         body = json.dumps(payload).encode() if payload is not None else data
         headers = self._headers({"Content-Type": content_type} if body is not None else None)
-        try:
-            return self.http.request(method, url, headers=headers, body=body, allow=allow)
-        finally:
-            self._last_write = self.clock()
+        return self.http.request(method, url, headers=headers, body=body, allow=allow, pacer=self.pacer)
 
     def _pages(self, url: str, key: str | None = None) -> Iterator[dict[str, Any]]:
         """Every item of a paginated list, following ``Link: rel="next"`` (bounded)."""

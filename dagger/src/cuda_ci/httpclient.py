@@ -59,6 +59,23 @@ class Response:
 
 
 @dataclass
+class Pacer:
+    """At least ``interval`` seconds from the end of one request to the start of the next, retries included."""
+
+    interval: float
+    sleep: Callable[[float], None] = field(default=time.sleep)
+    clock: Callable[[], float] = field(default=time.monotonic)
+    last: float | None = field(default=None, init=False)
+
+    def wait(self) -> None:
+        if self.last is not None and (left := self.last + self.interval - self.clock()) > 0:
+            self.sleep(left)
+
+    def done(self) -> None:
+        self.last = self.clock()
+
+
+@dataclass
 class HttpClient:
     """Retries are bounded in count and in each wait; each is reported through ``on_retry``."""
 
@@ -80,19 +97,26 @@ class HttpClient:
         ok: frozenset[int] = frozenset({200, 201, 204}),
         allow: frozenset[int] = frozenset(),
         sink: BinaryIO | None = None,
+        pacer: Pacer | None = None,
     ) -> Response:
         """Send; return a response whose status is in ``ok`` or ``allow``.
 
         Rate limits (403/429 with GitHub's signals) are waited out for every method: the server did
         not act on the request. Server errors and dropped connections are retried only for idempotent
         methods; a write raises :class:`WriteFailed` so its caller can look before trying again.
-        A 2xx body goes to ``sink`` (streamed) when one is given.
+        A 2xx body goes to ``sink`` (streamed) when one is given; ``pacer`` spaces every attempt.
         """
         if body is not None and not any(k.lower() == "content-type" for k in headers or {}):
             raise TypeError("a request body needs a Content-Type")  # never urllib's form-encoded default
         where = f"{method} {sanitize_url(url)}"
         for attempt in range(1, self.attempts + 1):
-            response, error = self._follow(method, url, dict(headers or {}), body, sink)
+            if pacer is not None:
+                pacer.wait()
+            try:
+                response, error = self._follow(method, url, dict(headers or {}), body, sink)
+            finally:
+                if pacer is not None:
+                    pacer.done()
             if response is not None and (response.status in ok or response.status in allow):
                 return response
             last, delay = self._diagnose(where, method, response, error, attempt)
@@ -172,7 +196,8 @@ class HttpClient:
                 shutil.copyfileobj(raw, sink, 1 << 20)
                 return Response(raw.status, dict(raw.headers.items()), b""), ""
         except urllib.error.HTTPError as error:
-            return Response(error.code, dict(error.headers.items()), error.read()), ""
+            with error:
+                return Response(error.code, dict(error.headers.items()), error.read()), ""
         except (urllib.error.URLError, OSError) as error:
             return None, f"{type(error).__name__}: {getattr(error, 'reason', error)}"
 
