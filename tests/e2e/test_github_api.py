@@ -256,6 +256,17 @@ def test_verify_reads_a_public_release_without_a_token_and_names_a_hidden_reposi
     assert f"no published GitHub release of v13.0.2 in {fake.repository}" in capsys.readouterr().err
 
 
+def test_preflight_names_a_repository_hidden_from_the_token(
+    tagged_repo: Path, fake: FakeGitHub, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.private = True
+    monkeypatch.setenv("GITHUB_TOKEN", "ghs_other_repos")
+    assert main(["preflight", "--tag", "cuda-pathfinder-v1.0.0", "--repo", str(tagged_repo)]) == 1
+    err = capsys.readouterr().err
+    assert "GitHub repository NVIDIA/cuda-python answers 404: it does not exist, or it is private" in err
+    assert "give the token read access to the repository (contents: read)" in err
+
+
 # 8. Several drafts of one tag ----------------------------------------------------------------------
 
 

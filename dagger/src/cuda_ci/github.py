@@ -16,6 +16,7 @@ from typing import Any, TypedDict
 
 from cuda_ci.errors import CudaCiError
 from cuda_ci.httpclient import HttpClient, Pacer, Response
+from cuda_ci.secrets import sanitize_url
 from cuda_ci.settings import Settings
 
 API_VERSION = "2022-11-28"
@@ -103,7 +104,10 @@ class GitHub:
     def _pages(self, url: str, key: str | None = None) -> Iterator[dict[str, Any]]:
         """Every item of a paginated list, following ``Link: rel="next"`` (bounded)."""
         for _ in range(100):
-            response = self._get(url)
+            response = self._get(url, allow=frozenset({404}))
+            if response.status == 404:
+                self.check_repository()  # a hidden repository also answers 404: say which it is
+                raise CudaCiError(f"{sanitize_url(url)} answered 404: not found in {self.repository}")
             data = response.json()
             yield from (data[key] if key else data)
             match = _NEXT_LINK.search(response.header("link") or "")
