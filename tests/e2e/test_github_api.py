@@ -136,6 +136,14 @@ def test_a_lost_create_answer_reuses_the_draft_instead_of_making_a_second(fake: 
     assert len([r for r in fake.log if r.method == "POST"]) == 1
 
 
+def test_a_create_refused_for_a_published_release_is_never_used(fake: FakeGitHub) -> None:
+    fake.add_release(TAG, draft=False)
+    github, _ = _client(fake)
+    with pytest.raises(CudaCiError, match="a published release of the tag exists; assets of a published release"):
+        GitHubReleases(github, sleep=lambda s: None).create_draft(TAG, TAG, "", False, "c" * 40)
+    assert [r.status for r in fake.log if r.method == "POST"] == [422]
+
+
 def test_a_lost_delete_answer_is_not_a_failure(fake: FakeGitHub) -> None:
     release = fake.add_release(TAG, draft=True)
     fake.add_asset(release, "a.txt", b"old")

@@ -8,7 +8,8 @@ import pytest
 from packaging.version import Version
 
 from cuda_ci.components import get_unit
-from cuda_ci.httpclient import SECONDARY_WAIT, Pacer, Response, rate_limit_wait
+from cuda_ci.errors import CudaCiError
+from cuda_ci.httpclient import SECONDARY_WAIT, HttpClient, Pacer, Response, WriteFailed, rate_limit_wait
 from cuda_ci.releases import complete, make_latest
 
 NOW = 1_700_000_000.0
@@ -80,3 +81,50 @@ def test_the_pacer_spaces_requests_from_the_end_of_the_last() -> None:
     clock[0] += 0.25
     pacer.wait()
     assert slept == [0.75]
+
+
+class _Scripted(HttpClient):
+    """An HttpClient whose network is a script of answers; it records what each request carried."""
+
+    def __init__(self, *answers: Response) -> None:
+        super().__init__(sleep=lambda seconds: None)
+        self.answers = list(answers)
+        self.sent: list[tuple[str, str, dict[str, str], bytes | None]] = []
+
+    def _send(self, method, url, headers, body, sink):  # type: ignore[no-untyped-def, override]
+        self.sent.append((method, url, dict(headers), body))
+        return self.answers.pop(0), ""
+
+
+def test_redirects_repeat_the_request_and_drop_the_token_off_origin() -> None:
+    http = _Scripted(
+        Response(301, {"Location": "/repos/new/name/releases"}, b""),
+        Response(307, {"Location": "https://uploads.example/x"}, b""),
+        Response(201, {}, b"{}"),
+    )
+    headers = {"Authorization": "Bearer secret", "Content-Type": "application/json"}
+    http.request("POST", "https://api.example/repos/old/name/releases", headers=headers, body=b"{}")
+    assert [(m, u, b) for m, u, _, b in http.sent] == [
+        ("POST", "https://api.example/repos/old/name/releases", b"{}"),
+        ("POST", "https://api.example/repos/new/name/releases", b"{}"),
+        ("POST", "https://uploads.example/x", b"{}"),
+    ]
+    assert [("Authorization" in h) for _, _, h, _ in http.sent] == [True, True, False]
+
+
+def test_a_redirect_from_https_to_http_is_refused() -> None:
+    http = _Scripted(Response(302, {"Location": "http://api.example/x"}, b""))
+    with pytest.raises(CudaCiError, match="refused \\(not https\\)"):
+        http.request("GET", "https://api.example/y")
+
+
+def test_a_write_is_not_repeated_after_a_server_error() -> None:
+    http = _Scripted(Response(502, {}, b""), Response(201, {}, b"{}"))
+    with pytest.raises(WriteFailed, match="a write is not repeated blindly"):
+        http.request("POST", "https://api.example/x", headers={"Content-Type": "application/json"}, body=b"{}")
+    assert len(http.sent) == 1
+
+
+def test_a_body_without_a_content_type_is_a_programming_error() -> None:
+    with pytest.raises(TypeError):
+        _Scripted().request("POST", "https://api.example/x", body=b"tag_name=v1")

@@ -19,7 +19,7 @@ from packaging.version import Version
 from cuda_ci.components import ReleaseUnit
 from cuda_ci.errors import CudaCiError, TagError
 from cuda_ci.github import Asset, GitHub, Release, asset_of, release_of
-from cuda_ci.httpclient import WriteFailed
+from cuda_ci.httpclient import Response, WriteFailed
 from cuda_ci.manifest import sha256_of, write_json_atomic
 from cuda_ci.tags import parse_tag
 
@@ -103,18 +103,18 @@ class GitHubReleases:
                     return self._only_draft(tag, found)
                 self._again(f"creating the draft of {tag}", error, attempt)
                 continue
-            if response.status == 422:  # a published release of the tag appeared meanwhile
-                found = self.find(tag)
-                if found is not None:
-                    return found
-                raise CudaCiError(f"{self.describe()} refused the release {tag}: {response.body[:300]!r}")
+            if response.status == 422:  # GitHub: a published release of the tag exists
+                raise CudaCiError(
+                    f"{self.describe()} refused a draft of {tag} ({_excerpt(response)}): "
+                    "a published release of the tag exists; assets of a published release are never replaced"
+                )
             return self._only_draft(tag, release_of(response.json()))
         raise AssertionError("unreachable")
 
     def _only_draft(self, tag: str, release: Release) -> Release:
         """Read back: this must be the one draft of ``tag`` (another run may have made one too)."""
         found = self.find(tag)
-        if found is None or found["id"] != release["id"]:
+        if found is None or found["id"] != release["id"] or not found["draft"]:
             raise CudaCiError(
                 f"the draft of {tag} on {self.describe()} was not found again after creating it: "
                 "another run may be releasing the same tag; check the repository's releases and run again"
@@ -144,7 +144,7 @@ class GitHubReleases:
                 response = self.github.upload_asset(release, path)
                 if response.status != 422:
                     return asset_of(response.json())
-                failure: WriteFailed = WriteFailed(f"an asset named {path.name} exists already", 422)
+                failure = WriteFailed(f"an asset named {path.name} is there already ({_excerpt(response)})", 422)
             except WriteFailed as error:
                 failure = error
             left = next((a for a in self.assets(release) if a["name"] == path.name), None)
@@ -173,6 +173,10 @@ class GitHubReleases:
                     return now
                 self._again(f"publishing {release['tag_name']}", error, attempt)
         raise AssertionError("unreachable")
+
+
+def _excerpt(response: Response) -> str:
+    return response.body.decode("utf-8", "replace").strip().replace("\n", " ")[:300] or "HTTP 422"
 
 
 @dataclass
