@@ -290,6 +290,25 @@ def test_several_drafts_of_the_tag_are_refused_before_any_write(
     assert fake.writes == []
 
 
+def test_a_second_draft_made_by_a_racing_run_is_caught(fake: FakeGitHub) -> None:
+    fake.racing_run = True
+    github, _ = _client(fake)
+    with pytest.raises(CudaCiError, match=r"2 draft releases of v13\.0\.0 exist on GitHub"):
+        GitHubReleases(github, sleep=lambda s: None).create_draft(TAG, TAG, "", False, "c" * 40)
+
+
+def test_preflight_refuses_several_drafts_of_the_tag(
+    tagged_repo: Path, fake: FakeGitHub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.add_run(git(tagged_repo, "rev-parse", "HEAD"))
+    fake.add_release("cuda-pathfinder-v1.0.0", draft=True)
+    fake.add_release("cuda-pathfinder-v1.0.0", draft=True)
+    assert main(["preflight", "--tag", "cuda-pathfinder-v1.0.0", "--repo", str(tagged_repo)]) == 1
+    err = capsys.readouterr().err
+    assert "published-release: 2 draft releases of cuda-pathfinder-v1.0.0 exist" in err
+    assert "delete the extra drafts on GitHub; publish uses the one that is left" in err
+
+
 def test_a_token_without_push_sees_no_drafts_and_creates_none(
     folder: Path,
     built: tuple[Path, Path],

@@ -51,6 +51,7 @@ class FakeGitHub:
     write_gap: float = 1.0  # writes closer than this meet GitHub's secondary rate limit
     per_page_cap: int = 2  # small pages, so pagination is always exercised
     uploads_allowed: int | None = None  # after this many uploads, each upload fails as GitHub documents
+    racing_run: bool = False  # another run creates a draft of the same tag right after each create
     upload_failures: int = 0  # the next this many uploads fail so (502, a ``starter`` asset left behind)
     runs: list[dict[str, Any]] = field(default_factory=list)
     releases: list[dict[str, Any]] = field(default_factory=list)

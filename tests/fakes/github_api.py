@@ -269,6 +269,8 @@ def _create_release(fake: FakeGitHub, data: dict[str, Any]) -> Answer:
     release.update({k: data[k] for k in ("name", "body") if k in data})
     if not draft:
         _update_release(fake, release, {"draft": False, **{k: data[k] for k in ("make_latest",) if k in data}})
+    elif fake.racing_run:
+        fake.add_release(tag, draft=True)
     return 201, release, {}
 
 
