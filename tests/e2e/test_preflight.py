@@ -193,4 +193,4 @@ def test_github_retries_502_and_429_with_retry_after(
     assert preflight(tagged_repo, "--tag", "v13.0.0") == 0
     err = capsys.readouterr().err
     assert "HTTP 502; retry 1 of 4" in err
-    assert "HTTP 429; retry 1 of 4 in 0.0 s" in err
+    assert "HTTP 429, rate limited; retry 1 of 4 in 0.0 s" in err

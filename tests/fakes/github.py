@@ -1,22 +1,31 @@
-"""A loopback stand-in for the GitHub REST subset cuda-ci uses, on two endpoints (API and uploads).
+"""A loopback stand-in for the GitHub REST subset cuda-ci uses, behaving as GitHub documents itself.
 
-Shapes follow GitHub's documentation: workflow runs (``GET .../actions/workflows/{id}/runs``),
-releases (``/releases``, ``/releases/tags/{tag}`` which never returns drafts), and release assets
-uploaded to the separate uploads host named by the release's ``upload_url``.
+Every request to the API and uploads hosts is checked against GitHub's own OpenAPI description
+(``tests/fakes/openapi.py``); a request it calls malformed is answered 422 and kept in
+``violations``, and ``stop()`` fails the test that sent it. Beyond shapes, it answers as GitHub does:
+403/429 rate limits with ``x-ratelimit-*``/``retry-after`` (enforced until they lapse), a secondary
+limit on writes less than a second apart, a 502 on upload that leaves a ``starter`` asset, 404 for
+unknown assets and for repositories a caller may not see, several drafts per tag, drafts hidden from
+tokens without push access, downloads by 302, 307 or a streamed 200 from a storage host that refuses
+a second credential, full ``Link`` headers, and 301s from a renamed repository. Every request is
+recorded (``log``) so tests assert what cuda-ci sent.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import itertools
 import re
 import threading
+import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from http.server import ThreadingHTTPServer
+from typing import Any, Literal
 
 from tests.fakes import loopback
+from tests.fakes.github_api import Recorded, asset_json, handler
+
+Access = Literal["write", "read", "none"]
+__all__ = ["Access", "FakeGitHub", "Fault", "Recorded"]
 
 
 @dataclass
@@ -26,32 +35,53 @@ class Fault:
     status: int
     times: int
     headers: dict[str, str] = field(default_factory=dict)
+    message: str = "injected fault"
+    after: bool = False  # do the request's work first, then answer with the fault (a lost answer)
 
 
 @dataclass
 class FakeGitHub:
     repository: str = "NVIDIA/cuda-python"
     token: str = "ghs_fake_token_for_tests"
+    tokens: dict[str, Access] = field(default_factory=dict)  # more tokens; ``token`` has write access
+    private: bool = False  # a public repository answers reads without a token
+    renamed_from: str | None = None  # requests to this old name are answered 301 to the new one
+    default_branch_head: str = "0" * 40
+    download_via: Literal[200, 302, 307] = 302
+    write_gap: float = 1.0  # writes closer than this meet GitHub's secondary rate limit
+    per_page_cap: int = 2  # small pages, so pagination is always exercised
+    uploads_allowed: int | None = None  # after this many uploads, each upload fails as GitHub documents
+    racing_run: bool = False  # another run creates a draft of the same tag right after each create
+    upload_failures: int = 0  # the next this many uploads fail so (502, a ``starter`` asset left behind)
     runs: list[dict[str, Any]] = field(default_factory=list)
     releases: list[dict[str, Any]] = field(default_factory=list)
     assets: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     blobs: dict[int, bytes] = field(default_factory=dict)
-    requests: list[tuple[str, str]] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)  # tag → commit, as GitHub holds them
+    latest_id: int | None = None  # the repository's "Latest" release
     faults: list[Fault] = field(default_factory=list)
-    per_page_cap: int = 2  # small pages, so pagination is always exercised
-    uploads_allowed: int | None = None  # after this many asset uploads, the uploads host answers 503
+    log: list[Recorded] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+    limited_until: float = 0.0  # monotonic time until which every API request is rate limited
+    limit_headers: dict[str, str] = field(default_factory=dict)
+    limit_status: int = 403
+    limit_message: str = ""
+    limit_count: int = 0  # requests still to refuse whatever the time (a limit that names no time)
+    last_write: float | None = None
 
     def __post_init__(self) -> None:
-        self._lock = threading.Lock()
-        self._ids = iter(range(1000, 10**6))
+        self.tokens = {self.token: "write", **self.tokens}
+        self.lock = threading.RLock()
+        self.ids = itertools.count(1000)
         self._servers: list[ThreadingHTTPServer] = []
 
     # --- test helpers -----------------------------------------------------------------------
     def add_run(self, sha: str, *, conclusion: str = "success", branch: str = "main", event: str = "push") -> None:
-        run_id = next(self._ids)
+        run_id = next(self.ids)
         self.runs.append(
             {
                 "id": run_id,
+                "name": "CI",
                 "head_sha": sha,
                 "head_branch": branch,
                 "event": event,
@@ -61,22 +91,80 @@ class FakeGitHub:
             }
         )
 
-    def add_release(self, tag: str, *, draft: bool) -> dict[str, Any]:
-        release_id = next(self._ids)
+    def add_release(
+        self, tag: str, *, draft: bool, prerelease: bool = False, target_commitish: str = "main"
+    ) -> dict[str, Any]:
+        release_id = next(self.ids)
+        api = f"{self.api_url}/repos/{self.repository}"
         release = {
-            "id": release_id,
-            "tag_name": tag,
-            "name": tag,
-            "draft": draft,
-            "html_url": f"https://github.com/{self.repository}/releases/tag/{tag}",
+            "url": f"{api}/releases/{release_id}",
+            "assets_url": f"{api}/releases/{release_id}/assets",
             "upload_url": f"{self.uploads_url}/repos/{self.repository}/releases/{release_id}/assets{{?name,label}}",
+            "html_url": f"https://github.com/{self.repository}/releases/tag/{tag}",
+            "id": release_id,
+            "node_id": f"RE_{release_id}",
+            "tag_name": tag,
+            "target_commitish": target_commitish,
+            "name": tag,
+            "body": "",
+            "draft": draft,
+            "prerelease": prerelease,
+            "created_at": "2025-01-01T00:00:00Z",
+            "published_at": None if draft else "2025-01-01T00:00:00Z",
+            "author": None,
+            "assets": [],
+            "tarball_url": None,
+            "zipball_url": None,
         }
         self.releases.append(release)
         self.assets[release_id] = []
+        if not draft:
+            self.tag_on_publish(release)
         return release
+
+    def tag_on_publish(self, release: dict[str, Any]) -> None:
+        """GitHub makes a missing tag when the release is published, at ``target_commitish``."""
+        if release["tag_name"] not in self.tags:
+            target = release["target_commitish"]
+            self.tags[release["tag_name"]] = self.default_branch_head if target in ("main", "") else target
+
+    def add_asset(self, release: dict[str, Any], name: str, data: bytes) -> dict[str, Any]:
+        """An uploaded asset, as if a client had posted ``data``."""
+        asset = asset_json(self, release, next(self.ids), name, data, "application/octet-stream")
+        self.assets[release["id"]].append(asset)
+        self.blobs[asset["id"]] = data
+        return asset
+
+    def new_run(self) -> None:
+        """The next requests come from a new run (as if minutes later): the write pacing starts afresh."""
+        self.last_write = None
 
     def fail(self, method: str, path: str, status: int, times: int, **headers: str) -> None:
         self.faults.append(Fault(method, re.compile(path), status, times, headers))
+
+    def lose_answer(self, method: str, path: str, times: int = 1, status: int = 502) -> None:
+        """The request takes effect, but its answer is lost: the client sees ``status``."""
+        self.faults.append(Fault(method, re.compile(path), status, times, after=True, message="Bad Gateway"))
+
+    def rate_limit(self, *, status: int = 403, reset_in: float = 2.0) -> None:
+        """A spent primary limit: every request is refused until ``x-ratelimit-reset``."""
+        with self.lock:
+            self.limited_until = time.monotonic() + reset_in
+            self.limit_status = status
+            self.limit_message = "API rate limit exceeded for installation ID 1."
+            reset = int(time.time() + reset_in + 0.999)
+            self.limit_headers = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset)}
+
+    def secondary_limit(self, *, status: int = 403, retry_after: float | None = None) -> None:
+        """A secondary limit, with ``retry-after`` or (None) GitHub's "wait at least one minute"."""
+        with self.lock:
+            self.limited_until = time.monotonic() + (retry_after or 0.0)
+            self.limit_count = 1 if retry_after is None else 0  # no stated time: the next request only
+            self.limit_status = status
+            self.limit_message = (
+                "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+            )
+            self.limit_headers = {"retry-after": f"{retry_after:g}"} if retry_after is not None else {}
 
     def release(self, tag: str) -> dict[str, Any]:
         return next(r for r in self.releases if r["tag_name"] == tag)
@@ -85,17 +173,29 @@ class FakeGitHub:
         return sorted(a["name"] for a in self.assets[self.release(tag)["id"]])
 
     @property
+    def requests(self) -> list[tuple[str, str]]:
+        """(method, path?query) of every request, in order."""
+        return [(r.method, r.path + (f"?{r.query}" if r.query else "")) for r in self.log]
+
+    @property
     def writes(self) -> list[tuple[str, str]]:
         return [r for r in self.requests if r[0] != "GET"]
 
+    @property
+    def limited(self) -> list[Recorded]:
+        """Requests answered with a rate limit."""
+        return [r for r in self.log if r.status in (403, 429)]
+
     # --- servers --------------------------------------------------------------------------
     def start(self) -> FakeGitHub:
-        self._servers += [loopback.serve(_handler(self, uploads=uploads)) for uploads in (False, True)]
+        self._servers += [loopback.serve(handler(self, host)) for host in ("api", "uploads")]
         return self
 
     def stop(self) -> None:
         for server in self._servers:
             loopback.stop(server)
+        self._servers = []
+        assert not self.violations, "requests GitHub's description refuses:\n" + "\n".join(self.violations)
 
     @property
     def api_url(self) -> str:
@@ -107,165 +207,3 @@ class FakeGitHub:
 
     def environ(self) -> dict[str, str]:
         return {"GITHUB_API_URL": self.api_url, "GITHUB_REPOSITORY": self.repository, "GITHUB_TOKEN": self.token}
-
-
-def _handler(fake: FakeGitHub, *, uploads: bool) -> type[BaseHTTPRequestHandler]:  # noqa: C901 - one verb each
-    prefix = f"/repos/{fake.repository}"
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
-            data = json.dumps(body).encode() if body is not None else b""
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for key, value in (headers or {}).items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _body(self) -> bytes:
-            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
-        def _dispatch(self, method: str) -> None:
-            url = urlsplit(self.path)
-            body = self._body()
-            with fake._lock:
-                fake.requests.append((method, self.path))
-                for fault in fake.faults:
-                    if fault.method == method and fault.times > 0 and fault.path.search(url.path):
-                        fault.times -= 1
-                        self._send(fault.status, {"message": "injected fault"}, fault.headers)
-                        return
-                if self.headers.get("Authorization") != f"Bearer {fake.token}" and not url.path.startswith(
-                    "/download/"
-                ):
-                    self._send(401, {"message": "Bad credentials"})
-                    return
-                query = {k: v[0] for k, v in parse_qs(url.query).items()}
-                is_upload = method == "POST" and re.search(r"/releases/\d+/assets$", url.path) is not None
-                is_download = method == "GET" and url.path.startswith("/download/")
-                if (is_upload or is_download) != uploads:  # the uploads/storage host only for those
-                    self._send(404, {"message": "Not Found"})
-                    return
-                if is_download:
-                    self._serve_blob(int(url.path.rsplit("/", 1)[1]))
-                    return
-                status, payload, headers = _route(fake, prefix, method, url.path, query, body, self.headers)
-                self._send(status, payload, headers)
-
-        def _serve_blob(self, asset_id: int) -> None:
-            if self.headers.get("Authorization"):  # like S3: a second auth mechanism is refused
-                self._send(400, {"message": "Only one auth mechanism allowed"})
-                return
-            data = fake.blobs[asset_id]
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:
-            self._dispatch("GET")
-
-        def do_POST(self) -> None:
-            self._dispatch("POST")
-
-        def do_PATCH(self) -> None:
-            self._dispatch("PATCH")
-
-        def do_DELETE(self) -> None:
-            self._dispatch("DELETE")
-
-        def do_PUT(self) -> None:
-            self._dispatch("PUT")
-
-    return Handler
-
-
-def _page(fake: FakeGitHub, items: list[Any], query: dict[str, str], path: str) -> tuple[list[Any], dict[str, str]]:
-    per_page = min(int(query.get("per_page", 30)), fake.per_page_cap)
-    page = int(query.get("page", 1))
-    chunk = items[(page - 1) * per_page : page * per_page]
-    headers = {}
-    if page * per_page < len(items):
-        nxt = dict(query, page=str(page + 1))
-        headers["Link"] = f'<{fake.api_url}{path}?{"&".join(f"{k}={v}" for k, v in nxt.items())}>; rel="next"'
-    return chunk, headers
-
-
-def _route(  # noqa: C901 - a flat routing table reads best in a fake
-    fake: FakeGitHub, prefix: str, method: str, path: str, query: dict[str, str], body: bytes, headers: Any
-) -> tuple[int, Any, dict[str, str]]:
-    if not path.startswith(prefix):
-        return 404, {"message": "Not Found"}, {}
-    rest = path[len(prefix) :]
-    if method == "GET" and rest == "/actions/workflows/ci.yml/runs":
-        runs = [
-            r
-            for r in fake.runs
-            if all(
-                r[key] == query[param]
-                for key, param in (("head_branch", "branch"), ("event", "event"), ("head_sha", "head_sha"))
-                if param in query
-            )
-            and ("status" not in query or r["conclusion"] == query["status"])
-        ]
-        chunk, link = _page(fake, runs, query, path)
-        return 200, {"total_count": len(runs), "workflow_runs": chunk}, link
-    if method == "GET" and rest.startswith("/releases/tags/"):
-        tag = rest[len("/releases/tags/") :]
-        found = [r for r in fake.releases if r["tag_name"] == tag and not r["draft"]]
-        return (200, found[0], {}) if found else (404, {"message": "Not Found"}, {})
-    if method == "GET" and rest == "/releases":
-        chunk, link = _page(fake, fake.releases, query, path)
-        return 200, chunk, link
-    if method == "POST" and rest == "/releases":
-        data = json.loads(body)
-        if any(r["tag_name"] == data["tag_name"] for r in fake.releases):
-            return 422, {"message": "Validation Failed", "errors": [{"code": "already_exists"}]}, {}
-        release = fake.add_release(data["tag_name"], draft=bool(data.get("draft")))
-        return 201, release, {}
-    match = re.fullmatch(r"/releases/(\d+)/assets", rest)
-    if match and method == "GET":
-        chunk, link = _page(fake, fake.assets.get(int(match.group(1)), []), query, path)
-        return 200, chunk, link
-    if match and method == "POST":
-        release_id = int(match.group(1))
-        if fake.uploads_allowed is not None:
-            if fake.uploads_allowed <= 0:
-                return 503, {"message": "Service Unavailable"}, {}
-            fake.uploads_allowed -= 1
-        if any(a["name"] == query["name"] for a in fake.assets[release_id]):
-            return (
-                422,
-                {"message": "Validation Failed", "errors": [{"resource": "ReleaseAsset", "code": "already_exists"}]},
-                {},
-            )
-        asset_id = next(fake._ids)
-        asset = {
-            "id": asset_id,
-            "name": query["name"],
-            "size": len(body),
-            "digest": "sha256:" + hashlib.sha256(body).hexdigest(),
-            "state": "uploaded",
-        }
-        fake.assets[release_id].append(asset)
-        fake.blobs[asset_id] = body
-        return 201, asset, {}
-    match = re.fullmatch(r"/releases/assets/(\d+)", rest)
-    if match and method == "GET" and headers.get("Accept") == "application/octet-stream":
-        return 302, None, {"Location": f"{fake.uploads_url}/download/{match.group(1)}"}
-    if match and method == "DELETE":
-        asset_id = int(match.group(1))
-        for assets in fake.assets.values():
-            assets[:] = [a for a in assets if a["id"] != asset_id]
-        return 204, None, {}
-    match = re.fullmatch(r"/releases/(\d+)", rest)
-    if match and method == "PATCH":
-        release = next(r for r in fake.releases if r["id"] == int(match.group(1)))
-        release.update({k: v for k, v in json.loads(body).items() if k in ("draft", "name", "body")})
-        return 200, release, {}
-    return 404, {"message": "Not Found"}, {}

@@ -113,7 +113,8 @@ def test_rehearse_and_ref_are_refused_where_they_make_no_sense() -> None:
 def _asset(name: str, data: bytes, digest: str | None = None) -> Asset:
     import hashlib
 
-    return Asset(id=1, name=name, size=len(data), digest=digest or f"sha256:{hashlib.sha256(data).hexdigest()}")
+    digest = digest or f"sha256:{hashlib.sha256(data).hexdigest()}"
+    return Asset(id=1, name=name, size=len(data), digest=digest, state="uploaded")
 
 
 def test_assets_compare_as_same_missing_or_different(tmp_path: Path) -> None:

@@ -14,7 +14,6 @@ from cuda_ci.build import BuildSource, ComponentBuild, build_argv, build_require
 from cuda_ci.components import get_unit
 from cuda_ci.envs import Env
 from cuda_ci.errors import CudaCiError, UsageError
-from cuda_ci.httpclient import _retry_after
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import FileEntry
 from cuda_ci.publish import plan_index_uploads
@@ -76,13 +75,6 @@ def test_build_requirements_are_the_pyproject_s_plus_this_frontend(tmp_path: Pat
 )
 def test_build_identifiers_follow_cibuildwheel(tag: Tag, identifier: str) -> None:
     assert identifier_of(tag) == identifier
-
-
-def test_retry_after_is_honoured_and_capped() -> None:
-    assert _retry_after({"Retry-After": "3"}, 0.5) == 3.0
-    assert _retry_after({"retry-after": "3600"}, 0.5) == 60.0
-    assert _retry_after({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, 0.5) == 0.5
-    assert _retry_after({}, 0.7) == 0.7
 
 
 def _entry(name: str, sha: str) -> FileEntry:

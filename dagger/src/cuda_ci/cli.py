@@ -244,7 +244,7 @@ def _cmd_verify(args: argparse.Namespace, reporter: Reporter) -> int:
     if args.tag is not None:
         if not args.from_github:
             raise UsageError("--tag needs --from-github (or give --release-dir)")
-        report = verify.verify_from_github(stages.github_client(_settings(), reporter), args.tag)
+        report = verify.verify_from_github(stages.github_reader(_settings(), reporter), args.tag)
     else:
         if not args.release_dir.is_dir():
             raise UsageError(f"--release-dir {str(args.release_dir)!r} does not exist or is not a directory")

@@ -49,6 +49,9 @@ class ReleaseUnit:
     name: str
     tag_prefix: str
     components: tuple[Component, ...]
+    # GitHub's "Latest" release: True lets this unit's newest final version take it (make_latest);
+    # a unit with False never does, so its releases never displace the repository's Latest.
+    latest: bool = False
 
     @property
     def primary(self) -> Component:
@@ -107,7 +110,7 @@ COMPONENTS: tuple[Component, ...] = (PATHFINDER, BINDINGS, PYTHON_META, CORE)
 
 UNITS: tuple[ReleaseUnit, ...] = (
     ReleaseUnit(name="cuda-pathfinder", tag_prefix="cuda-pathfinder-v", components=(PATHFINDER,)),
-    ReleaseUnit(name="cuda-bindings", tag_prefix="v", components=(BINDINGS, PYTHON_META)),
+    ReleaseUnit(name="cuda-bindings", tag_prefix="v", components=(BINDINGS, PYTHON_META), latest=True),
     ReleaseUnit(name="cuda-core", tag_prefix="cuda-core-v", components=(CORE,)),
 )
 

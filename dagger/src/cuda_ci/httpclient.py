@@ -1,25 +1,48 @@
-"""A small HTTP client: bounded, visible retries on 5xx, 429 and dropped connections."""
+"""A small HTTP client, as GitHub documents its API: rate limits are waited out as told, writes are
+never blindly repeated, and redirects are followed by hand, never carrying credentials to another origin.
+"""
 
 from __future__ import annotations
 
+import email.utils
 import json
+import shutil
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, BinaryIO
 
 from cuda_ci.errors import CudaCiError
 from cuda_ci.secrets import sanitize_url
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-MAX_RETRY_AFTER = 60.0
+RETRY_STATUSES = frozenset({500, 502, 503, 504})
+# RFC 9110's idempotent methods: repeating one after a lost answer changes nothing more.
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
 DEFAULT_BACKOFF = 0.5  # seconds, times the attempt number
+SECONDARY_WAIT = 60.0  # GitHub: "wait for at least one minute", then exponentially longer
+MAX_WAIT = 3600.0  # a primary rate limit resets within the hour; never wait longer than that
 
 
 class HttpUnavailable(CudaCiError):
     """The server could not be reached, or kept failing after every retry."""
+
+
+class WriteFailed(HttpUnavailable):
+    """A write got a server error or lost its answer: it may or may not have happened, so it was not repeated."""
+
+    def __init__(self, message: str, status: int | None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RateLimited(HttpUnavailable):
+    """The server asked for a longer wait than this client accepts."""
 
 
 @dataclass
@@ -28,19 +51,41 @@ class Response:
     headers: Mapping[str, str]
     body: bytes
 
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
+
     def json(self) -> Any:
         return json.loads(self.body.decode("utf-8")) if self.body else None
 
 
 @dataclass
+class Pacer:
+    """At least ``interval`` seconds from the end of one request to the start of the next, retries included."""
+
+    interval: float
+    sleep: Callable[[float], None] = field(default=time.sleep)
+    clock: Callable[[], float] = field(default=time.monotonic)
+    last: float | None = field(default=None, init=False)
+
+    def wait(self) -> None:
+        if self.last is not None and (left := self.last + self.interval - self.clock()) > 0:
+            self.sleep(left)
+
+    def done(self) -> None:
+        self.last = self.clock()
+
+
+@dataclass
 class HttpClient:
-    """Retries are bounded in count and in total sleep; each is reported through ``on_retry``."""
+    """Retries are bounded in count and in each wait; each is reported through ``on_retry``."""
 
     attempts: int = 5
     backoff: float = field(default_factory=lambda: DEFAULT_BACKOFF)
     timeout: float = 30.0
+    max_wait: float = MAX_WAIT
     on_retry: Callable[[str], None] = field(default=lambda message: None)
     sleep: Callable[[float], None] = field(default=time.sleep)
+    clock: Callable[[], float] = field(default=time.time)
 
     def request(
         self,
@@ -51,56 +96,164 @@ class HttpClient:
         body: bytes | None = None,
         ok: frozenset[int] = frozenset({200, 201, 204}),
         allow: frozenset[int] = frozenset(),
-        follow_redirects: bool = True,
+        sink: BinaryIO | None = None,
+        pacer: Pacer | None = None,
     ) -> Response:
-        """Send; return a response whose status is in ``ok`` or ``allow``; retry what is worth it."""
-        last = ""
+        """Send; return a response whose status is in ``ok`` or ``allow``.
+
+        Rate limits (403/429 with GitHub's signals) are waited out for every method: the server did
+        not act on the request. Server errors and dropped connections are retried only for idempotent
+        methods; a write raises :class:`WriteFailed` so its caller can look before trying again.
+        A 2xx body goes to ``sink`` (streamed) when one is given; ``pacer`` spaces every attempt.
+        """
+        if body is not None and not any(k.lower() == "content-type" for k in headers or {}):
+            raise TypeError("a request body needs a Content-Type")  # never urllib's form-encoded default
+        where = f"{method} {sanitize_url(url)}"
         for attempt in range(1, self.attempts + 1):
-            response, error = self._send(method, url, headers, body, follow_redirects)
-            if response is None:
-                last, delay = error, self.backoff * attempt
-            elif response.status in ok or response.status in allow:
+            if pacer is not None:
+                pacer.wait()
+            try:
+                response, error = self._follow(method, url, dict(headers or {}), body, sink)
+            finally:
+                if pacer is not None:
+                    pacer.done()
+            if response is not None and (response.status in ok or response.status in allow):
                 return response
-            elif response.status in RETRY_STATUSES:
-                last = f"HTTP {response.status}"
-                delay = _retry_after(response.headers, self.backoff * attempt)
-            else:
-                raise CudaCiError(f"{method} {sanitize_url(url)} answered {response.status}: {_excerpt(response.body)}")
+            last, delay = self._diagnose(where, method, response, error, attempt)
             if attempt < self.attempts:
-                self.on_retry(
-                    f"{method} {sanitize_url(url)}: {last}; retry {attempt} of {self.attempts - 1} in {delay:.1f} s"
-                )
+                self.on_retry(f"{where}: {last}; retry {attempt} of {self.attempts - 1} in {delay:.1f} s")
                 self.sleep(delay)
-        raise HttpUnavailable(f"{method} {sanitize_url(url)} failed after {self.attempts} attempts ({last})")
+        raise HttpUnavailable(f"{where} failed after {self.attempts} attempts ({last})")
+
+    def _diagnose(
+        self, where: str, method: str, response: Response | None, error: str, attempt: int
+    ) -> tuple[str, float]:
+        """Why the attempt failed and how long to wait, or raise when it must not be repeated."""
+        if response is not None:
+            limit = rate_limit_wait(response, attempt, self.clock())
+            if limit is not None:
+                return self._rate_limited(where, response, limit)
+            if response.status not in RETRY_STATUSES:
+                raise CudaCiError(f"{where} answered {response.status}: {_excerpt(response.body)}")
+            error = f"HTTP {response.status}"
+        if method not in IDEMPOTENT:
+            raise WriteFailed(
+                f"{where}: {error}; a write is not repeated blindly (it may have happened)",
+                response.status if response is not None else None,
+            )
+        delay = self.backoff * attempt
+        if response is not None:
+            delay = max(_retry_after(response, self.clock()) or delay, 0.0)
+            if delay > self.max_wait:
+                raise HttpUnavailable(f"{where}: {error}, and the server asks to wait {delay:.0f} s: retry later")
+        return error, delay
+
+    def _rate_limited(self, where: str, response: Response, wait: float) -> tuple[str, float]:
+        reason = f"HTTP {response.status}, rate limited"
+        if wait > self.max_wait:
+            until = datetime.fromtimestamp(self.clock() + wait, UTC).strftime("%H:%M:%S UTC")
+            raise RateLimited(
+                f"{where}: {reason} until {until} ({wait:.0f} s, longer than the {self.max_wait:.0f} s this run "
+                "waits): re-run after that time, or use a token with its own rate limit"
+            )
+        return reason, wait
+
+    def _follow(
+        self, method: str, url: str, headers: dict[str, str], body: bytes | None, sink: BinaryIO | None
+    ) -> tuple[Response | None, str]:
+        """One attempt, redirects followed: the same method and body (as GitHub asks), except 303;
+        credentials dropped for good once the origin changes; never from https to http."""
+        for _ in range(MAX_REDIRECTS + 1):
+            response, error = self._send(method, url, headers, body, sink)
+            location = response.header("location") if response is not None else None
+            if response is None or response.status not in REDIRECTS or not location:
+                return response, error
+            target = urllib.parse.urljoin(url, location)
+            if urllib.parse.urlsplit(url).scheme == "https" and urllib.parse.urlsplit(target).scheme != "https":
+                raise CudaCiError(
+                    f"{method} {sanitize_url(url)} redirects to {sanitize_url(target)}: refused (not https)"
+                )
+            if _origin(target) != _origin(url):
+                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            if response.status == 303:
+                method, body = "GET", None
+                headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+            url = target
+        raise CudaCiError(f"{method} {sanitize_url(url)}: more than {MAX_REDIRECTS} redirects")
 
     def _send(
-        self, method: str, url: str, headers: Mapping[str, str] | None, body: bytes | None, follow_redirects: bool
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None, sink: BinaryIO | None
     ) -> tuple[Response | None, str]:
-        """One attempt: the response (any status), or None and why the connection failed."""
-        request = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
-        opener = urllib.request.build_opener() if follow_redirects else urllib.request.build_opener(_NoRedirect)
+        """One request: the response (any status), or None and why the connection failed."""
+        request = urllib.request.Request(url, data=body, method=method, headers=dict(headers))
+        opener = urllib.request.build_opener(_NoRedirect)
         try:
             with opener.open(request, timeout=self.timeout) as raw:
-                return Response(raw.status, dict(raw.headers.items()), raw.read()), ""
+                if sink is None:
+                    return Response(raw.status, dict(raw.headers.items()), raw.read()), ""
+                sink.seek(0)
+                sink.truncate()
+                shutil.copyfileobj(raw, sink, 1 << 20)
+                return Response(raw.status, dict(raw.headers.items()), b""), ""
         except urllib.error.HTTPError as error:
-            return Response(error.code, dict(error.headers.items()), error.read()), ""
+            with error:
+                return Response(error.code, dict(error.headers.items()), error.read()), ""
         except (urllib.error.URLError, OSError) as error:
             return None, f"{type(error).__name__}: {getattr(error, 'reason', error)}"
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Hand redirects back to the caller (so credentials never follow them to another host)."""
+    """Hand every redirect back to :meth:`HttpClient._follow`."""
 
     def redirect_request(self, *args: object, **kwargs: object) -> None:
         return None
 
 
-def _retry_after(headers: Mapping[str, str], default: float) -> float:
-    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+def rate_limit_wait(response: Response, attempt: int, now: float) -> float | None:
+    """Seconds to wait before repeating a rate-limited request, or None when it is no rate limit.
+
+    GitHub: 403 or 429; ``retry-after`` wins; ``x-ratelimit-remaining: 0`` means wait until
+    ``x-ratelimit-reset`` (epoch seconds); a secondary limit without either means at least a minute,
+    growing each time. A 403 with none of these is a permission problem and is not retried.
+    """
+    if response.status not in (403, 429):
+        return None
+    retry_after = _retry_after(response, now)
+    if retry_after is not None:
+        return max(retry_after, 0.0)
+    reset = response.header("x-ratelimit-reset")
+    if response.header("x-ratelimit-remaining") == "0" and reset and reset.isdigit():
+        return max(float(reset) - now, 0.0) + 1.0
+    if response.status == 429 or "rate limit" in _message(response).lower():
+        return SECONDARY_WAIT * 2.0 ** (attempt - 1)
+    return None
+
+
+def _retry_after(response: Response, now: float) -> float | None:
+    value = response.header("retry-after")
+    if value is None:
+        return None
     try:
-        return min(float(value), MAX_RETRY_AFTER) if value is not None else default
+        return float(value)
     except ValueError:
-        return default
+        pass
+    try:
+        return email.utils.parsedate_to_datetime(value).timestamp() - now
+    except (TypeError, ValueError):
+        return None
+
+
+def _message(response: Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.body.decode("utf-8", "replace")
+    return str(data.get("message", "")) if isinstance(data, dict) else ""
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme, parts.netloc.lower()
 
 
 def _excerpt(body: bytes) -> str:

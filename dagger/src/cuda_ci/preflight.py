@@ -238,7 +238,7 @@ def _github_checks(result: Preflight, settings: Settings, reporter: Reporter) ->
     try:
         runs = github.successful_ci_runs(result.commit)
         published = github.published_release(result.tag.name)
-        draft = None if published else github.find_release(result.tag.name)
+        drafts = [] if published else [r for r in github.releases() if r["tag_name"] == result.tag.name]
     except HttpUnavailable as error:
         _unverified(result, f"GitHub is out of reach ({error.problems[0]})", fix="retry when GitHub answers")
         return
@@ -269,8 +269,15 @@ def _github_checks(result: Preflight, settings: Settings, reporter: Reporter) ->
             "a tag is released once; "
             "cut a .postN tag instead",
         )
+    elif len(drafts) > 1:
+        result.record(
+            "published-release",
+            "failed",
+            f"{len(drafts)} draft releases of {result.tag.name} exist ({', '.join(d['html_url'] for d in drafts)}): "
+            "delete the extra drafts on GitHub; publish uses the one that is left",
+        )
     else:
-        result.record("published-release", "passed", "draft to reuse" if draft else "no release yet")
+        result.record("published-release", "passed", "draft to reuse" if drafts else "no release yet")
 
 
 def _unverified(result: Preflight, reason: str, *, fix: str) -> None:

@@ -33,7 +33,7 @@ from cuda_ci.manifest import FileEntry, Manifest, ReleaseFolder, sha256_of, writ
 from cuda_ci.process import PYTHON, clean_environ, run
 from cuda_ci.provenance import ATTESTATIONS_DIR, attestation_name
 from cuda_ci.publishable import folder_kind
-from cuda_ci.releases import ReleaseHost
+from cuda_ci.releases import ReleaseHost, make_latest
 from cuda_ci.rerun import compare_assets, published_release_problems, same_asset
 
 Target = Literal["github", "testpypi", "pypi", "finalize"]
@@ -152,7 +152,7 @@ def publish_github(
         prerelease = Version(manifest["version"]).is_prerelease
         kind = folder_kind(manifest)  # a snapshot's or rehearsal's stand-in release says so
         name = f"{manifest['component']} {manifest['version']}" + (f" ({kind})" if kind else "")
-        release = host.create_draft(tag, name, _release_body(manifest), prerelease)
+        release = host.create_draft(tag, name, _release_body(manifest), prerelease, manifest["commit"])
         log.add("github", None, "created-draft", release["html_url"])
     existing = {a["name"]: a for a in host.assets(release)}
     if compare_assets(asset_files(folder, manifest), existing).complete:
@@ -212,8 +212,9 @@ def finalize(host: ReleaseHost, folder: ReleaseFolder, manifest: Manifest, log: 
         raise CudaCiError(
             f"the draft of {tag} lacks or differs in {', '.join(missing)}: run `cuda-ci publish --target github` again"
         )
-    host.publish(release)
-    log.add("finalize", None, "published", release["html_url"])
+    latest = make_latest(get_unit(manifest["component"]), Version(manifest["version"]), host.published_tags())
+    host.publish(release, latest)
+    log.add("finalize", None, "published", f"{release['html_url']} (latest: {'yes' if latest else 'no'})")
 
 
 def _dists_in_upload_order(folder: ReleaseFolder, manifest: Manifest, unit: ReleaseUnit) -> list[FileEntry]:

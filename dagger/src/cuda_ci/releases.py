@@ -1,51 +1,182 @@
-"""Where the GitHub release lives: the real one through the REST API, or a local stand-in (dry-run)."""
+"""Where the GitHub release lives: the real one through the REST API, or a local stand-in (dry-run).
+
+On GitHub a write is never repeated blindly: after a failed create, upload or un-draft, the release
+is read back first, and only what did not happen is done again (bounded).
+"""
 
 from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from cuda_ci.github import Asset, GitHub, Release
+from packaging.version import Version
+
+from cuda_ci.components import ReleaseUnit
+from cuda_ci.errors import CudaCiError, TagError
+from cuda_ci.github import Asset, GitHub, Release, asset_of, release_of
+from cuda_ci.httpclient import Response, WriteFailed
 from cuda_ci.manifest import sha256_of, write_json_atomic
+from cuda_ci.tags import parse_tag
+
+WRITE_TRIES = 3  # a failed write is looked up, then tried again at most this often in all
+WRITE_BACKOFF = 2.0  # seconds, times the try number
 
 
 class ReleaseHost(Protocol):
     def describe(self) -> str: ...
     def find(self, tag: str) -> Release | None: ...
-    def create_draft(self, tag: str, name: str, body: str, prerelease: bool) -> Release: ...
+    def create_draft(self, tag: str, name: str, body: str, prerelease: bool, commit: str) -> Release: ...
     def assets(self, release: Release) -> list[Asset]: ...
     def upload(self, release: Release, path: Path) -> Asset: ...
     def delete(self, asset: Asset) -> None: ...
-    def publish(self, release: Release) -> Release: ...
+    def published_tags(self) -> list[str]: ...
+    def publish(self, release: Release, latest: bool) -> Release: ...
+
+
+def complete(asset: Asset, size: int, sha256: str) -> bool:
+    """The asset is fully uploaded with these bytes (a failed upload may leave a ``starter`` asset)."""
+    return asset["state"] == "uploaded" and asset["size"] == size and asset["digest"] == f"sha256:{sha256}"
+
+
+def make_latest(unit: ReleaseUnit, version: Version, published_tags: Iterable[str]) -> bool:
+    """Whether this release becomes the repository's "Latest": only for a unit whose policy allows it,
+    only a final version, and only one newer than every published final release of that unit (a
+    backport such as v12.9.1 after v13.0.0 never takes it)."""
+    if not unit.latest or version.is_prerelease:
+        return False
+    for tag in published_tags:
+        try:
+            other = parse_tag(tag)
+        except TagError:
+            continue
+        if other.unit.name == unit.name and not other.version.is_prerelease and other.version >= version:
+            return False
+    return True
 
 
 @dataclass
 class GitHubReleases:
     github: GitHub
+    on_retry: Callable[[str], None] = field(default=lambda message: None)
+    sleep: Callable[[float], None] = field(default=time.sleep)
 
     def describe(self) -> str:
         return f"GitHub {self.github.repository}"
 
     def find(self, tag: str) -> Release | None:
-        return self.github.published_release(tag) or self.github.find_release(tag)
+        """The published release of ``tag``, else its one draft; several drafts are refused."""
+        published = self.github.published_release(tag)
+        if published is not None:
+            return published
+        drafts = [r for r in self.github.releases() if r["tag_name"] == tag]
+        if len(drafts) > 1:
+            raise CudaCiError(
+                f"{len(drafts)} draft releases of {tag} exist on {self.describe()} "
+                f"({', '.join(r['html_url'] for r in drafts)}): GitHub allows several, cuda-ci never guesses "
+                "which one is the release; delete the extra drafts on GitHub and run again"
+            )
+        return drafts[0] if drafts else None
 
-    def create_draft(self, tag: str, name: str, body: str, prerelease: bool) -> Release:
-        return self.github.create_draft(tag, name, body, prerelease)
+    def create_draft(self, tag: str, name: str, body: str, prerelease: bool, commit: str) -> Release:
+        """A draft named after the built commit (``target_commitish``: GitHub tags that commit if the tag
+        is not there yet); after a failed POST the draft is looked for before another is made."""
+        payload = {
+            "tag_name": tag,
+            "target_commitish": commit,
+            "name": name,
+            "body": body,
+            "draft": True,
+            "prerelease": prerelease,
+            "make_latest": "false",  # decided when the draft is published
+        }
+        for attempt in range(1, WRITE_TRIES + 1):
+            try:
+                response = self.github.create_release(payload)
+            except WriteFailed as error:
+                found = self.find(tag)
+                if found is not None:
+                    return self._only_draft(tag, found)
+                self._again(f"creating the draft of {tag}", error, attempt)
+                continue
+            if response.status == 422:  # GitHub: a published release of the tag exists
+                raise CudaCiError(
+                    f"{self.describe()} refused a draft of {tag} ({_excerpt(response)}): "
+                    "a published release of the tag exists; assets of a published release are never replaced"
+                )
+            return self._only_draft(tag, release_of(response.json()))
+        raise AssertionError("unreachable")
+
+    def _only_draft(self, tag: str, release: Release) -> Release:
+        """Read back: this must be the one draft of ``tag`` (another run may have made one too)."""
+        found = self.find(tag)
+        if found is None or found["id"] != release["id"] or not found["draft"]:
+            raise CudaCiError(
+                f"the draft of {tag} on {self.describe()} was not found again after creating it: "
+                "another run may be releasing the same tag; check the repository's releases and run again"
+            )
+        return found
+
+    def _again(self, what: str, error: WriteFailed, attempt: int) -> None:
+        if attempt >= WRITE_TRIES:
+            raise CudaCiError(
+                f"{what} failed {WRITE_TRIES} times ({error.problems[0]}): nothing half-made was left behind; "
+                "run `cuda-ci publish --target github` again when GitHub answers"
+            )
+        delay = WRITE_BACKOFF * attempt
+        self.on_retry(
+            f"{what} failed ({error.problems[0]}); looked it up: not done; try {attempt + 1} in {delay:.0f} s"
+        )
+        self.sleep(delay)
 
     def assets(self, release: Release) -> list[Asset]:
         return self.github.assets(release)
 
     def upload(self, release: Release, path: Path) -> Asset:
-        return self.github.upload_asset(release, path)
+        """Upload; after a failure, an asset of that name that is complete counts, an incomplete one
+        (GitHub leaves ``starter`` assets after a 502) is deleted before the next try."""
+        for attempt in range(1, WRITE_TRIES + 1):
+            try:
+                response = self.github.upload_asset(release, path)
+                if response.status != 422:
+                    return asset_of(response.json())
+                failure = WriteFailed(f"an asset named {path.name} is there already ({_excerpt(response)})", 422)
+            except WriteFailed as error:
+                failure = error
+            left = next((a for a in self.assets(release) if a["name"] == path.name), None)
+            if left is not None and complete(left, path.stat().st_size, sha256_of(path)):
+                return left
+            if left is not None:
+                self.github.delete_asset(left)
+            self._again(f"uploading {path.name}", failure, attempt)
+        raise AssertionError("unreachable")
 
     def delete(self, asset: Asset) -> None:
         self.github.delete_asset(asset)
 
-    def publish(self, release: Release) -> Release:
-        return self.github.publish(release)
+    def published_tags(self) -> list[str]:
+        return [r["tag_name"] for r in self.github.releases() if not r["draft"]]
+
+    def publish(self, release: Release, latest: bool) -> Release:
+        """Un-draft, with an explicit ``make_latest``; a lost answer is checked before trying again."""
+        payload = {"draft": False, "make_latest": "true" if latest else "false"}
+        for attempt in range(1, WRITE_TRIES + 1):
+            try:
+                return self.github.update_release(release, payload)
+            except WriteFailed as error:
+                now = self.github.release(release["id"])
+                if now is not None and not now["draft"]:
+                    return now
+                self._again(f"publishing {release['tag_name']}", error, attempt)
+        raise AssertionError("unreachable")
+
+
+def _excerpt(response: Response) -> str:
+    return response.body.decode("utf-8", "replace").strip().replace("\n", " ")[:300] or "HTTP 422"
 
 
 @dataclass
@@ -64,31 +195,38 @@ class LocalReleases:
     def find(self, tag: str) -> Release | None:
         if not self._state.is_file():
             return None
-        data: Release = json.loads(self._state.read_text(encoding="utf-8"))
-        return data if data["tag_name"] == tag else None
+        data = json.loads(self._state.read_text(encoding="utf-8"))
+        return release_of(data) if data["tag_name"] == tag else None
 
-    def create_draft(self, tag: str, name: str, body: str, prerelease: bool) -> Release:
-        release = Release(id=1, tag_name=tag, draft=True, html_url=self.root.as_uri(), upload_url="")
+    def create_draft(self, tag: str, name: str, body: str, prerelease: bool, commit: str) -> Release:
+        release = Release(
+            id=1, tag_name=tag, draft=True, prerelease=prerelease, html_url=self.root.as_uri(), upload_url=""
+        )
         (self.root / "assets").mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self._state, release)
+        write_json_atomic(self._state, {**release, "target_commitish": commit})
         return release
 
     def assets(self, release: Release) -> list[Asset]:
         folder = self.root / "assets"
         return [
-            Asset(id=i, name=p.name, size=p.stat().st_size, digest=f"sha256:{sha256_of(p)}")
+            Asset(id=i, name=p.name, size=p.stat().st_size, digest=f"sha256:{sha256_of(p)}", state="uploaded")
             for i, p in enumerate(sorted(folder.iterdir()) if folder.is_dir() else [], start=1)
         ]
 
     def upload(self, release: Release, path: Path) -> Asset:
         target = self.root / "assets" / path.name
         shutil.copy2(path, target)
-        return Asset(id=0, name=path.name, size=target.stat().st_size, digest=f"sha256:{sha256_of(target)}")
+        return Asset(
+            id=0, name=path.name, size=target.stat().st_size, digest=f"sha256:{sha256_of(target)}", state="uploaded"
+        )
 
     def delete(self, asset: Asset) -> None:
         (self.root / "assets" / asset["name"]).unlink(missing_ok=True)
 
-    def publish(self, release: Release) -> Release:
-        published = Release(**{**release, "draft": False})
-        write_json_atomic(self._state, published)
-        return published
+    def published_tags(self) -> list[str]:
+        return []
+
+    def publish(self, release: Release, latest: bool) -> Release:
+        state = json.loads(self._state.read_text(encoding="utf-8"))
+        write_json_atomic(self._state, {**state, "draft": False, "make_latest": "true" if latest else "false"})
+        return Release(**{**release, "draft": False})

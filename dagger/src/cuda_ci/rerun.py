@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cuda_ci.github import Asset
+from cuda_ci.releases import complete
 
 
 def same_asset(asset: Asset, path: Path, sha256: str) -> bool:
-    return asset["size"] == path.stat().st_size and asset["digest"] == f"sha256:{sha256}"
+    """Fully uploaded with these bytes (a failed upload may leave a ``starter`` asset: not the same)."""
+    return complete(asset, path.stat().st_size, sha256)
 
 
 @dataclass(frozen=True)

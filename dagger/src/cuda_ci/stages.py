@@ -169,8 +169,16 @@ def github_client(settings: Settings, reporter: Reporter) -> GitHub:
     return github
 
 
+def github_reader(settings: Settings, reporter: Reporter) -> GitHub:
+    """A client that reads published releases: a public repository needs no token."""
+    github = GitHub.from_settings(settings, reporter.info, token_required=False)
+    if github is None:
+        raise CudaCiError("GITHUB_REPOSITORY must be set (owner/name) to read its releases on GitHub")
+    return github
+
+
 def _github_host(settings: Settings, reporter: Reporter) -> ReleaseHost:
-    return GitHubReleases(github_client(settings, reporter))
+    return GitHubReleases(github_client(settings, reporter), on_retry=reporter.info)
 
 
 def _index_target(name: str, settings: Settings) -> IndexTarget:
