@@ -22,7 +22,7 @@ def test_a_test_job_builds_validates_documents_and_runs_the_units_tests(
     assert main(["test", "--component", "cuda-core", "--repo", str(monorepo), "--out", str(out)]) == 0
     captured = capsys.readouterr()
     assert "passed  test cuda-core" in captured.out
-    assert "3 passed, 1 skipped" in captured.out, "the unit's own tests ran against the built wheel"
+    assert "4 passed, 1 skipped" in captured.out, "the unit's own tests ran against the built wheel"
     assert "installed with --no-deps" in captured.err, "a tagless clone says how siblings were installed"
     assert (out / "docs" / "cuda-core" / "index.html").is_file()
     assert any((out / "siblings").glob("cuda_bindings-*.whl"))
