@@ -114,7 +114,7 @@ def test_failures_of_docs_and_validate_side_by_side_are_all_reported(
     argv = ["release", "--snapshot", "--component", "cuda-pathfinder", "--no-publish"]
     assert main([*argv, "--repo", str(monorepo), "--out", str(out)]) == 1
     err = capsys.readouterr().err
-    validate_error = "smoke install: cuda-bindings (required by cuda-pathfinder['core']) names a component"
+    validate_error = "smoke install: cuda-bindings (required by cuda-pathfinder[core]) names a component"
     docs_error = "docs install of this run's wheels: cuda-core names a component of this repository"
     assert validate_error in err and docs_error in err
     assert "an index holds other builds of that name" in err

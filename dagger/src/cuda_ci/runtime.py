@@ -106,7 +106,7 @@ def plan_runtime(
             local_roots += [] if needed_by else [_unmarked(requirement)]
             if (name, frozenset(requirement.extras)) not in seen:
                 seen.add((name, frozenset(requirement.extras)))
-                by = f"{name}{sorted(requirement.extras) or ''}"
+                by = f"{name}[{','.join(sorted(requirement.extras))}]" if requirement.extras else name
                 queue += [(d, by) for d in requires_dist(local[name]) if _applies(d, requirement.extras, environment)]
         elif refuse_missing:
             problems.append(_missing(requirement, needed_by, what))
@@ -118,7 +118,7 @@ def plan_runtime(
 def _missing(requirement: Requirement, needed_by: str, what: str) -> str:
     by = f" (required by {needed_by})" if needed_by else ""
     return (
-        f"{what}: {requirement}{by} names a component of this repository that this run does not "
+        f"{what}: {_unmarked(requirement)}{by} names a component of this repository that this run does not "
         "provide, and an index holds other builds of that name: declare it a dependency of the "
         "component (it is then built from the same commit) or remove the requirement"
     )
