@@ -102,7 +102,7 @@ def run_test_job(
             outputs = _run_unit_tests(git, source, folder, python, requirements, Path(tmp), reporter)
         if out is not None:
             shutil.copytree(folder.path, out, dirs_exist_ok=True)  # the tested wheels, for the GPU job
-    lines = [o.strip().splitlines()[-1] for o in outputs if o.strip()]
+    lines = [f"{name}: {output.strip().splitlines()[-1].strip('= ')}" for name, output in outputs if output.strip()]
     return JobResult(f"test {unit.name} ({Path(python).name})", True, "; ".join(lines))
 
 
@@ -114,7 +114,7 @@ def _run_unit_tests(
     requirements: Sequence[str],
     tmp: Path,
     reporter: Reporter,
-) -> list[str]:
+) -> list[tuple[str, str]]:
     """Each component's tests from its own folder (its own pytest configuration), against the
     installed wheels: pytest's console script does not put the folder's sources on ``sys.path``."""
     manifest = folder.load()
@@ -133,7 +133,8 @@ def _run_unit_tests(
         requirements=requirements,
         python=python,
     )
-    outputs, problems = [], []
+    outputs: list[tuple[str, str]] = []
+    problems: list[str] = []
     with git.worktree(source.commit) as tree:
         for component in source.unit.components:
             if not (tree / component.dir / "tests").is_dir():
@@ -148,7 +149,7 @@ def _run_unit_tests(
             except CommandError as error:
                 problems += [f"the tests of {component.distribution} failed against the built wheels", *error.problems]
                 continue
-            outputs.append(result.stdout)
+            outputs.append((component.distribution, result.stdout))
     if problems:
         raise CudaCiError(*problems)
     return outputs

@@ -141,7 +141,8 @@ def install_release(
         if not snapshot or not siblings:
             raise
         reason = next(
-            (line for line in error.problems[0].splitlines() if "ERROR" in line), error.problems[0].splitlines()[0]
+            (line for line in error.problems[0].splitlines() if "ERROR" in line or "\N{MULTIPLICATION SIGN}" in line),
+            error.problems[0].splitlines()[0],
         )
     installs = env.pip_install(
         [*source_args, "--no-deps", *requirements, *siblings],
