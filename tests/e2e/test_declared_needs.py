@@ -135,3 +135,23 @@ def test_dynamic_build_requirements_that_do_not_resolve_build_isolated_with_a_wa
     assert "its build backend's dynamic requirements (tomli-w>=1.0, cuda-ci-no-such-package==1.0)" in err
     assert "building it isolated instead" in err
     assert "error: wheel build of cuda-core failed" in err and "cuda-ci-no-such-package" in err
+
+
+def test_a_component_without_groups_gets_plain_sphinx_and_bare_pytest(
+    monorepo: Path, tool_env_cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = monorepo / "cuda_pathfinder"
+    pyproject = folder / "pyproject.toml"
+    content = pyproject.read_text()
+    start, end = content.index("[dependency-groups]"), content.index("[tool.pytest.ini_options]")
+    pyproject.write_text(content[:start] + content[end:])
+    conf = folder / "docs" / "source" / "conf.py"
+    conf.write_text(conf.read_text().replace(', "sphinx_copybutton"', ""))
+    tests = folder / "tests" / "test_finder.py"
+    text = tests.read_text().replace("from pytest_mock import MockerFixture\n", "")
+    tests.write_text(text[: text.index("def test_site_packages_nvidia_lib_folders_are_searched")])
+    git(monorepo, "commit", "-qam", "cuda-pathfinder without dependency groups")
+    assert main(["test", "--component", "cuda-pathfinder", "--repo", str(monorepo)]) == 0
+    assert re.search(r"passed  test cuda-pathfinder .*\b5 passed, 1 skipped", capsys.readouterr().out)
+    pins = [(env / "cuda-ci-complete").read_text() for env in (tool_env_cache / "envs").glob("sphinx-*")]
+    assert any("sphinx-copybutton" not in p for p in pins), "a Sphinx environment of plain sphinx>=7"
