@@ -126,11 +126,6 @@ def declared_at(git: Git, commit: str, component: Component) -> Declared:
     return Declared(source=source) if text is None else Declared.parse(text, source)
 
 
-def declared_in(package_dir: Path, source: str) -> Declared:
-    path = package_dir / "pyproject.toml"
-    return Declared.parse(path.read_text(encoding="utf-8"), source) if path.is_file() else Declared(source=source)
-
-
 def declared_in_sdist(sdist: Path) -> Declared:
     """The declarations inside a release's sdist (``<name>-<version>/pyproject.toml``)."""
     top = sdist.name.removesuffix(".tar.gz")
