@@ -32,7 +32,6 @@ def make_monorepo(path: Path) -> Path:
     path.mkdir(parents=True)
     for component in COMPONENTS:
         shutil.copytree(REPO_ROOT / component.dir, path / component.dir, ignore=_IGNORE)
-    shutil.copy2(REPO_ROOT / "conftest.py", path / "conftest.py")
     (path / ".gitignore").write_text(".release/\n*.egg-info/\nbuild/\n")
     git(path, "init", "-q", "-b", "main")
     git(path, "add", "-A")

@@ -1,14 +1,23 @@
 from __future__ import annotations
 
-import pytest
+import os
+from importlib.metadata import version
 
+import pytest
+from pytest_mock import MockerFixture
+
+import cuda.core
 from cuda.bindings.driver import CUDADriverNotFoundError
 from cuda.core import Device, system
 
 
 @pytest.fixture
-def no_driver(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CUDA_PATHFINDER_CUDA_PATH", "/nonexistent/libcuda.so.1")
+def no_driver(mocker: MockerFixture) -> None:
+    mocker.patch.dict(os.environ, {"CUDA_PATHFINDER_CUDA_PATH": "/nonexistent/libcuda.so.1"})
+
+
+def test_version_info_is_the_installed_distributions() -> None:
+    assert str(cuda.core.version_info) == version("cuda-core")
 
 
 @pytest.mark.nogpu

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from pytest_mock import MockerFixture
 
 from cuda.pathfinder import (
     DynamicLibNotFoundError,
@@ -62,11 +63,11 @@ def test_finds_the_driver_on_a_gpu_machine() -> None:
     assert "cuda" in os.path.basename(path)
 
 
-def test_site_packages_nvidia_lib_folders_are_searched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_site_packages_nvidia_lib_folders_are_searched(tmp_path: Path, mocker: MockerFixture) -> None:
     from cuda.pathfinder import _finder
 
     lib = tmp_path / "nvidia" / "cublas" / "lib" / "libcublas.so.13"
     lib.parent.mkdir(parents=True)
     lib.write_bytes(b"")
-    monkeypatch.setattr(_finder, "_site_package_dirs", lambda: [str(tmp_path)])
+    mocker.patch.object(_finder, "_site_package_dirs", return_value=[str(tmp_path)])
     assert find_nvidia_dynamic_lib("cublas", environ={}) == str(lib)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -22,10 +24,18 @@ def test_a_test_job_builds_validates_documents_and_runs_the_units_tests(
     assert main(["test", "--component", "cuda-core", "--repo", str(monorepo), "--out", str(out)]) == 0
     captured = capsys.readouterr()
     assert "passed  test cuda-core" in captured.out
-    assert "3 passed, 1 skipped" in captured.out, "the unit's own tests ran against the built wheel"
+    assert "4 passed, 1 skipped" in captured.out, "the unit's own tests ran against the built wheel"
     assert "installed with --no-deps" in captured.err, "a tagless clone says how siblings were installed"
-    assert (out / "docs" / "cuda-core" / "index.html").is_file()
+    manifest = json.loads((out / "release-manifest.json").read_text())
+    page = (out / "docs" / "cuda-core" / "index.html").read_text()
+    assert manifest["version"] in page, "conf.py read SPHINX_CUDA_CORE_VER"
+    assert "copybutton.js" in page, "the docs group's Sphinx extension ran"
     assert any((out / "siblings").glob("cuda_bindings-*.whl"))
+    # The in-tree backend's get_requires_for_build_wheel asked for tomli-w: the kept build environment held it.
+    assert "build-env/tomli-w" in manifest["tools"]
+    [wheel] = (out / "dist").glob("cuda_core-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        assert "cuda/core/_build_info.toml" in archive.namelist()
 
 
 def test_a_failing_unit_test_fails_the_job(monorepo: Path, capsys: pytest.CaptureFixture[str]) -> None:

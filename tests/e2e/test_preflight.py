@@ -135,6 +135,17 @@ def test_post_release_uses_the_base_versions_notes(tagged_repo: Path, green: Fak
     assert preflight(tagged_repo, "--tag", "v13.0.0.post1") == 0
 
 
+@pytest.mark.parametrize("pre", ["a1", "b2", "rc1"])
+def test_a_pre_release_uses_the_final_versions_notes(
+    tagged_repo: Path, green: FakeGitHub, pre: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    git(tagged_repo, "tag", f"cuda-pathfinder-v1.0.0{pre}")
+    assert preflight(tagged_repo, "--tag", f"cuda-pathfinder-v1.0.0{pre}") == 0, "1.0.0-notes.rst is there"
+    git(tagged_repo, "tag", f"cuda-pathfinder-v1.1.0{pre}")
+    assert preflight(tagged_repo, "--tag", f"cuda-pathfinder-v1.1.0{pre}") == 1
+    assert "cuda_pathfinder/docs/source/release/1.1.0-notes.rst is missing" in capsys.readouterr().err
+
+
 def test_failed_ci_run_does_not_count(
     tagged_repo: Path, github_env: FakeGitHub, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -151,7 +151,16 @@ def test_gpu_adds_the_gpu_call_and_only_then(module: CudaCi) -> None:
     without = render(module.test_container("cuda-bindings", "3.12", gpu=False))
     assert any(c.name == "experimentalWithAllGPUs" for c in walk(with_gpu))
     assert not any(c.name == "experimentalWithAllGPUs" for c in walk(without))
-    assert any(a[-2:] == ["/src/cuda_bindings/tests", "/src/cuda_python/tests"] for a in execs(with_gpu))
+    workdirs = [c.args["path"] for c in walk(with_gpu) if c.name == "withWorkdir"]
+    assert workdirs[-2:] == ["/src/cuda_bindings", "/src/cuda_python"], "each component's tests from its own folder"
+    assert [a[-1] for a in execs(with_gpu) if "pytest" in a and "-m" in a][-2:] == ["tests", "tests"]
+    groups = [a for a in execs(with_gpu) if "--group" in a]
+    assert groups[0][-4:] == [
+        "--group",
+        "/src/cuda_bindings/pyproject.toml:test",
+        "--group",
+        "/src/cuda_python/pyproject.toml:test",
+    ]
 
 
 def test_caches_are_named_volumes(module: CudaCi) -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from packaging.tags import Tag
 
-from cuda_ci.build import BuildSource, ComponentBuild, build_argv, build_requirements, plan_build
+from cuda_ci.build import BuildSource, ComponentBuild, build_argv, plan_build
+from cuda_ci.buildenv import build_requirements
 from cuda_ci.components import get_unit
 from cuda_ci.envs import Env
 from cuda_ci.errors import CudaCiError, UsageError

@@ -89,9 +89,11 @@ def test_another_units_tag_is_refused_naming_both() -> None:
         parse_tag("cuda-core-v0.3.0", "cuda-bindings")
 
 
-def test_post_release_reuses_base_notes() -> None:
+def test_post_and_pre_releases_reuse_the_final_versions_notes() -> None:
     assert parse_tag("v13.0.1.post2").notes_version == "13.0.1"
-    assert parse_tag("v13.0.1rc1.post2").notes_version == "13.0.1rc1"
+    assert parse_tag("v13.0.1rc1.post2").notes_version == "13.0.1"
+    for pre in ("a1", "b2", "rc1"):
+        assert parse_tag(f"cuda-pathfinder-v1.2.0{pre}").notes_version == "1.2.0", "upstream keeps one page per final"
     assert parse_tag("cuda-core-v0.3.0").notes_version == "0.3.0"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from packaging.version import Version
+
 from cuda.core._device import Device, System, system
 
 try:
@@ -11,4 +13,6 @@ try:
 except Exception:  # pragma: no cover - only when run from a source tree without metadata
     __version__ = "0+unknown"
 
-__all__ = ["Device", "System", "__version__", "system"]
+version_info = Version(__version__)  # packaging: cuda-core's third-party runtime requirement
+
+__all__ = ["Device", "System", "__version__", "system", "version_info"]

@@ -1,12 +1,12 @@
-"""Sphinx configuration for cuda-core; the version comes from the installed distribution."""
+"""Sphinx configuration for cuda-core: its version comes from ``SPHINX_CUDA_CORE_VER``."""
 
-from importlib.metadata import version as _version
+import os
 
 project = "cuda-core"
 author = "cuda-ci maintainers"
-release = _version("cuda-core")
+release = os.environ["SPHINX_CUDA_CORE_VER"]
 version = release
-extensions = ["sphinx.ext.autodoc", "sphinx.ext.napoleon"]
+extensions = ["sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx_copybutton"]
 exclude_patterns: list[str] = []
 html_theme = "alabaster"
 autodoc_member_order = "bysource"

@@ -1,12 +1,12 @@
-"""Sphinx configuration for cuda-pathfinder; the version comes from the installed distribution."""
+"""Sphinx configuration for cuda-pathfinder: its version comes from ``SPHINX_CUDA_PATHFINDER_VER``."""
 
-from importlib.metadata import version as _version
+import os
 
 project = "cuda-pathfinder"
 author = "cuda-ci maintainers"
-release = _version("cuda-pathfinder")
+release = os.environ["SPHINX_CUDA_PATHFINDER_VER"]
 version = release
-extensions = ["sphinx.ext.autodoc", "sphinx.ext.napoleon"]
+extensions = ["sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx_copybutton"]
 exclude_patterns: list[str] = []
 html_theme = "alabaster"
 autodoc_member_order = "bysource"

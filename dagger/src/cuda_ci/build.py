@@ -14,14 +14,13 @@ import shutil
 import sys
 import tarfile
 import tempfile
-import tomllib
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from importlib import metadata
 from pathlib import Path, PurePosixPath
 
 from cuda_ci import scm
+from cuda_ci.buildenv import build_tool_env
 from cuda_ci.components import Component, ReleaseUnit
 from cuda_ci.envs import Env, uv_binary
 from cuda_ci.errors import CudaCiError, UsageError
@@ -44,7 +43,7 @@ from cuda_ci.manifest import (
 from cuda_ci.process import PYTHON, clean_environ, run
 from cuda_ci.sbom import sbom_name, wheel_sbom
 from cuda_ci.tags import ReleaseTag
-from cuda_ci.toolenvs import pinned_versions, tool_env, tool_environ
+from cuda_ci.toolenvs import pinned_versions, tool_environ
 from cuda_ci.wheels import cibuildwheel_identifiers, host_identifier
 
 
@@ -133,18 +132,6 @@ def plan_build(
         source_archive=not wheels_only,
         prebuilt_wheels=prebuilt_wheels if source.unit.has_platform_wheels else None,
     )
-
-
-def build_requirements(package_dir: Path) -> list[str]:
-    """``[build-system] requires`` (PEP 518's default where absent), plus this run's ``build`` frontend."""
-    with (package_dir / "pyproject.toml").open("rb") as handle:
-        build_system = tomllib.load(handle).get("build-system", {})
-    return [*build_system.get("requires", ["setuptools>=40.8.0"]), f"build=={metadata.version('build')}"]
-
-
-def build_tool_env(package_dir: Path, python: str, reporter: Reporter) -> Env | None:
-    """The kept build environment for ``package_dir``; None: build isolated instead."""
-    return tool_env(build_requirements(package_dir), python=python, purpose="build", reporter=reporter)
 
 
 def build_env_versions(envs: Iterable[Env | None]) -> dict[str, str]:

@@ -1,18 +1,21 @@
 """The host mirror of the CI jobs: ``lint``, ``test`` (one unit, as a CI job runs it) and ``ci``.
 
-``test`` builds the unit from HEAD once, validates it, builds its docs, then runs the unit's own
-tests against the installed wheels (never the source tree), siblings from the same commit.
+``test`` builds the unit from HEAD once, validates it, builds its docs, then runs each component's
+own tests, with its own pytest configuration and its ``test`` dependency group, against the
+installed wheels (never the source tree), siblings from the same commit.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from cuda_ci.build import BuildSource, check_clone, execute_build, plan_build
 from cuda_ci.components import UNITS, get_unit
+from cuda_ci.declared import check_unit, install_extras, requirements_for_tests
 from cuda_ci.docs import build_docs
 from cuda_ci.envs import Env, install_from_run
 from cuda_ci.errors import CommandError, CudaCiError
@@ -25,12 +28,6 @@ from cuda_ci.siblings import SIBLINGS_DIR, sibling_wheels
 from cuda_ci.validate import validate_release
 
 WORKFLOWS = ".github/workflows"
-PYTEST_INI = """[pytest]
-addopts = -ra --strict-markers -p no:cacheprovider
-markers =
-    gpu: needs an NVIDIA driver; skipped without one
-    nogpu: checks behaviour without a driver; skipped where one is present
-"""
 
 
 @dataclass(frozen=True)
@@ -75,13 +72,20 @@ def _tool(name: str) -> str:
 
 
 def run_test_job(
-    repo: Path, unit_name: str, runner: RunnerSettings, reporter: Reporter, out: Path | None = None
+    repo: Path,
+    unit_name: str,
+    runner: RunnerSettings,
+    reporter: Reporter,
+    out: Path | None = None,
+    groups: Sequence[str] = (),
 ) -> JobResult:
-    """One CI job: build HEAD, validate, docs, then the unit's tests against the built wheels."""
+    """One CI job: build HEAD, validate, docs, then the unit's tests against the built wheels, with
+    each component's ``test`` group (and ``groups``) installed beside them."""
     unit = get_unit(unit_name)
     git = Git.open(repo)
     check_clone(git, reporter)
     source = BuildSource(unit=unit, commit=git.head())
+    declared = check_unit(git, source.commit, unit, groups)  # refused before anything is built
     python = runner.build_python or PYTHON
     with tempfile.TemporaryDirectory(prefix=f"cuda-ci-test-{unit.name}-") as tmp:
         folder = ReleaseFolder(Path(tmp) / "release")
@@ -94,17 +98,25 @@ def run_test_job(
         with reporter.in_stage("docs"):
             build_docs(folder, git.root, reporter)
         with reporter.in_stage("test"):
-            output = _run_unit_tests(git, source, folder, python, Path(tmp), reporter)
+            requirements = requirements_for_tests(declared.values(), groups)
+            outputs = _run_unit_tests(git, source, folder, python, requirements, Path(tmp), reporter)
         if out is not None:
             shutil.copytree(folder.path, out, dirs_exist_ok=True)  # the tested wheels, for the GPU job
-    return JobResult(
-        f"test {unit.name} ({Path(python).name})", True, output.strip().splitlines()[-1] if output.strip() else ""
-    )
+    lines = [f"{name}: {output.strip().splitlines()[-1].strip('= ')}" for name, output in outputs if output.strip()]
+    return JobResult(f"test {unit.name} ({Path(python).name})", True, "; ".join(lines))
 
 
 def _run_unit_tests(
-    git: Git, source: BuildSource, folder: ReleaseFolder, python: str, tmp: Path, reporter: Reporter
-) -> str:
+    git: Git,
+    source: BuildSource,
+    folder: ReleaseFolder,
+    python: str,
+    requirements: Sequence[str],
+    tmp: Path,
+    reporter: Reporter,
+) -> list[tuple[str, str]]:
+    """Each component's tests from its own folder (its own pytest configuration), against the
+    installed wheels: pytest's console script does not put the folder's sources on ``sys.path``."""
     manifest = folder.load()
     siblings = sibling_wheels(git.root, source.commit, source.unit, folder.path / SIBLINGS_DIR, reporter)
     env = Env.create(tmp / "test-env", reporter, python)
@@ -115,29 +127,32 @@ def _run_unit_tests(
         unit=source.unit,
         siblings=siblings,
         snapshot=True,
-        what="install of the built wheels",
+        what="install of the built wheels and the test groups",
         reporter=reporter,
+        extras=install_extras(folder.dist, source.unit),
+        requirements=requirements,
+        python=python,
     )
-    env.pip_install(["pytest"], what="install of pytest", reporter=reporter, isolated=False)
-    run_dir = tmp / "tests-run"
-    run_dir.mkdir()
-    (run_dir / "pytest.ini").write_text(PYTEST_INI)
+    outputs: list[tuple[str, str]] = []
+    problems: list[str] = []
     with git.worktree(source.commit) as tree:
-        if (tree / "conftest.py").is_file():  # the gpu/nogpu markers' skipping rules
-            shutil.copy2(tree / "conftest.py", run_dir / "conftest.py")
         for component in source.unit.components:
-            shutil.copytree(tree / component.dir / "tests", run_dir / component.dir)
-    try:
-        # Run from a folder without the sources, so imports resolve to the installed wheels.
-        result = run(
-            [str(env.python), "-m", "pytest", "-q", "."],
-            what=f"tests of {source.unit.name}",
-            reporter=reporter,
-            cwd=run_dir,
-        )
-    except CommandError as error:
-        raise CudaCiError(f"the tests of {source.unit.name} failed against the built wheels", *error.problems) from None
-    return result.stdout
+            if not (tree / component.dir / "tests").is_dir():
+                continue
+            try:
+                result = run(
+                    [str(env.script("pytest")), "tests"],
+                    what=f"tests of {component.distribution}",
+                    reporter=reporter,
+                    cwd=tree / component.dir,
+                )
+            except CommandError as error:
+                problems += [f"the tests of {component.distribution} failed against the built wheels", *error.problems]
+                continue
+            outputs.append((component.distribution, result.stdout))
+    if problems:
+        raise CudaCiError(*problems)
+    return outputs
 
 
 def ci(repo: Path, unit_name: str | None, runner: RunnerSettings, reporter: Reporter) -> list[JobResult]:

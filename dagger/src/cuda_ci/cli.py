@@ -103,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "test", "one CI job: build HEAD, validate, docs, the unit's tests against its wheels")
     p.add_argument("--component", required=True, choices=components.unit_names())
     p.add_argument("--out", type=Path, help="keep the tested release folder here")
+    p.add_argument(
+        "--group",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also install this dependency group of the components (repeatable; e.g. one that pulls a GPU toolkit)",
+    )
     p = _command(sub, "ci", "lint and every test job (or one unit's)")
     p.add_argument("--component", choices=components.unit_names())
     return parser
@@ -286,7 +293,8 @@ def _cmd_lint(args: argparse.Namespace, reporter: Reporter) -> int:
 
 
 def _cmd_test(args: argparse.Namespace, reporter: Reporter) -> int:
-    return _report_jobs([checks.run_test_job(args.repo, args.component, _settings().runner, reporter, args.out)])
+    job = checks.run_test_job(args.repo, args.component, _settings().runner, reporter, args.out, args.group)
+    return _report_jobs([job])
 
 
 def _cmd_ci(args: argparse.Namespace, reporter: Reporter) -> int:

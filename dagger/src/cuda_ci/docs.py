@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 from cuda_ci.build import extract_sdist
-from cuda_ci.components import Component, get_unit
+from cuda_ci.components import Component, ReleaseUnit, get_unit
+from cuda_ci.declared import (
+    DOCS_GROUP,
+    Declared,
+    declared_in_sdist,
+    docs_requirements,
+    install_extras,
+    is_component,
+    sphinx_version_variable,
+)
 from cuda_ci.envs import Env, install_from_run
 from cuda_ci.errors import CudaCiError
 from cuda_ci.log import Reporter
@@ -18,12 +28,24 @@ from cuda_ci.siblings import SIBLINGS_DIR, sibling_wheels
 from cuda_ci.toolenvs import tool_env, tool_environ
 from cuda_ci.wheels import installable_here
 
-SPHINX_REQUIREMENT = "sphinx>=7"
+
+def sphinx_env(requirements: Sequence[str], reporter: Reporter) -> Env | None:
+    """The kept Sphinx environment holding what the ``docs`` groups resolve to (a release prepares
+    it while it builds)."""
+    return tool_env(requirements, python=PYTHON, purpose="sphinx", reporter=reporter)
 
 
-def sphinx_env(reporter: Reporter) -> Env | None:
-    """The kept Sphinx environment (a release prepares it while it builds)."""
-    return tool_env([SPHINX_REQUIREMENT], python=PYTHON, purpose="sphinx", reporter=reporter)
+def release_declarations(folder: ReleaseFolder, unit: ReleaseUnit) -> list[Declared]:
+    """Each component's declarations, from the release's own sdists (refused if they are bad)."""
+    found = []
+    for component in unit.components:
+        sdist = next(folder.dist.glob(f"{component.project_name}-*.tar.gz"), None)
+        declared = declared_in_sdist(sdist) if sdist else Declared(source=f"{component.dir}/pyproject.toml")
+        problems = declared.problems()
+        if problems:
+            raise CudaCiError(*problems)
+        found.append(declared)
+    return found
 
 
 def build_docs(
@@ -44,9 +66,12 @@ def build_docs(
     wheels = [folder.path / f["path"] for f in manifest["files"] if f["kind"] == "wheel"]
     if not any(installable_here(w.name) for w in wheels):
         raise CudaCiError(f"no wheel in {folder.dist} installs on this machine: build docs where one does")
+    declared = release_declarations(folder, unit)
+    requirements = docs_requirements(declared)
+    from_run = [r for d in declared for r in d.optional_group(DOCS_GROUP, ()) if is_component(r)]
     with tempfile.TemporaryDirectory(prefix="cuda-ci-docs-") as tmp:
         env = Env.create(Path(tmp) / "env", reporter)
-        with reporter.step("install this run's wheels and Sphinx"):
+        with reporter.step("install this run's wheels and the docs group"):
             install_from_run(
                 env,
                 dist=folder.dist,
@@ -56,18 +81,20 @@ def build_docs(
                 snapshot=manifest["snapshot"],
                 what="docs install of this run's wheels",
                 reporter=reporter,
+                extras=install_extras(folder.dist, unit),
+                requirements=from_run,
             )
             # Sphinx from a kept tool environment; this run's wheels only ever in a fresh one.
-            tools = sphinx_env(reporter)
+            tools = sphinx_env(requirements, reporter)
             if tools is not None:
                 env.extend_with(tools, reporter)
             else:
-                env.pip_install([SPHINX_REQUIREMENT], what="install of Sphinx", reporter=reporter, isolated=False)
+                env.pip_install(requirements, what="install of the docs group", reporter=reporter, isolated=False)
         # The components' Sphinx builds are independent processes: side by side.
         children = {component: reporter.child() for component in unit.components}
 
         def sphinx(component: Component) -> Path:
-            return _sphinx(component, folder, env, Path(tmp), children[component])
+            return _sphinx(component, folder, env, Path(tmp), children[component], manifest["version"])
 
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cuda-ci-docs") as pool:
             futures = [pool.submit(sphinx, component) for component in unit.components]
@@ -83,8 +110,9 @@ def build_docs(
         return [f.result() for f in futures]
 
 
-def _sphinx(component: Component, folder: ReleaseFolder, env: Env, tmp: Path, reporter: Reporter) -> Path:
-    """``docs/<distribution>/`` from the component's sdist in ``dist/``, warnings as errors."""
+def _sphinx(component: Component, folder: ReleaseFolder, env: Env, tmp: Path, reporter: Reporter, version: str) -> Path:
+    """``docs/<distribution>/`` from the component's sdist in ``dist/``, warnings as errors;
+    ``SPHINX_<DIST>_VER`` tells conf.py the version (upstream's docs build script sets it so)."""
     sdist = next(folder.dist.glob(f"{component.project_name}-*.tar.gz"), None)
     if sdist is None:
         raise CudaCiError(
@@ -107,6 +135,7 @@ def _sphinx(component: Component, folder: ReleaseFolder, env: Env, tmp: Path, re
             str(out),
         ]
         what = f"Sphinx build of {component.distribution} docs"
-        run(argv, what=what, reporter=reporter, cwd=tmp, env=tool_environ(clean_environ()))
+        environ = clean_environ(**{sphinx_version_variable(component.distribution): version})
+        run(argv, what=what, reporter=reporter, cwd=tmp, env=tool_environ(environ))
     shutil.rmtree(out / ".doctrees", ignore_errors=True)
     return out

@@ -11,7 +11,7 @@ import json
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from cuda_ci.distfiles import identify
 from cuda_ci.errors import CommandError
 from cuda_ci.log import Reporter
 from cuda_ci.process import PYTHON, run
+from cuda_ci.runtime import plan_runtime, refuse_components
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,15 @@ class Env:
     def site_packages(self, reporter: Reporter) -> Path:
         code = "import sysconfig; print(sysconfig.get_path('purelib'))"
         return Path(self.run_python(code, what="locating site-packages", reporter=reporter).strip())
+
+    def script(self, name: str) -> Path:
+        """A console script installed here."""
+        return self.root / (f"Scripts/{name}.exe" if sys.platform == "win32" else f"bin/{name}")
+
+    def installed_names(self) -> list[str]:
+        """The distributions installed here (their ``.dist-info`` folders), without running anything."""
+        patterns = ("Lib/site-packages/*.dist-info", "lib/python*/site-packages/*.dist-info")
+        return [p.name.split("-")[0] for pattern in patterns for p in self.root.glob(pattern)]
 
     def extend_with(self, tools: Env, reporter: Reporter) -> None:
         """Make ``tools``' packages importable here too, after this environment's own (a ``.pth`` line)."""
@@ -131,7 +141,8 @@ def install_release(
         if not snapshot or not siblings:
             raise
         reason = next(
-            (line for line in error.problems[0].splitlines() if "ERROR" in line), error.problems[0].splitlines()[0]
+            (line for line in error.problems[0].splitlines() if "ERROR" in line or "\N{MULTIPLICATION SIGN}" in line),
+            error.problems[0].splitlines()[0],
         )
     installs = env.pip_install(
         [*source_args, "--no-deps", *requirements, *siblings],
@@ -156,16 +167,37 @@ def install_from_run(
     reporter: Reporter,
     report: bool = False,
     pre: bool = True,
+    extras: Mapping[str, Sequence[str]] | None = None,
+    requirements: Sequence[str] = (),
+    python: str = PYTHON,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Install a unit's distributions from this run's ``dist/``, siblings from the same commit only."""
+    """Install a unit's distributions (with ``extras`` per distribution) and ``requirements``:
+    this run's files and same-commit siblings only from those folders, the third-party
+    requirements they declare first, from the configured index (see :mod:`cuda_ci.runtime`)."""
     links = [dist, *sorted({s.parent for s in siblings})]
+    wanted = extras or {}
+    roots = [f"{_with_extras(c.distribution, wanted.get(c.distribution, ()))}=={version}" for c in unit.components]
+    plan = plan_runtime([*roots, *requirements], [*sorted(dist.glob("*.whl")), *siblings], python=python, what=what)
+    install_third_party(env, plan.third_party, what=what, reporter=reporter)
     return install_release(
         env,
         source_args=local_install_args(links, [], pre=pre),
-        requirements=[f"{c.distribution}=={version}" for c in unit.components],
+        requirements=plan.local,
         siblings=[str(identify(s).name) for s in siblings],
         snapshot=snapshot,
         what=what,
         reporter=reporter,
         report=report,
     )
+
+
+def _with_extras(distribution: str, extras: Sequence[str]) -> str:
+    return f"{distribution}[{','.join(extras)}]" if extras else distribution
+
+
+def install_third_party(env: Env, requirements: Sequence[str], *, what: str, reporter: Reporter) -> None:
+    """Third-party requirements from the configured index; none may pull in a component."""
+    if not requirements:
+        return
+    env.pip_install(requirements, what=f"{what}: third-party requirements", reporter=reporter, isolated=False)
+    refuse_components(env.installed_names(), requirements, what)

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from cuda_ci.errors import CudaCiError
 from cuda_ci.secrets import redact
 
 
@@ -104,20 +105,30 @@ class Reporter:
     def alongside(self, *tasks: Callable[[Reporter], object]) -> Iterator[None]:
         """Run each task on its own thread, with a child reporter, while the body runs.
 
-        Then the children's steps and notes are merged back, and the first task's error is raised;
-        an error of the body itself wins, as it is the one the caller was waiting on.
+        Then the children's steps and notes are merged back. Every failure is reported: where the body
+        and tasks fail, the error raised holds every one's problems (the body's first, as it is the
+        one the caller was waiting on); a failure that is not a :class:`CudaCiError` (a bug) wins.
         """
         children = [self.child() for _ in tasks]
+        body_error: BaseException | None = None
         with ThreadPoolExecutor(max_workers=len(tasks), thread_name_prefix="cuda-ci-alongside") as pool:
             futures = [pool.submit(task, child) for task, child in zip(tasks, children, strict=True)]
             try:
                 yield
+            except BaseException as raised:
+                body_error = raised
             finally:
                 errors = [error for future in futures if (error := future.exception()) is not None]
                 for child in children:
                     self.adopt(child)
-        if errors:
-            raise errors[0]
+        failures = [e for e in (body_error, *errors) if e is not None]
+        if not failures:
+            return
+        if not all(isinstance(e, CudaCiError) for e in failures):
+            raise next(e for e in failures if not isinstance(e, CudaCiError))
+        if len(failures) == 1:
+            raise failures[0]
+        raise CudaCiError(*(p for e in failures if isinstance(e, CudaCiError) for p in e.problems))
 
     def stage_seconds(self) -> dict[str, float]:
         return {r.stage: r.seconds for r in self.steps if r.name == f"stage {r.stage}"}

@@ -416,25 +416,33 @@ class CudaCi:
         """ruff, mypy and the workflow checks."""
         return await self.lint_container().stdout()
 
-    def test_container(self, component: str, python: str, gpu: bool) -> dagger.Container:
+    def test_container(
+        self, component: str, python: str, gpu: bool, groups: list[str] | None = None
+    ) -> dagger.Container:
         container = self._tooling().with_env_variable("CUDA_CI_BUILD_PYTHON", python_path(python))
-        tested = container.with_exec([CUDA_CI, "test", "--component", component, "--repo", "/src", "--out", "/w"])
-        return self.gpu_test_container(component, python, tested.directory("/w")) if gpu else tested
+        asked = [arg for group in groups or [] for arg in ("--group", group)]
+        argv = [CUDA_CI, "test", "--component", component, *asked, "--repo", "/src", "--out", "/w"]
+        tested = container.with_exec(argv)
+        return self.gpu_test_container(component, python, tested.directory("/w"), groups or []) if gpu else tested
 
-    def gpu_test_container(self, component: str, python: str, built: dagger.Directory) -> dagger.Container:
+    def gpu_test_container(
+        self, component: str, python: str, built: dagger.Directory, groups: list[str]
+    ) -> dagger.Container:
         """The wheels a test job built and tested, on a CUDA base image with every GPU attached.
 
         The interpreter is the ``--python`` the wheels were built for (a uv-managed CPython, since the
-        CUDA image's system Python is one fixed version); wheels are named, never globbed.
+        CUDA image's system Python is one fixed version); wheels are named, never globbed. Each
+        component's ``test`` group (and each asked-for group) is installed, this run's files and
+        siblings from the job's folders only, then their third-party requirements from the index;
+        each component's tests run from its own folder, with its own pytest configuration.
         """
         unit = get_unit(component)
         siblings = dependency_closure(unit)
         find_links = ["--find-links", "/wheels/dist", *(["--find-links", "/wheels/siblings"] if siblings else [])]
         distributions = [*unit.distributions, *(c.distribution for c in siblings)]
         pip = ["uv", "pip", "install", "--python", "/venv/bin/python"]
-        tests = [f"/src/{c.dir}/tests" for c in unit.components]
         major, minor = python.split(".")
-        return (
+        container = (
             dag.container()
             .from_(CUDA_IMAGE)
             .experimental_with_all_gp_us()
@@ -445,10 +453,19 @@ class CudaCi:
             .with_exec(["/venv/bin/python", "-c", f"import sys; assert sys.version_info[:2] == ({major}, {minor})"])
             .with_directory("/wheels", built)
             .with_directory("/src", self.source)
-            .with_exec([*pip, "pytest"])
-            .with_exec([*pip, "--no-deps", "--no-index", *find_links, *distributions])
-            .with_exec(["/venv/bin/python", "-m", "pytest", "-p", "no:cacheprovider", "-m", "gpu", "-v", *tests])
         )
+        for group in ["test", *groups]:
+            declared = [("--group", f"/src/{c.dir}/pyproject.toml:{group}") for c in unit.components]
+            container = container.with_exec([*pip, *(arg for pair in declared for arg in pair)])
+        # Own files and siblings from this job only (their names hold other builds on the index);
+        # then the same names again, already satisfied, so only third-party requirements are fetched.
+        container = container.with_exec([*pip, "--no-deps", "--no-index", *find_links, *distributions])
+        container = container.with_exec([*pip, *distributions])
+        for c in unit.components:
+            container = container.with_workdir(f"/src/{c.dir}").with_exec(
+                ["/venv/bin/python", "-m", "pytest", "-p", "no:cacheprovider", "-m", "gpu", "-v", "tests"]
+            )
+        return container
 
     @function
     async def test(
@@ -456,9 +473,12 @@ class CudaCi:
         component: Annotated[str, Doc("the release unit")],
         python: Annotated[str, Doc("the Python version, e.g. 3.12")] = "3.12",
         gpu: Annotated[bool, Doc("also run the GPU tests on a GPU runner")] = False,
+        group: Annotated[
+            list[str] | None, Doc("also install this dependency group of the unit's components (repeatable)")
+        ] = None,
     ) -> str:
         """One CI job: build the unit, test the built wheel, build its docs."""
-        return await self.test_container(component, python, gpu).stdout()
+        return await self.test_container(component, python, gpu, group).stdout()
 
     def ci_jobs(self, component: str | None) -> dict[str, dagger.Container]:
         """Every CI job by its name, which is also the command that reproduces it."""

@@ -21,8 +21,9 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from cuda_ci.components import ReleaseUnit, dependency_closure, get_unit
+from cuda_ci.declared import install_extras
 from cuda_ci.distfiles import identify
-from cuda_ci.envs import Env, install_release
+from cuda_ci.envs import Env, install_release, install_third_party
 from cuda_ci.errors import CommandError, CudaCiError, UsageError
 from cuda_ci.git import Git
 from cuda_ci.github import Release
@@ -35,6 +36,8 @@ from cuda_ci.provenance import ATTESTATIONS_DIR, attestation_name
 from cuda_ci.publishable import folder_kind
 from cuda_ci.releases import ReleaseHost, make_latest
 from cuda_ci.rerun import compare_assets, published_release_problems, same_asset
+from cuda_ci.runtime import plan_runtime
+from cuda_ci.siblings import SIBLINGS_DIR
 
 Target = Literal["github", "testpypi", "pypi", "finalize"]
 TARGETS: tuple[Target, ...] = ("github", "testpypi", "pypi", "finalize")
@@ -270,7 +273,17 @@ def publish_index(
         _upload_with_retries(target, folder, todo, http, reporter)
     for entry in todo:
         log.add(target.name, entry["name"], "uploaded", entry["sha256"])
-    install_back(target, manifest, unit, reporter, pre=pre, delay=install_delay)
+    requirements, third_party = _install_back_plan(folder, manifest, unit)
+    install_back(
+        target,
+        manifest,
+        unit,
+        reporter,
+        pre=pre,
+        delay=install_delay,
+        requirements=requirements,
+        third_party=third_party,
+    )
     log.add(target.name, None, "verified-install", f"{', '.join(unit.distributions)} {manifest['version']}")
 
 
@@ -346,6 +359,19 @@ def seed_index(target: IndexTarget, wheels: Sequence[Path], reporter: Reporter) 
         )
 
 
+def _install_back_plan(folder: ReleaseFolder, manifest: Manifest, unit: ReleaseUnit) -> tuple[list[str], list[str]]:
+    """The release's distributions with their declared install extras, and the third-party
+    requirements those (and the same-commit siblings) declare."""
+    extras = install_extras(folder.dist, unit)
+    requirements = [
+        f"{d}[{','.join(extras[d])}]=={manifest['version']}" if extras.get(d) else f"{d}=={manifest['version']}"
+        for d in unit.distributions
+    ]
+    wheels = [*sorted(folder.dist.glob("*.whl")), *sorted((folder.path / SIBLINGS_DIR).glob("*.whl"))]
+    plan = plan_runtime(requirements, wheels, what="install back", refuse_missing=False)
+    return requirements, list(plan.third_party)
+
+
 def install_back(
     target: IndexTarget,
     manifest: Manifest,
@@ -355,9 +381,12 @@ def install_back(
     pre: bool,
     delay: float,
     attempts: int = 6,
+    requirements: Sequence[str] | None = None,
+    third_party: Sequence[str] = (),
 ) -> None:
-    """Install the release from the index alone (``--isolated``: no other index, no pip configuration)."""
-    requirements = [f"{d}=={manifest['version']}" for d in unit.distributions]
+    """Install the release from the index alone (``--isolated``: no other index, no pip configuration);
+    its third-party requirements first, from the configured index (none of them may pull a component)."""
+    requirements = requirements or [f"{d}=={manifest['version']}" for d in unit.distributions]
     check = "from importlib.metadata import version\n" + "".join(
         f"assert version({d!r}) == {manifest['version']!r}\n" for d in unit.distributions
     )
@@ -369,6 +398,7 @@ def install_back(
             env = Env.create(Path(tmp) / "env", reporter)
             try:
                 what = f"install of {' '.join(requirements)} from {target.name}"
+                install_third_party(env, third_party, what=what, reporter=reporter)
                 install_release(
                     env,
                     source_args=source_args,

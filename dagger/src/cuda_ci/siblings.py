@@ -9,7 +9,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from cuda_ci.build import ComponentBuild, build_environ, build_tool_env, check_clone, run_frontend
+from cuda_ci.build import ComponentBuild, build_environ, check_clone, run_frontend
+from cuda_ci.buildenv import build_tool_env
 from cuda_ci.components import ReleaseUnit, dependency_closure
 from cuda_ci.git import Git
 from cuda_ci.log import Reporter

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from cuda_ci.build import BuildSource, check_clone, execute_build, native_cibuildwheel_platform, plan_build
 from cuda_ci.components import get_unit
+from cuda_ci.declared import check_unit, docs_requirements
 from cuda_ci.docs import build_docs, sphinx_env
 from cuda_ci.errors import CudaCiError, UsageError
 from cuda_ci.git import Git
@@ -37,6 +38,7 @@ from cuda_ci.publishable import docs_outcome, publish_refusals, record_docs
 from cuda_ci.rehearsal import checked_ref
 from cuda_ci.releases import GitHubReleases, LocalReleases, ReleaseHost
 from cuda_ci.rerun import target_outcomes
+from cuda_ci.secrets import redact
 from cuda_ci.settings import IndexName, RunnerSettings, Settings
 from cuda_ci.siblings import SIBLINGS_DIR, sibling_wheels
 from cuda_ci.tags import parse_tag
@@ -89,6 +91,7 @@ def build_only(
     git = Git.open(repo)
     check_clone(git, reporter)
     source = resolve_source(git, tag, component, rehearse=rehearse, ref=ref)
+    check_unit(git, source.commit, source.unit)  # bad declarations are refused before anything is built
     folder = ReleaseFolder((out or default_out(git, source)).resolve())
     # Inside a Dagger wheel job the container is already the build environment cibuildwheel would use.
     cibuildwheel = wheels_only and not runner.build_python
@@ -328,12 +331,14 @@ def _lock_exclusive(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
-def write_run_log(folder: Path, reporter: Reporter, status: str, command: str) -> None:
+def write_run_log(folder: Path, reporter: Reporter, status: str, command: str, errors: Sequence[str] = ()) -> None:
+    """Per-stage times, notes and, for a failed run, every ``error:`` it printed (``errors``)."""
     if folder.is_dir():
         data = {
             "schema": 1,
             "command": command,
             "status": status,
+            "errors": [redact(e) for e in errors],
             "stages": reporter.stage_seconds(),
             "steps": [vars(s) for s in reporter.steps],
             "notes": reporter.notes,
@@ -345,11 +350,14 @@ def build_with_siblings(
     git: Git, source: BuildSource, folder: ReleaseFolder, ci_gate: CiGate, reporter: Reporter
 ) -> None:
     """The release's build, and beside it what later stages need: the sibling wheels its installs
-    take (same commit) and the kept Sphinx environment."""
+    take (same commit) and the kept Sphinx environment of the ``docs`` groups. The components'
+    declarations are checked first: a bad one is refused before anything is built."""
     siblings = folder.path / SIBLINGS_DIR
+    docs = docs_requirements(check_unit(git, source.commit, source.unit).values())
     with (
         reporter.alongside(
-            lambda child: sibling_wheels(git.root, source.commit, source.unit, siblings, child), sphinx_env
+            lambda child: sibling_wheels(git.root, source.commit, source.unit, siblings, child),
+            lambda child: sphinx_env(docs, child),
         ),
         reporter.in_stage("build"),
     ):
@@ -393,7 +401,7 @@ def release(
     source = found.source
     folder = ReleaseFolder((out or default_out(git, source)).resolve())
     lock_name = source.tag.name if source.tag else f"snapshot-{source.unit.name}"
-    status = "failed"
+    status, errors = "failed", list[str]()
     with release_lock(git, lock_name), ExitStack() as stack:
         try:
             build_with_siblings(git, source, folder, found.ci_gate, reporter)
@@ -414,6 +422,12 @@ def release(
                     started_indexes=started_indexes,
                 )
             status = "succeeded"
+        except CudaCiError as error:
+            errors = list(error.problems)
+            raise
+        except Exception as error:
+            errors = [f"internal error: {type(error).__name__}: {error}"]
+            raise
         finally:
-            write_run_log(folder.path, reporter, status, "release")
+            write_run_log(folder.path, reporter, status, "release", errors)
     return folder.path

@@ -31,8 +31,8 @@ class ReleaseTag:
 
     @property
     def notes_version(self) -> str:
-        """``.postN`` releases reuse their base version's release notes."""
-        return str(self.version.public).split(".post")[0] if self.version.is_postrelease else str(self.version)
+        """The final version whose notes a release uses: ``aN``/``bN``/``rcN`` and ``.postN`` use ``X.Y.Z``'s."""
+        return self.version.base_version
 
 
 def valid_patterns() -> str:

@@ -17,6 +17,7 @@ from packaging.version import Version
 
 from cuda_ci.build import ComponentBuild, build_argv, build_environ, extract_sdist, sbom_entries
 from cuda_ci.components import Component, ReleaseUnit, get_unit
+from cuda_ci.declared import install_extras
 from cuda_ci.distfiles import DistFile, DistProblem, identify, metadata, record_problems
 from cuda_ci.envs import Env, install_from_run
 from cuda_ci.errors import CommandError, CudaCiError
@@ -296,8 +297,10 @@ def install_checks(
                 reporter=reporter,
                 report=True,
                 pre=manifest["snapshot"] or any(identify(s).version.is_prerelease for s in siblings),
+                extras=install_extras(folder.dist, unit),
+                python=python,
             )
-        except CommandError as error:
+        except CudaCiError as error:
             findings.failed(
                 "install", f"{unit.name} {manifest['version']} from this run and same-commit siblings: {error}"
             )

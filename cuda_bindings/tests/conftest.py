@@ -1,4 +1,4 @@
-"""Shared by every test tree: GPU-only tests skip without a driver, no-GPU tests skip with one."""
+"""GPU-only tests skip without a driver, no-GPU tests skip with one (markers in this component's pyproject.toml)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,189 @@
+"""What a component declares in its own ``pyproject.toml``, read where the ecosystem puts it.
+
+- Dependency groups (PEP 735, ``include-group`` resolved by PyPA's ``dependency-groups``): ``docs`` is
+  what the Sphinx environment holds, ``test`` what ``cuda-ci test`` installs beside the built wheels.
+- ``[tool.cuda-ci] install-extras``: the extras of ``[project.optional-dependencies]`` every install
+  of this run's files asks for (no standard place says which extra an install check should use).
+
+Bad declarations are refused before anything is built, each naming the file, the group and the fix.
+"""
+
+from __future__ import annotations
+
+import tarfile
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dependency_groups import CyclicDependencyError, DependencyGroupResolver
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from cuda_ci.components import COMPONENTS, Component, ReleaseUnit
+from cuda_ci.errors import CudaCiError, UsageError
+from cuda_ci.git import Git
+
+DOCS_GROUP = "docs"
+TEST_GROUP = "test"
+DEFAULT_DOCS = ("sphinx>=7",)  # a component without a docs group: plain Sphinx, as before groups
+DEFAULT_TEST = ("pytest",)
+COMPONENT_NAMES = frozenset(canonicalize_name(c.distribution) for c in COMPONENTS)
+
+
+def sphinx_version_variable(distribution: str) -> str:
+    """``SPHINX_<DIST>_VER`` (upstream's conf.py convention): the name upper-cased, ``-`` → ``_``."""
+    return f"SPHINX_{distribution.upper().replace('-', '_')}_VER"
+
+
+@dataclass(frozen=True)
+class Declared:
+    """One component's declarations; ``source`` names its pyproject.toml in messages."""
+
+    source: str
+    groups: Mapping[str, Any] = field(default_factory=dict)
+    optional: frozenset[str] = frozenset()
+    install_extras: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str, source: str) -> Declared:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as error:
+            raise CudaCiError(f"{source} is not valid TOML ({error}): fix the file") from None
+        groups = data.get("dependency-groups", {})
+        if not isinstance(groups, dict):
+            raise CudaCiError(f"{source}: [dependency-groups] must be a table of lists (PEP 735)")
+        extras = data.get("tool", {}).get("cuda-ci", {}).get("install-extras", [])
+        if not isinstance(extras, list) or not all(isinstance(e, str) for e in extras):
+            raise CudaCiError(f'{source}: [tool.cuda-ci] install-extras must be a list of extra names, e.g. ["cu13"]')
+        optional = data.get("project", {}).get("optional-dependencies", {})
+        return cls(
+            source=source,
+            groups=groups,
+            optional=frozenset(canonicalize_name(str(name)) for name in optional),
+            install_extras=tuple(extras),
+        )
+
+    def has_group(self, name: str) -> bool:
+        return canonicalize_name(name) in {canonicalize_name(str(g)) for g in self.groups}
+
+    def group(self, name: str) -> tuple[str, ...]:
+        """The requirements of group ``name``, ``include-group`` resolved; refused if it is not declared."""
+        if not self.has_group(name):
+            declared = ", ".join(sorted(str(g) for g in self.groups)) or "none"
+            raise UsageError(
+                f"{self.source} declares no dependency group {name!r} (declared: {declared}): "
+                f"add it under [dependency-groups] or ask for a declared one"
+            )
+        try:
+            return tuple(str(r) for r in DependencyGroupResolver(self.groups).resolve(name))
+        except CyclicDependencyError as error:
+            raise CudaCiError(
+                f"{self.source}: dependency group {name!r} has an include-group cycle ({error}): "
+                "remove one of the include-group entries"
+            ) from None
+        except LookupError as error:
+            raise CudaCiError(
+                f"{self.source}: dependency group {name!r} includes a group that is not declared ({error}): "
+                "declare it under [dependency-groups] or remove the include-group"
+            ) from None
+        except InvalidRequirement as error:
+            raise CudaCiError(
+                f"{self.source}: dependency group {name!r} holds a requirement that does not parse ({error}): "
+                "write it as a PEP 508 requirement, e.g. 'sphinx>=7,<8.2'"
+            ) from None
+        except (ValueError, TypeError) as error:
+            raise CudaCiError(
+                f"{self.source}: dependency group {name!r} is not a PEP 735 group ({error}): "
+                'list requirement strings and {include-group = "NAME"} tables only'
+            ) from None
+
+    def optional_group(self, name: str, default: Sequence[str]) -> tuple[str, ...]:
+        return self.group(name) if self.has_group(name) else tuple(default)
+
+    def problems(self, wanted: Sequence[str] = ()) -> list[str]:
+        """Every group that does not resolve, every asked-for group or install extra that is not declared."""
+        found: list[str] = []
+        for name in [*(str(g) for g in self.groups), *(w for w in wanted if not self.has_group(w))]:
+            try:
+                self.group(name)
+            except CudaCiError as error:
+                found += error.problems
+        for extra in self.install_extras:
+            if canonicalize_name(extra) not in self.optional:
+                found.append(
+                    f"{self.source}: [tool.cuda-ci] install-extras names {extra!r}, which "
+                    "[project.optional-dependencies] does not declare: declare the extra or remove it"
+                )
+        return found
+
+
+def declared_at(git: Git, commit: str, component: Component) -> Declared:
+    source = f"{component.dir}/pyproject.toml"
+    text = git.show(commit, source)
+    return Declared(source=source) if text is None else Declared.parse(text, source)
+
+
+def declared_in_sdist(sdist: Path) -> Declared:
+    """The declarations inside a release's sdist (``<name>-<version>/pyproject.toml``)."""
+    top = sdist.name.removesuffix(".tar.gz")
+    source = f"{sdist.name}:pyproject.toml"
+    try:
+        with tarfile.open(sdist, "r:gz") as archive:
+            member = archive.getmember(f"{top}/pyproject.toml")
+            handle = archive.extractfile(member) if member.isfile() else None
+            text = handle.read().decode("utf-8") if handle else None
+    except (KeyError, OSError, tarfile.TarError, UnicodeDecodeError):
+        text = None
+    return Declared(source=source) if text is None else Declared.parse(text, source)
+
+
+def check_unit(git: Git, commit: str, unit: ReleaseUnit, groups: Sequence[str] = ()) -> dict[str, Declared]:
+    """Every component's declarations at ``commit``, refused (all problems at once) before any build."""
+    found = {c.distribution: declared_at(git, commit, c) for c in unit.components}
+    problems = [p for d in found.values() for p in d.problems()]
+    missing = [g for g in groups if not any(d.has_group(g) for d in found.values())]
+    for name in missing:
+        problems.append(
+            f"--group {name}: no component of {unit.name} declares the dependency group {name!r} "
+            f"(in {', '.join(d.source for d in found.values())}): declare it under [dependency-groups] "
+            "or ask for a declared one"
+        )
+    if problems:
+        raise CudaCiError(*problems)
+    return found
+
+
+def is_component(requirement: str) -> bool:
+    """Whether ``requirement`` names one of this repository's distributions."""
+    return canonicalize_name(Requirement(requirement).name) in COMPONENT_NAMES
+
+
+def install_extras(dist: Path, unit: ReleaseUnit) -> dict[str, tuple[str, ...]]:
+    """The extras each component's install asks for, from the release's own sdists."""
+    found: dict[str, tuple[str, ...]] = {}
+    for component in unit.components:
+        sdist = next(dist.glob(f"{component.project_name}-*.tar.gz"), None)
+        if sdist is not None:
+            found[component.distribution] = declared_in_sdist(sdist).install_extras
+    return found
+
+
+def docs_requirements(declared: Iterable[Declared]) -> tuple[str, ...]:
+    """What the Sphinx environment holds: every component's ``docs`` group (plain Sphinx without one),
+    less this repository's own distributions (those come from this run)."""
+    wanted = {r: None for d in declared for r in d.optional_group(DOCS_GROUP, DEFAULT_DOCS)}
+    return tuple(r for r in wanted if not is_component(r))
+
+
+def requirements_for_tests(declared: Iterable[Declared], groups: Sequence[str] = ()) -> tuple[str, ...]:
+    """What ``cuda-ci test`` installs beside the built wheels: each component's ``test`` group (bare
+    pytest without one), plus the groups asked for with ``--group`` (GPU toolkits stay out unless asked)."""
+    wanted: dict[str, None] = {}
+    for found in declared:
+        wanted.update(dict.fromkeys(found.optional_group(TEST_GROUP, DEFAULT_TEST)))
+        for name in groups:
+            wanted.update(dict.fromkeys(found.group(name) if found.has_group(name) else ()))
+    return tuple(wanted)
