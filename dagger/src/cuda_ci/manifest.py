@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, NotRequired, TypedDict
 
 from cuda_ci.errors import CudaCiError, UsageError
+from cuda_ci.safepaths import FolderProblem, listed_file, unlisted_entries
 
 SCHEMA = 1
 MANIFEST_NAME = "release-manifest.json"
@@ -186,6 +187,10 @@ class ReleaseFolder:
             raise CudaCiError(f"{self.manifest_path} cannot be read as JSON: {error}") from None
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
             raise CudaCiError(f"{self.manifest_path} is not a schema {SCHEMA} release manifest")
+        try:  # paths, names and hashes have their published shape before any is used
+            check_schema(data)
+        except CudaCiError as error:
+            raise CudaCiError(f"{self.manifest_path}: {error.problems[0]}; rebuild the release folder") from None
         manifest: Manifest = data  # type: ignore[assignment]
         return manifest
 
@@ -201,25 +206,18 @@ class ReleaseFolder:
         tmp.write_text("".join(lines), encoding="utf-8")
         os.replace(tmp, self.sums_path)
 
-    def files_on_disk(self) -> list[Path]:
-        found: list[Path] = []
-        for sub in (self.dist, self.assets):
-            if sub.is_dir():
-                found.extend(sorted(p for p in sub.iterdir() if p.is_file()))
-        return found
-
     def verify_hashes(self, manifest: Manifest) -> list[str]:
-        """Problems between the manifest and the files on disk (empty when they agree)."""
-        problems: list[str] = []
-        listed = {f["path"] for f in manifest["files"]}
-        for path in self.files_on_disk():
-            rel = path.relative_to(self.path).as_posix()
-            if rel not in listed:
-                problems.append(f"{rel} is not in {MANIFEST_NAME}: remove it or rebuild the release folder")
+        """Problems between the manifest and the files on disk (empty when they agree).
+
+        Only listed plain files inside the folder are hashed (:func:`cuda_ci.safepaths.listed_file`);
+        anything else in ``dist/`` or ``assets/`` is a problem, as is any listed path that is not one.
+        """
+        problems = unlisted_entries(self.path, {f["path"] for f in manifest["files"]})
         for entry in manifest["files"]:
-            path = self.path / entry["path"]
-            if not path.is_file():
-                problems.append(f"{entry['path']} is listed in {MANIFEST_NAME} but missing")
+            try:
+                path = listed_file(self.path, entry["path"])
+            except FolderProblem as error:
+                problems.append(error.problems[0])
                 continue
             actual = sha256_of(path)
             if actual != entry["sha256"] or path.stat().st_size != entry["size"]:

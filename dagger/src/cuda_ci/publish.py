@@ -31,8 +31,9 @@ from cuda_ci.index import files_on_index
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import FileEntry, Manifest, ReleaseFolder, sha256_of, write_json_atomic
 from cuda_ci.process import PYTHON, clean_environ, run
-from cuda_ci.provenance import ATTESTATIONS_DIR, attestation_name
+from cuda_ci.provenance import ATTESTATIONS_DIR, find_attestations
 from cuda_ci.releases import ReleaseHost
+from cuda_ci.safepaths import listed_file
 
 Target = Literal["github", "testpypi", "pypi", "finalize"]
 TARGETS: tuple[Target, ...] = ("github", "testpypi", "pypi", "finalize")
@@ -77,6 +78,12 @@ class PublishLog:
 def check_release_folder(folder: ReleaseFolder, manifest: Manifest, repo: Path | None) -> None:
     """Refuse, before any upload, a folder that is not exactly what validate froze."""
     problems = list(folder.verify_hashes(manifest))
+    attestations = find_attestations(folder.path, manifest)
+    problems += attestations.problems
+    problems += [
+        f"{ATTESTATIONS_DIR}/{name} attests no file of this release: remove it (the sign job makes one per dist file)"
+        for name in attestations.strays
+    ]
     if "validation" not in manifest:
         problems.append(
             f"{folder.manifest_path} has no validation: run `cuda-ci validate --release-dir {folder.path}` first"
@@ -107,8 +114,8 @@ def _check_tag_unmoved(repo: Path, manifest: Manifest, problems: list[str]) -> N
 def asset_files(folder: ReleaseFolder, manifest: Manifest) -> list[tuple[Path, str]]:
     """Every GitHub asset with the sha256 it must have: the manifest's files, SHA256SUMS, the manifest,
     and the attestations where the sign job made them."""
-    files = [(folder.path / f["path"], f["sha256"]) for f in manifest["files"]]
-    attestations = sorted((folder.path / ATTESTATIONS_DIR).glob("*.attestation"))
+    files = [(listed_file(folder.path, f["path"]), f["sha256"]) for f in manifest["files"]]
+    attestations = sorted(find_attestations(folder.path, manifest).pairs.values())
     return [
         *files,
         (folder.sums_path, sha256_of(folder.sums_path)),
@@ -247,7 +254,7 @@ def publish_index(
         if entry not in todo:
             log.add(target.name, entry["name"], "skipped", "already on the index with the same sha256")
     for entry in todo:
-        _recheck(folder.path / entry["path"], entry["sha256"])
+        _recheck(listed_file(folder.path, entry["path"]), entry["sha256"])
     if todo:  # one twine run; twine uploads in the order given (bindings before the metapackage)
         _upload_with_retries(target, folder, todo, http, reporter)
     for entry in todo:
@@ -258,12 +265,12 @@ def publish_index(
 
 def _staged(folder: ReleaseFolder, entries: Sequence[FileEntry], tmp: Path) -> tuple[list[Path], bool]:
     """The files to hand twine: with attestations, copied beside them (twine pairs them by name)."""
-    paths = [folder.path / e["path"] for e in entries]
-    attestations = [folder.path / ATTESTATIONS_DIR / attestation_name(p.name) for p in paths]
-    if not any(a.is_file() for a in attestations):
+    paths = [listed_file(folder.path, e["path"]) for e in entries]
+    pairs = find_attestations(folder.path, folder.load()).pairs
+    attestations = [pairs[p.name] for p in paths if p.name in pairs]
+    if not attestations:
         return paths, False
-    staged = [Path(shutil.copy2(p, tmp / p.name)) for p in paths]
-    staged += [Path(shutil.copy2(a, tmp / a.name)) for a in attestations if a.is_file()]
+    staged = [Path(shutil.copy2(p, tmp / p.name)) for p in [*paths, *attestations]]
     return staged, True
 
 

@@ -122,6 +122,9 @@ def smoke(*, repo: Path, release_dir: Path, settings: Settings, reporter: Report
 
 def docs(*, repo: Path, release_dir: Path, reporter: Reporter) -> list[Path]:
     folder = ReleaseFolder.existing(release_dir)
+    problems = folder.verify_hashes(folder.load())
+    if problems:
+        raise CudaCiError(*problems, "docs refused: the folder is not what validate checked")
     with reporter.in_stage("docs"):
         return build_docs(folder, repo, reporter)
 

@@ -24,6 +24,7 @@ from cuda_ci.git import Git
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import Manifest, ReleaseFolder, ValidationEntry, file_entry
 from cuda_ci.process import PYTHON, probe_interpreter, run
+from cuda_ci.safepaths import FolderProblem, listed_file
 from cuda_ci.siblings import SIBLINGS_DIR, sibling_wheels
 from cuda_ci.wheels import cibuildwheel_identifiers, installable_here, wheel_identifiers
 
@@ -56,7 +57,16 @@ class Findings:
 
 
 def dist_files(folder: ReleaseFolder, manifest: Manifest) -> list[Path]:
-    return [folder.path / f["path"] for f in manifest["files"] if f["kind"] in ("sdist", "wheel")]
+    """The manifest's sdists and wheels that are listed plain files inside the folder (the others
+    are reported by :meth:`ReleaseFolder.verify_hashes` and never opened)."""
+    found = []
+    for entry in manifest["files"]:
+        if entry["kind"] in ("sdist", "wheel"):
+            try:
+                found.append(listed_file(folder.path, entry["path"]))
+            except FolderProblem:
+                continue
+    return found
 
 
 def add_extra_dist(folder: ReleaseFolder, manifest: Manifest, extra: Path, epoch: int) -> list[str]:
