@@ -318,14 +318,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return HANDLERS[args.command](args, reporter)
     except CudaCiError as error:
         if args.debug:
-            traceback.print_exc()
+            sys.stderr.write(secrets.redact(traceback.format_exc()))
         for problem in error.problems:
             lines = secrets.redact(problem).splitlines() or [""]
             sys.stderr.write(f"error: {lines[0]}\n" + "".join(f"  {line}\n" for line in lines[1:]))
         return error.exit_code
     except Exception as error:  # a bug: say so plainly, without secrets
         if args.debug:
-            traceback.print_exc()
+            sys.stderr.write(secrets.redact(traceback.format_exc()))
         sys.stderr.write(
             f"error: internal error: {secrets.redact(f'{type(error).__name__}: {error}')} (run with --debug)\n"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import socket
 import subprocess
 import sys
@@ -45,12 +46,16 @@ class _Links(HTMLParser):
             self._href = None
 
 
-def files_on_index(http: HttpClient, simple_url: str, project: str) -> dict[str, str | None]:
-    """File name → sha256 (None where the index gives no hash) the index holds for ``project``."""
+def files_on_index(
+    http: HttpClient, simple_url: str, project: str, *, auth: tuple[str, str] | None = None
+) -> dict[str, str | None]:
+    """File name → sha256 (None where the index gives no hash) the index holds for ``project``;
+    ``auth``: HTTP Basic credentials for this index (never part of the URL)."""
     url = f"{simple_url.rstrip('/')}/{canonicalize_name(project)}/"
-    response = http.request(
-        "GET", url, headers={"Accept": f"{SIMPLE_JSON}, text/html;q=0.1"}, allow=frozenset({404}), ok=frozenset({200})
-    )
+    headers = {"Accept": f"{SIMPLE_JSON}, text/html;q=0.1"}
+    if auth is not None:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+    response = http.request("GET", url, headers=headers, allow=frozenset({404}), ok=frozenset({200}))
     if response.status == 404:
         return {}
     content_type = next((v for k, v in response.headers.items() if k.lower() == "content-type"), "")

@@ -10,14 +10,14 @@ from pathlib import Path
 
 from cuda_ci.errors import CommandError
 from cuda_ci.log import Reporter
-from cuda_ci.secrets import SECRET_VARIABLES, redact
+from cuda_ci.secrets import carries_secret, redact
 
 PYTHON = sys.executable
 
 
 def clean_environ(base: Mapping[str, str] | None = None, /, **extra: str) -> dict[str, str]:
     """``base`` (default: this process's) without any credential, plus ``extra``."""
-    env = {k: v for k, v in (os.environ if base is None else base).items() if k not in SECRET_VARIABLES}
+    env = {k: v for k, v in (os.environ if base is None else base).items() if not carries_secret(k, v)}
     env.update(extra)
     return env
 

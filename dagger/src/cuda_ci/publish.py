@@ -34,6 +34,7 @@ from cuda_ci.process import PYTHON, clean_environ, run
 from cuda_ci.provenance import ATTESTATIONS_DIR, find_attestations
 from cuda_ci.releases import ReleaseHost
 from cuda_ci.safepaths import listed_file
+from cuda_ci.secrets import write_netrc
 
 Target = Literal["github", "testpypi", "pypi", "finalize"]
 TARGETS: tuple[Target, ...] = ("github", "testpypi", "pypi", "finalize")
@@ -49,6 +50,7 @@ class IndexTarget:
     upload_url: str
     simple_url: str
     twine_env: dict[str, str] = field(repr=False)
+    simple_auth: tuple[str, str] | None = field(default=None, repr=False)  # HTTP Basic, for this index only
 
 
 @dataclass
@@ -248,7 +250,7 @@ def publish_index(
     entries = _dists_in_upload_order(folder, manifest, unit)
     held: dict[str, str | None] = {}
     for distribution in unit.distributions:
-        held.update(files_on_index(http, target.simple_url, distribution))
+        held.update(files_on_index(http, target.simple_url, distribution, auth=target.simple_auth))
     todo = plan_index_uploads(entries, held, target.name)
     for entry in entries:
         if entry not in todo:
@@ -296,7 +298,7 @@ def _upload_with_retries(
                 # A response lost after the index stored a file is a success for that file: ask the index.
                 held: dict[str, str | None] = {}
                 for distribution in sorted({e["distribution"] or "" for e in pending}):
-                    held.update(files_on_index(http, target.simple_url, distribution))
+                    held.update(files_on_index(http, target.simple_url, distribution, auth=target.simple_auth))
                 pending = [e for e in pending if held.get(e["name"]) != e["sha256"]]
                 if not pending:
                     return
@@ -366,6 +368,11 @@ def install_back(
                     snapshot=manifest["snapshot"],
                     what=what,
                     reporter=reporter,
+                    installer_env=clean_environ(
+                        NETRC=str(write_netrc(Path(tmp), target.simple_url, target.simple_auth))
+                    )
+                    if target.simple_auth
+                    else None,
                 )
                 env.run_python(
                     check, what=f"version check after install from {target.name}", reporter=reporter, cwd=Path(tmp)
@@ -386,10 +393,20 @@ def install_back(
     )
 
 
-def twine_environment(token: str | None, in_github_actions: bool, index: str, token_variable: str) -> dict[str, str]:
-    """twine's environment: the token as TWINE_PASSWORD, or trusted publishing inside Actions."""
+def _installer_env(target: IndexTarget, tmp: Path) -> dict[str, str] | None:
+    """With credentials in the simple URL, the installer alone gets them (a private netrc file)."""
+    if target.simple_auth is None:
+        return None
+    return clean_environ(NETRC=str(write_netrc(tmp, target.simple_url, target.simple_auth)))
+
+
+def twine_environment(
+    token: str | None, in_github_actions: bool, index: str, token_variable: str, username: str = "__token__"
+) -> dict[str, str]:
+    """twine's environment: the token (or the upload URL's password) as TWINE_PASSWORD, or trusted
+    publishing inside Actions."""
     if token:
-        return clean_environ(TWINE_USERNAME="__token__", TWINE_PASSWORD=token, TWINE_NON_INTERACTIVE="1")
+        return clean_environ(TWINE_USERNAME=username, TWINE_PASSWORD=token, TWINE_NON_INTERACTIVE="1")
     if in_github_actions:
         # twine itself exchanges the Actions OIDC token for a short-lived upload token.
         oidc = {

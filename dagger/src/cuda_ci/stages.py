@@ -145,8 +145,14 @@ def _github_host(settings: Settings, reporter: Reporter) -> ReleaseHost:
 def _index_target(name: str, settings: Settings) -> IndexTarget:
     index = settings.indexes[name]  # type: ignore[index]
     token_variable = f"CUDA_CI_{name.upper()}_TOKEN"
-    env = twine_environment(index.token, settings.in_github_actions, name, token_variable)
-    return IndexTarget(name=name, upload_url=index.upload_url, simple_url=index.simple_url, twine_env=env)
+    env = twine_environment(index.token, settings.in_github_actions, name, token_variable, index.username)
+    return IndexTarget(
+        name=name,
+        upload_url=index.upload_url,
+        simple_url=index.simple_url,
+        twine_env=env,
+        simple_auth=index.simple_auth,
+    )
 
 
 @dataclass(frozen=True)
