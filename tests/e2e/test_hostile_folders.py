@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import io
 import json
 import shutil
+import stat
+import struct
+import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from cuda_ci.cli import main
-from cuda_ci.manifest import ReleaseFolder, sha256_of
+from cuda_ci.manifest import ReleaseFolder, file_entry, sha256_of
 from tests.helpers import clone, git
 
 pytestmark = pytest.mark.e2e
@@ -18,14 +25,22 @@ SECRET = b"root:x:0:0:the runner's secrets, outside the release folder\n"
 
 
 @pytest.fixture(scope="module")
-def validated(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One real, validated cuda-pathfinder 1.0.0 release folder (docs not needed: publish refuses first)."""
+def built(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """One real build of cuda-pathfinder 1.0.0, not validated yet, and its repository."""
     root = tmp_path_factory.mktemp("hostile")
     repo = clone(template_repo, root / "repo")
     git(repo, "tag", TAG)
     out = root / "release"
     assert main(["build", "--tag", TAG, "--repo", str(repo), "--out", str(out)]) == 0
-    assert main(["validate", "--release-dir", str(out), "--repo", str(repo)]) == 0
+    return out, repo
+
+
+@pytest.fixture(scope="module")
+def validated(built: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same folder validated (docs not needed: publish refuses first)."""
+    out = tmp_path_factory.mktemp("hostile-validated") / "release"
+    shutil.copytree(built[0], out)
+    assert main(["validate", "--release-dir", str(out), "--repo", str(built[1])]) == 0
     return out
 
 
@@ -138,3 +153,150 @@ def test_attestations_must_be_paired_plain_files(
     assert f"attestations/{wheel.name}.publish.attestation is a symbolic link" in err
     assert "no attestations present" not in out
     assert ReleaseFolder(folder).load()["files"], "the manifest itself was left alone"
+
+
+# --- hostile archives: validate refuses them before anything opens them further ---------------
+
+
+@pytest.fixture
+def unvalidated(built: tuple[Path, Path], tmp_path: Path) -> Path:
+    copy = tmp_path / "release"
+    shutil.copytree(built[0], copy)
+    return copy
+
+
+def _relist(folder: Path, path: Path) -> None:
+    """The manifest and SHA256SUMS follow the changed file (without ``built_from``, so the old
+    code builds a wheel from a changed sdist and passes): only the archive check may refuse."""
+    release = ReleaseFolder(folder)
+    manifest = release.load()
+    for i, entry in enumerate(manifest["files"]):
+        if entry["name"] == path.name:
+            manifest["files"][i] = file_entry(folder, path, entry["kind"], entry["distribution"])
+    release.save(manifest)
+
+
+def _record_line(name: str, data: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"{name},sha256={digest},{len(data)}\n"
+
+
+def _add_to_wheel(wheel: Path, info: zipfile.ZipInfo, data: bytes) -> None:
+    """Add a member, listed in RECORD with its true hash (so RECORD alone never refuses it)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(wheel) as source, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as result:
+        for old in source.infolist():
+            content = source.read(old)
+            if old.filename.endswith(".dist-info/RECORD"):
+                content += _record_line(info.filename, data).encode()
+            result.writestr(old, content)
+        result.writestr(info, data)
+    wheel.write_bytes(buffer.getvalue())
+
+
+def _validate_refuses(folder: Path, repo: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(["validate", "--release-dir", str(folder), "--repo", str(repo)]) == 1
+    err = capsys.readouterr().err
+    assert "nothing was published" in err and "Traceback" not in err and "internal error" not in err
+    return err
+
+
+def test_a_wheel_with_a_link_member_is_refused(
+    unvalidated: Path, built: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    wheel = next((unvalidated / "dist").glob("*.whl"))
+    link = zipfile.ZipInfo("cuda/pathfinder/passwd")
+    link.create_system = 3
+    link.external_attr = (stat.S_IFLNK | 0o777) << 16
+    _add_to_wheel(wheel, link, b"/etc/passwd")
+    fifo = zipfile.ZipInfo("cuda/pathfinder/pipe")
+    fifo.create_system = 3
+    fifo.external_attr = (stat.S_IFIFO | 0o644) << 16
+    _add_to_wheel(wheel, fifo, b"")
+    _relist(unvalidated, wheel)
+    err = _validate_refuses(unvalidated, built[1], capsys)
+    assert f"archive: {wheel.name}: cuda/pathfinder/passwd is a symbolic link; a wheel holds only files" in err
+    assert f"archive: {wheel.name}: cuda/pathfinder/pipe is a special file (device, pipe or socket)" in err
+
+
+def test_a_wheel_that_inflates_far_beyond_its_size_is_refused(
+    unvalidated: Path, built: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    wheel = next((unvalidated / "dist").glob("*.whl"))
+    zeros = zipfile.ZipInfo("cuda/pathfinder/zeros.bin")
+    zeros.compress_type = zipfile.ZIP_DEFLATED
+    _add_to_wheel(wheel, zeros, bytes(8 * 1024 * 1024))
+    _relist(unvalidated, wheel)
+    err = _validate_refuses(unvalidated, built[1], capsys)
+    assert f"archive: {wheel.name}: cuda/pathfinder/zeros.bin inflates " in err
+    assert "times, over the limit of 200" in err
+
+
+def _declare_size(wheel: Path, member: str, size: int) -> None:
+    """Rewrite the central directory's uncompressed size of ``member``: a header that lies."""
+    data = bytearray(wheel.read_bytes())
+    at = data.rindex(member.encode()) - 46
+    assert data[at : at + 4] == b"PK\x01\x02"
+    struct.pack_into("<I", data, at + 24, size)
+    wheel.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("declared", "message"),
+    [
+        (1024 * 1024 * 1024, "cuda/pathfinder/__init__.py inflates to 1024 MiB, over the 256 MiB limit"),
+        (3, "cuda/pathfinder/__init__.py does not match its header (size or CRC)"),
+    ],
+    ids=["declares-1-GiB", "declares-less-than-it-holds"],
+)
+def test_a_wheel_whose_header_lies_about_a_size_is_refused(
+    unvalidated: Path, built: tuple[Path, Path], declared: int, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wheel = next((unvalidated / "dist").glob("*.whl"))
+    _declare_size(wheel, "cuda/pathfinder/__init__.py", declared)
+    _relist(unvalidated, wheel)
+    assert f"archive: {wheel.name}: {message}" in _validate_refuses(unvalidated, built[1], capsys)
+
+
+def _add_to_sdist(sdist: Path, info: tarfile.TarInfo, data: bytes | None) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(sdist, "r:gz") as source, tarfile.open(fileobj=buffer, mode="w:gz") as result:
+        for member in source.getmembers():
+            result.addfile(member, source.extractfile(member) if member.isfile() else None)
+        top = source.getmembers()[0].name.split("/")[0]
+        info.name = f"{top}/{info.name}"
+        result.addfile(info, io.BytesIO(data) if data is not None else None)
+    sdist.write_bytes(buffer.getvalue())
+
+
+def test_an_sdist_with_links_or_a_bomb_is_refused(
+    unvalidated: Path, built: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    sdist = next((unvalidated / "dist").glob("*.tar.gz"))
+    original = sdist.read_bytes()
+    link = tarfile.TarInfo("passwd")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    _add_to_sdist(sdist, link, None)
+    _relist(unvalidated, sdist)
+    err = _validate_refuses(unvalidated, built[1], capsys)
+    assert f"archive: {sdist.name}: cuda_pathfinder-1.0.0/passwd is a link; an sdist holds only files" in err
+
+    sdist.write_bytes(original)
+    zeros = tarfile.TarInfo("zeros.bin")
+    zeros.size = 32 * 1024 * 1024
+    _add_to_sdist(sdist, zeros, bytes(zeros.size))
+    _relist(unvalidated, sdist)
+    err = _validate_refuses(unvalidated, built[1], capsys)
+    assert f"archive: {sdist.name} inflates " in err and "times, over the limit of 200" in err
+
+
+def test_validate_refuses_anything_in_dist_that_is_not_a_listed_plain_file(
+    unvalidated: Path, built: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    (unvalidated / "dist" / "more").mkdir()
+    wheel = next((unvalidated / "dist").glob("*.whl"))
+    shutil.copy2(wheel, unvalidated / "dist" / "more" / wheel.name)
+    (unvalidated / "assets" / "link.json").symlink_to(unvalidated / "release-manifest.json")
+    err = _validate_refuses(unvalidated, built[1], capsys)
+    assert "manifest: dist/more (a folder) is not in release-manifest.json" in err
+    assert "manifest: assets/link.json is not in release-manifest.json" in err
