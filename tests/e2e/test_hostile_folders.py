@@ -17,6 +17,7 @@ import pytest
 
 from cuda_ci.cli import main
 from cuda_ci.manifest import ReleaseFolder, file_entry, sha256_of
+from tests.fakes.github import FakeGitHub
 from tests.helpers import clone, git
 
 pytestmark = pytest.mark.e2e
@@ -300,3 +301,42 @@ def test_validate_refuses_anything_in_dist_that_is_not_a_listed_plain_file(
     err = _validate_refuses(unvalidated, built[1], capsys)
     assert "manifest: dist/more (a folder) is not in release-manifest.json" in err
     assert "manifest: assets/link.json is not in release-manifest.json" in err
+
+
+# --- --out: nothing of the user's is written into, nothing of an earlier run's record is lost ----
+
+
+def _tree(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("command", ["build", "release"])
+def test_a_non_empty_out_is_refused_before_anything_is_written(
+    tagged_repo: Path, tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "mine"
+    (out / "docs" / "cuda-pathfinder").mkdir(parents=True)
+    (out / "docs" / "cuda-pathfinder" / "index.html").write_text("the user's own page")
+    (out / "notes.txt").write_text("keep me")
+    before = _tree(out)
+    args = [command, "--tag", TAG, "--repo", str(tagged_repo), "--out", str(out)]
+    assert main([*args, *(["--dry-run"] if command == "release" else [])]) == 2
+    err = capsys.readouterr().err
+    assert f"error: --out {str(out)!r} is not empty (it holds docs, notes.txt)" in err
+    assert "choose another --out, or empty this one" in err
+    assert _tree(out) == before and sorted(p.name for p in out.iterdir()) == ["docs", "notes.txt"]
+
+
+def test_a_refused_rerun_keeps_the_real_runs_log(
+    tagged_repo: Path, tmp_path: Path, github_env: FakeGitHub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    github_env.add_run(git(tagged_repo, "rev-parse", "HEAD"))
+    out = tmp_path / "release"
+    args = ["release", "--tag", TAG, "--dry-run", "--no-publish", "--repo", str(tagged_repo), "--out", str(out)]
+    assert main(args) == 0
+    log = (out / "run-log.json").read_bytes()
+    assert json.loads(log)["status"] == "succeeded"
+    capsys.readouterr()
+    assert main(args) == 2
+    assert f"--out {str(out)!r} already holds a release folder" in capsys.readouterr().err
+    assert (out / "run-log.json").read_bytes() == log, "the record of the real run is kept"

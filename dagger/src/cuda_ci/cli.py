@@ -268,6 +268,8 @@ def _cmd_lint(args: argparse.Namespace, reporter: Reporter) -> int:
 
 
 def _cmd_test(args: argparse.Namespace, reporter: Reporter) -> int:
+    if args.out is not None:
+        ReleaseFolder.fresh(args.out)  # the tested folder is copied there: nothing of the user's is overwritten
     return _report_jobs([checks.run_test_job(args.repo, args.component, _settings().runner, reporter, args.out)])
 
 

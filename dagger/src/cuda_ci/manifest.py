@@ -180,6 +180,24 @@ class ReleaseFolder:
             )
         return folder
 
+    @classmethod
+    def fresh(cls, path: Path) -> ReleaseFolder:
+        """Where a build may write a new release folder: a new or empty folder. Checked before
+        anything is written, so that nothing of the user's (or of an earlier run's record) is lost."""
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"--out {str(path)!r} is a file, not a directory: choose a folder")
+        folder = cls(path)
+        if folder.manifest_path.exists():
+            raise UsageError(f"--out {str(path)!r} already holds a release folder: remove it or choose another --out")
+        held = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
+        if held:
+            shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
+            raise UsageError(
+                f"--out {str(path)!r} is not empty (it holds {shown}): a release folder is written only into "
+                "a new or empty folder; choose another --out, or empty this one"
+            )
+        return folder
+
     def load(self) -> Manifest:
         try:
             data = json.loads(self.manifest_path.read_text(encoding="utf-8"))

@@ -73,7 +73,7 @@ def build_only(
     git = Git.open(repo)
     check_clone(git, reporter)
     source = resolve_source(git, tag, component)
-    folder = ReleaseFolder((out or default_out(git, source)).resolve())
+    folder = ReleaseFolder.fresh((out or default_out(git, source)).resolve())
     plan = plan_build(
         source,
         wheels_only=wheels_only,
@@ -345,9 +345,12 @@ def release(
     git = Git.open(repo)
     check_clone(git, reporter)
     dry_run = request.dry_run or request.snapshot
+    if out is not None:  # refused before anything runs; the default folder is known after preflight
+        ReleaseFolder.fresh(out.resolve())
     found = preflight(repo=repo, request=request, settings=settings, reporter=reporter)
     source = found.source
-    folder = ReleaseFolder((out or default_out(git, source)).resolve())
+    # Checked again before anything is written: a refused run writes nothing, not even run-log.json.
+    folder = ReleaseFolder.fresh((out or default_out(git, source)).resolve())
     lock_name = source.tag.name if source.tag else f"snapshot-{source.unit.name}"
     status = "failed"
     with release_lock(git, lock_name), ExitStack() as stack:
