@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from cuda_ci import checks, components, secrets, stages
+from cuda_ci import checks, components, process, runs, secrets, stages
 from cuda_ci.errors import CudaCiError, UsageError
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import FileEntry, ReleaseFolder
@@ -312,12 +314,24 @@ def print_summary(files: Sequence[FileEntry]) -> None:
     Console(width=max(160, 40 + max((len(f["path"]) for f in files), default=0) + 64)).print(table)
 
 
+class Terminated(BaseException):
+    """SIGTERM: unwind like an interrupt, so that every child, server and temporary folder goes."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    process.stop_children()
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     secrets.register_environment()
     reporter = Reporter(github_actions=os.environ.get("GITHUB_ACTIONS") == "true", verbose=args.debug)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
-        return HANDLERS[args.command](args, reporter)
+        with runs.run_folder(reporter):
+            return HANDLERS[args.command](args, reporter)
     except CudaCiError as error:
         if args.debug:
             sys.stderr.write(secrets.redact(traceback.format_exc()))
@@ -332,6 +346,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"error: internal error: {secrets.redact(f'{type(error).__name__}: {error}')} (run with --debug)\n"
         )
         return 1
+    except Terminated:
+        sys.stderr.write("error: terminated (SIGTERM): every subprocess and embedded index was stopped\n")
+        return 143
     except KeyboardInterrupt:
+        process.stop_children()
         sys.stderr.write("error: interrupted\n")
         return 130
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cuda_ci.errors import CommandError, UsageError
-from cuda_ci.process import clean_environ
+from cuda_ci.process import child_options, clean_environ
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,7 @@ def _git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
             env=env,
             check=False,
             timeout=300,
+            **child_options(),
         )
     except FileNotFoundError:
         raise CommandError("git", 127, "git is not installed") from None

@@ -18,7 +18,7 @@ from packaging.utils import canonicalize_name
 
 from cuda_ci.errors import CudaCiError
 from cuda_ci.httpclient import HttpClient
-from cuda_ci.process import clean_environ
+from cuda_ci.process import child_options, clean_environ
 
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 
@@ -117,8 +117,12 @@ def embedded_indexes(roots: Mapping[str, Path], startup_timeout: float = 30.0) -
         for name, root in roots.items():
             root.mkdir(parents=True, exist_ok=True)
             port = free_port()
-            process = subprocess.Popen(
-                _pypiserver_argv(root, port), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=clean_environ()
+            process = subprocess.Popen(  # dies with cuda-ci, even on kill -9 (Linux)
+                _pypiserver_argv(root, port),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                env=clean_environ(),
+                **child_options(),
             )
             processes.append(process)
             indexes[name] = EmbeddedIndex(name, root, port, process, startup_timeout)
