@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import signal
@@ -314,6 +315,19 @@ def print_summary(files: Sequence[FileEntry]) -> None:
     Console(width=max(160, 40 + max((len(f["path"]) for f in files), default=0) + 64)).print(table)
 
 
+def _disk_full(error: OSError, reporter: Reporter) -> str:
+    """Which stage and file ran out of space, and what to free (no partial file was left complete)."""
+    stage = next((r.stage for r in reversed(reporter.steps) if r.status == "failed" and r.stage), "")
+    where = Path(str(error.filename)) if error.filename else None
+    place = f" writing {where}" if where else ""
+    target = where.parent if where else Path(".")
+    return (
+        f"error: no space left on device in stage {stage or 'setup'}{place}: free space on the filesystem "
+        f"holding {target} (df -h {target}), or point --out, TMPDIR or CUDA_CI_CACHE_DIR at one with room, "
+        "then run again; no partial file was left under a final name\n"
+    )
+
+
 class Terminated(BaseException):
     """SIGTERM: unwind like an interrupt, so that every child, server and temporary folder goes."""
 
@@ -342,6 +356,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # a bug: say so plainly, without secrets
         if args.debug:
             sys.stderr.write(secrets.redact(traceback.format_exc()))
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            sys.stderr.write(secrets.redact(_disk_full(error, reporter)))
+            return 1
         sys.stderr.write(
             f"error: internal error: {secrets.redact(f'{type(error).__name__}: {error}')} (run with --debug)\n"
         )

@@ -26,6 +26,14 @@ class Git:
         if not path.is_dir():
             raise UsageError(f"--repo {str(path)!r} does not exist or is not a directory")
         result = _git(path, "rev-parse", "--show-toplevel", check=False)
+        if (
+            result.returncode != 0
+            and _git(path, "rev-parse", "--is-bare-repository", check=False).stdout.strip() == "true"
+        ):
+            raise UsageError(
+                f"--repo {str(path)!r} is a bare repository: cuda-ci builds from a checkout with a working tree "
+                "(git clone without --bare)"
+            )
         if result.returncode != 0:
             raise UsageError(f"--repo {str(path)!r} is not a git repository (git rev-parse failed)")
         return cls(Path(result.stdout.strip()))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
@@ -123,12 +125,39 @@ def file_entry(
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to a temporary file in the same folder, then rename it into place."""
+    write_atomic(path, (json.dumps(data, indent=2, sort_keys=False) + "\n").encode("utf-8"))
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """``data`` under ``path``, complete or not at all: a full disk leaves no partial file, and the
+    error names ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=False)
-        handle.write("\n")
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except OSError as error:
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(error.errno, error.strerror, str(path)) from None
+
+
+def place(source: Path, target: Path) -> None:
+    """Move a built file into the release folder, complete or not at all (also across filesystems)."""
+    try:
+        os.replace(source, target)
+        return
+    except OSError as error:
+        if error.errno != errno.EXDEV:
+            raise
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        shutil.copyfile(source, partial)
+        os.replace(partial, target)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise OSError(error.errno, error.strerror, str(target)) from None
+    source.unlink()
 
 
 def tool_versions() -> dict[str, str]:
@@ -220,9 +249,7 @@ class ReleaseFolder:
     def write_sums(self, manifest: Manifest) -> None:
         """Bare names, so ``sha256sum -c`` passes beside the files as downloaded from GitHub."""
         lines = [f"{f['sha256']}  {f['name']}\n" for f in sorted(manifest["files"], key=lambda f: f["name"])]
-        tmp = self.sums_path.with_suffix(".tmp")
-        tmp.write_text("".join(lines), encoding="utf-8")
-        os.replace(tmp, self.sums_path)
+        write_atomic(self.sums_path, "".join(lines).encode("utf-8"))
 
     def verify_hashes(self, manifest: Manifest) -> list[str]:
         """Problems between the manifest and the files on disk (empty when they agree).
