@@ -134,6 +134,25 @@ def test_a_linked_dist_folder_and_unlisted_entries_are_refused(
     _nothing_published(folder, err)
 
 
+def test_a_linked_manifest_sums_or_docs_folder_is_refused(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("release-manifest.json", "SHA256SUMS"):
+        moved = tmp_path / f"moved-{name}"
+        (folder / name).rename(moved)
+        (folder / name).symlink_to(moved)
+    assert main(["publish", "--release-dir", str(folder), "--dry-run"]) == 1
+    err = capsys.readouterr().err
+    assert "release-manifest.json is a symbolic link: a release folder holds only plain files" in err
+    _nothing_published(folder, err)
+    (folder / "release-manifest.json").unlink()
+    (tmp_path / "moved-release-manifest.json").rename(folder / "release-manifest.json")
+    assert main(["publish", "--release-dir", str(folder), "--dry-run"]) == 1
+    err = capsys.readouterr().err
+    assert "SHA256SUMS is a symbolic link: a release folder holds only plain files" in err
+    _nothing_published(folder, err)
+
+
 def test_attestations_must_be_paired_plain_files(
     folder: Path, secret: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal, NotRequired, TypedDict
 
 from cuda_ci.errors import CudaCiError, UsageError
-from cuda_ci.safepaths import FolderProblem, listed_file, unlisted_entries
+from cuda_ci.safepaths import FolderProblem, folder_file, listed_file, unlisted_entries
 
 SCHEMA = 1
 MANIFEST_NAME = "release-manifest.json"
@@ -228,6 +228,7 @@ class ReleaseFolder:
         return folder
 
     def load(self) -> Manifest:
+        folder_file(self.path, MANIFEST_NAME)  # a plain file, never a link to one elsewhere
         try:
             data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
