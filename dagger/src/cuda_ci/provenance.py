@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cuda_ci.log import Reporter
-from cuda_ci.manifest import Manifest, ReleaseFolder
+from cuda_ci.manifest import SUMS_NAME, Manifest, ReleaseFolder
 from cuda_ci.process import PYTHON, clean_environ, run
 from cuda_ci.safepaths import FolderProblem, folder_file, listed_file
 
@@ -59,6 +59,22 @@ def find_attestations(root: Path, manifest: Manifest, *, flat: bool = False) -> 
         except FolderProblem as error:
             problems.append(error.problems[0])
     return Pairing(pairs, strays, problems)
+
+
+def unlisted_upload_problems(folder: ReleaseFolder, manifest: Manifest) -> list[str]:
+    """What publish would upload beside the manifest's files, refused unless plain and paired:
+    ``SHA256SUMS`` and the attestations."""
+    attestations = find_attestations(folder.path, manifest)
+    problems = list(attestations.problems)
+    problems += [
+        f"{ATTESTATIONS_DIR}/{name} attests no file of this release: remove it (the sign job makes one per dist file)"
+        for name in attestations.strays
+    ]
+    try:
+        folder_file(folder.path, SUMS_NAME)
+    except FolderProblem as error:
+        problems.append(error.problems[0])
+    return problems
 
 
 def attestation_problems(path: Path, dist_name: str, sha256: str) -> list[str]:

@@ -29,11 +29,11 @@ from cuda_ci.github import Asset, Release
 from cuda_ci.httpclient import HttpClient
 from cuda_ci.index import files_on_index
 from cuda_ci.log import Reporter
-from cuda_ci.manifest import SUMS_NAME, FileEntry, Manifest, ReleaseFolder, sha256_of, write_json_atomic
+from cuda_ci.manifest import FileEntry, Manifest, ReleaseFolder, sha256_of, write_json_atomic
 from cuda_ci.process import PYTHON, clean_environ, run
-from cuda_ci.provenance import ATTESTATIONS_DIR, find_attestations
+from cuda_ci.provenance import find_attestations, unlisted_upload_problems
 from cuda_ci.releases import ReleaseHost
-from cuda_ci.safepaths import FolderProblem, folder_file, listed_file
+from cuda_ci.safepaths import listed_file
 from cuda_ci.secrets import write_netrc
 
 Target = Literal["github", "testpypi", "pypi", "finalize"]
@@ -79,21 +79,11 @@ class PublishLog:
 
 def check_release_folder(folder: ReleaseFolder, manifest: Manifest, repo: Path | None) -> None:
     """Refuse, before any upload, a folder that is not exactly what validate froze."""
-    problems = list(folder.verify_hashes(manifest))
-    attestations = find_attestations(folder.path, manifest)
-    problems += attestations.problems
-    problems += [
-        f"{ATTESTATIONS_DIR}/{name} attests no file of this release: remove it (the sign job makes one per dist file)"
-        for name in attestations.strays
-    ]
+    problems = [*folder.verify_hashes(manifest), *unlisted_upload_problems(folder, manifest)]
     if "validation" not in manifest:
         problems.append(
             f"{folder.manifest_path} has no validation: run `cuda-ci validate --release-dir {folder.path}` first"
         )
-    try:
-        folder_file(folder.path, SUMS_NAME)
-    except FolderProblem as error:
-        problems.append(error.problems[0])
     expected_sums = "".join(f"{f['sha256']}  {f['name']}\n" for f in sorted(manifest["files"], key=lambda f: f["name"]))
     if not folder.sums_path.is_file() or folder.sums_path.read_text(encoding="utf-8") != expected_sums:
         problems.append(f"{folder.sums_path} does not match {folder.manifest_path}: rebuild the release folder")
