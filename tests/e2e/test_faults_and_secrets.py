@@ -30,6 +30,17 @@ TOKENS = {
     "CUDA_CI_TESTPYPI_TOKEN": "pypi-DistinctiveTestPyPIToken42",
     "CUDA_CI_PYPI_TOKEN": "pypi-DistinctivePyPIToken4242",
 }
+# Credentials written into settings URLs (userinfo): secrets as much as the tokens.
+URL_SECRETS = {
+    "GITHUB_API_URL": "DistinctiveApiUrlPassword77",
+    "CUDA_CI_TESTPYPI_SIMPLE_URL": "DistinctiveSimpleUrlPassword88",
+    "CUDA_CI_PYPI_SIMPLE_URL": "DistinctiveSimpleUrlPassword99",
+}
+
+
+def _with_userinfo(url: str, password: str, user: str = "someone") -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{user}:{password}@{rest}"
 
 
 @pytest.fixture
@@ -193,12 +204,13 @@ def test_out_that_is_a_file_is_refused(tagged_repo: Path, tmp_path: Path, capsys
     assert "is a file, not a directory" in capsys.readouterr().err
 
 
-def _scan_for_tokens(texts: list[str], folder: Path) -> list[str]:
-    found = [name for name, token in TOKENS.items() for text in texts if token in text]
+def _scan_for_tokens(texts: list[str], folder: Path, tokens: dict[str, str] | None = None) -> list[str]:
+    tokens = {**TOKENS, **URL_SECRETS} if tokens is None else tokens
+    found = [name for name, token in tokens.items() for text in texts if token in text]
     for path in folder.rglob("*"):
         if path.is_file():
             data = path.read_bytes()
-            found += [f"{name} in {path}" for name, token in TOKENS.items() if token.encode() in data]
+            found += [f"{name} in {path}" for name, token in tokens.items() if token.encode() in data]
     return found
 
 
@@ -230,11 +242,13 @@ def test_tokens_appear_nowhere(
     started = _spy_environments(monkeypatch)  # from here on, only cuda-ci starts subprocesses
     github = FakeGitHub(token=TOKENS["GITHUB_TOKEN"]).start()
     try:
-        for key, value in {**TOKENS, "GITHUB_API_URL": github.api_url, "GITHUB_REPOSITORY": github.repository}.items():
+        api_url = _with_userinfo(github.api_url, URL_SECRETS["GITHUB_API_URL"])
+        for key, value in {**TOKENS, "GITHUB_API_URL": api_url, "GITHUB_REPOSITORY": github.repository}.items():
             monkeypatch.setenv(key, value)
         for name, index in index_pair.items():
+            simple = _with_userinfo(index.simple_url, URL_SECRETS[f"CUDA_CI_{name.upper()}_SIMPLE_URL"])
             monkeypatch.setenv(f"CUDA_CI_{name.upper()}_UPLOAD_URL", index.upload_url)
-            monkeypatch.setenv(f"CUDA_CI_{name.upper()}_SIMPLE_URL", index.simple_url)
+            monkeypatch.setenv(f"CUDA_CI_{name.upper()}_SIMPLE_URL", simple)
         texts: list[str] = []
         # A failing preflight (no CI run yet), with --debug so tracebacks would show too.
         assert main(["release", "--tag", TAG, "--repo", str(tagged_repo), "--out", str(tmp_path / "r"), "--debug"]) == 1
@@ -255,7 +269,8 @@ def test_tokens_appear_nowhere(
     # No subprocess gets a token, except twine uploading to an index: that index's, as TWINE_PASSWORD.
     uploads = 0
     for argv, env in started:
-        seen = {name for name, token in TOKENS.items() if any(token in value for value in env.values())}
+        secrets = {**TOKENS, **URL_SECRETS}
+        seen = {name for name, token in secrets.items() if any(token in value for value in [*env.values(), *argv])}
         if "twine" in argv and "upload" in argv:
             uploads += 1
             url = argv[argv.index("--repository-url") + 1]
@@ -265,6 +280,51 @@ def test_tokens_appear_nowhere(
         else:
             assert seen == set(), f"{' '.join(argv[:4])} was started with {sorted(seen)}"
     assert uploads >= 2 and len(started) > 20, "the spy saw the release's subprocesses"
+
+
+@pytest.mark.usefixtures("fast_retries")
+def test_credentials_in_index_urls_are_used_but_never_shown_or_passed_on(
+    validated: Path,
+    tagged_repo: Path,
+    index_pair: dict[str, EmbeddedIndex],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``http://__token__:pypi-...@host/legacy/`` and no token variable: the URL's password is the
+    upload's, twine alone gets it (as TWINE_PASSWORD), and no output (``--debug`` tracebacks
+    included), argument, file or other subprocess's environment ever holds it."""
+    upload_secret, simple_secret = "pypi-DistinctiveUploadUrlPassword55", "DistinctiveSimplePassword66"
+    secrets = {"upload URL": upload_secret, "simple URL": simple_secret}
+    index = index_pair["testpypi"]
+    monkeypatch.delenv("CUDA_CI_TESTPYPI_TOKEN", raising=False)
+    started = _spy_environments(monkeypatch)
+    texts = []
+    # An index out of reach first, with --debug: a traceback is printed, and names the real problem.
+    monkeypatch.setenv("CUDA_CI_TESTPYPI_UPLOAD_URL", _with_userinfo("http://127.0.0.1:9/legacy/", upload_secret))
+    monkeypatch.setenv("CUDA_CI_TESTPYPI_SIMPLE_URL", _with_userinfo("http://127.0.0.1:9/simple/", simple_secret))
+    assert _publish(validated, tagged_repo) == 1
+    assert main(["publish", "--release-dir", str(validated), "--target", "testpypi", "--debug"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "Connection refused" in err and "Name or service not known" not in err, err
+    assert "http://127.0.0.1:9/simple/cuda-pathfinder/" in err
+    texts.append(err)
+    # The same credentials on a reachable index: used, and the release goes up.
+    monkeypatch.setenv("CUDA_CI_TESTPYPI_UPLOAD_URL", _with_userinfo(index.upload_url, upload_secret, "__token__"))
+    monkeypatch.setenv("CUDA_CI_TESTPYPI_SIMPLE_URL", _with_userinfo(index.simple_url, simple_secret))
+    assert main(["publish", "--release-dir", str(validated), "--target", "testpypi", "--debug"]) == 0
+    texts.append(str(capsys.readouterr()))
+    assert sorted(p.name for p in index.root.iterdir()) == sorted(_dists(validated))
+    assert _scan_for_tokens(texts, validated, secrets) == []
+    uploads = 0
+    for argv, env in started:
+        seen = {name for name, secret in secrets.items() if any(secret in v for v in [*env.values(), *argv])}
+        if "twine" in argv and "upload" in argv and env.get("TWINE_PASSWORD") == upload_secret:
+            uploads += 1
+            assert env["TWINE_USERNAME"] == "__token__"
+            assert not any(upload_secret in a for a in argv)
+            seen.discard("upload URL")  # as TWINE_PASSWORD, checked above
+        assert seen == set(), f"{' '.join(argv[:4])} was started with {sorted(seen)}"
+    assert uploads >= 1
 
 
 def test_a_dry_run_writes_to_no_release_surface(

@@ -6,10 +6,12 @@ runs the PyPA ``build`` frontend in a clean worktree and repairs platform wheels
 
 from __future__ import annotations
 
+import errno
 import gzip
 import io
 import json
 import os
+import shlex
 import shutil
 import sys
 import tarfile
@@ -23,7 +25,7 @@ from cuda_ci import scm
 from cuda_ci.buildenv import build_tool_env
 from cuda_ci.components import Component, ReleaseUnit
 from cuda_ci.envs import Env, uv_binary
-from cuda_ci.errors import CudaCiError, UsageError
+from cuda_ci.errors import CommandError, CudaCiError, UsageError
 from cuda_ci.git import Git
 from cuda_ci.identity import pretend_environ, snapshot_version
 from cuda_ci.log import Reporter
@@ -37,8 +39,10 @@ from cuda_ci.manifest import (
     ReleaseFolder,
     VersionSource,
     file_entry,
+    place,
     sha256_of,
     tool_versions,
+    write_atomic,
 )
 from cuda_ci.process import PYTHON, clean_environ, run
 from cuda_ci.sbom import sbom_name, wheel_sbom
@@ -187,7 +191,8 @@ def build_environ(commit_time: int, tree: Path | None = None) -> dict[str, str]:
     path = os.pathsep.join([*bin_dirs, os.environ.get("PATH", "")])
     extra = {}
     if tree is not None and os.name != "nt":
-        extra["CFLAGS"] = f"{os.environ.get('CFLAGS', '')} -ffile-prefix-map={tree}=/src".strip()
+        # quoted: the compiler flags are split like a shell line (a TMPDIR with a space stays one argument)
+        extra["CFLAGS"] = f"{os.environ.get('CFLAGS', '')} {shlex.quote(f'-ffile-prefix-map={tree}=/src')}".strip()
     return clean_environ(PATH=path, SOURCE_DATE_EPOCH=str(commit_time), PYTHONHASHSEED="0", **extra)
 
 
@@ -278,7 +283,7 @@ def execute_build(
             reporter.adopt(children[build])
             for path, file in sorted(hashes.items()):
                 target = folder.dist / path.name
-                shutil.move(str(path), target)
+                place(path, target)
                 kind: FileKind = "sdist" if target.name.endswith(".tar.gz") else "wheel"
                 entries.append(
                     file_entry(folder.path, target, kind, build.component.distribution, file.sha256, file.built_from)
@@ -484,7 +489,7 @@ def sbom_entries(folder: ReleaseFolder, wheels: list[FileEntry], epoch: int) -> 
     entries = []
     for wheel in wheels:
         target = folder.assets / sbom_name(wheel["name"])
-        target.write_text(wheel_sbom(folder.path / wheel["path"], wheel["sha256"], epoch), encoding="utf-8")
+        write_atomic(target, wheel_sbom(folder.path / wheel["path"], wheel["sha256"], epoch).encode("utf-8"))
         entries.append(file_entry(folder.path, target, "sbom", None))
     return entries
 
@@ -507,7 +512,7 @@ def normalize_sdist(path: Path, epoch: int) -> None:
             member.mode = 0o755 if member.isdir() or member.mode & 0o111 else 0o644
             data = contents[member.name]
             target.addfile(member, io.BytesIO(data) if data is not None else None)
-    path.write_bytes(buffer.getvalue())
+    write_atomic(path, buffer.getvalue())
 
 
 def _take_prebuilt(source: Path, component: Component, folder: ReleaseFolder) -> list[FileEntry]:
@@ -527,5 +532,13 @@ def _source_archive(git: Git, source: BuildSource, version: str, folder: Release
     folder.assets.mkdir(parents=True, exist_ok=True)
     stem = f"{source.unit.name}-{version}"
     target = folder.assets / f"{stem}-source.tar.gz"
-    git.archive(source.commit, stem, target)
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        git.archive(source.commit, stem, partial)
+    except CommandError as error:
+        partial.unlink(missing_ok=True)  # never a truncated archive under the real name
+        if "No space left on device" in error.problems[0]:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target)) from None
+        raise
+    os.replace(partial, target)
     return file_entry(folder.path, target, "source-archive", None)

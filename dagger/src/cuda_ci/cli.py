@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from cuda_ci import checks, components, secrets, stages
+from cuda_ci import checks, components, process, runs, secrets, stages
 from cuda_ci.errors import CudaCiError, UsageError
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import FileEntry, ReleaseFolder
@@ -293,6 +296,8 @@ def _cmd_lint(args: argparse.Namespace, reporter: Reporter) -> int:
 
 
 def _cmd_test(args: argparse.Namespace, reporter: Reporter) -> int:
+    if args.out is not None:
+        ReleaseFolder.fresh(args.out)  # the tested folder is copied there: nothing of the user's is overwritten
     job = checks.run_test_job(args.repo, args.component, _settings().runner, reporter, args.out, args.group)
     return _report_jobs([job])
 
@@ -336,26 +341,61 @@ def print_summary(files: Sequence[FileEntry]) -> None:
     Console(width=max(160, 40 + max((len(f["path"]) for f in files), default=0) + 64)).print(table)
 
 
+def _disk_full(error: OSError, reporter: Reporter) -> str:
+    """Which stage and file ran out of space, and what to free (no partial file was left complete)."""
+    stage = next((r.stage for r in reversed(reporter.steps) if r.status == "failed" and r.stage), "")
+    where = Path(str(error.filename)) if error.filename else None
+    place = f" writing {where}" if where else ""
+    target = where.parent if where else Path(".")
+    return (
+        f"error: no space left on device in stage {stage or 'setup'}{place}: free space on the filesystem "
+        f"holding {target} (df -h {target}), or point --out, TMPDIR or CUDA_CI_CACHE_DIR at one with room, "
+        "then run again; no partial file was left under a final name\n"
+    )
+
+
+class Terminated(BaseException):
+    """SIGTERM: unwind like an interrupt, so that every child, server and temporary folder goes."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    process.stop_children()
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     secrets.register_environment()
     reporter = Reporter(github_actions=os.environ.get("GITHUB_ACTIONS") == "true", verbose=args.debug)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
-        return HANDLERS[args.command](args, reporter)
+        with runs.run_folder(reporter):
+            return HANDLERS[args.command](args, reporter)
     except CudaCiError as error:
         if args.debug:
-            traceback.print_exc()
+            sys.stderr.write(secrets.redact(traceback.format_exc()))
         for problem in error.problems:
             lines = secrets.redact(problem).splitlines() or [""]
             sys.stderr.write(f"error: {lines[0]}\n" + "".join(f"  {line}\n" for line in lines[1:]))
         return error.exit_code
     except Exception as error:  # a bug: say so plainly, without secrets
         if args.debug:
-            traceback.print_exc()
+            sys.stderr.write(secrets.redact(traceback.format_exc()))
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            sys.stderr.write(secrets.redact(_disk_full(error, reporter)))
+            return 1
         sys.stderr.write(
             f"error: internal error: {secrets.redact(f'{type(error).__name__}: {error}')} (run with --debug)\n"
         )
         return 1
+    except Terminated:
+        sys.stderr.write("error: terminated (SIGTERM): every subprocess and embedded index was stopped\n")
+        return 143
     except KeyboardInterrupt:
+        process.stop_children()
         sys.stderr.write("error: interrupted\n")
         return 130
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)

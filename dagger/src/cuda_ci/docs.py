@@ -120,6 +120,8 @@ def _sphinx(component: Component, folder: ReleaseFolder, env: Env, tmp: Path, re
         )
     source = extract_sdist(sdist, tmp / component.dir)
     out = folder.docs / component.distribution
+    if folder.docs.is_symlink() or out.is_symlink():  # never delete or write outside the folder
+        raise CudaCiError(f"{out} is (or is inside) a symbolic link: a release folder holds only plain folders")
     shutil.rmtree(out, ignore_errors=True)
     with reporter.step(f"sphinx -W {component.distribution}"):
         argv = [

@@ -41,16 +41,24 @@ class Env:
         return cls(root)
 
     def pip_install(
-        self, args: Sequence[str], *, what: str, reporter: Reporter, isolated: bool = True, report: bool = False
+        self,
+        args: Sequence[str],
+        *,
+        what: str,
+        reporter: Reporter,
+        isolated: bool = True,
+        report: bool = False,
+        env: Mapping[str, str] | None = None,
     ) -> list[dict[str, Any]]:
         """Install into this environment; with ``report``, return pip's ``--report`` install list.
 
         Without a report, uv installs (much faster, same isolation: it reads no pip configuration).
+        ``env``: the installer's environment (default: this one without credentials).
         """
         uv = uv_binary()
         if uv and not report:
             argv = [uv, "pip", "install", "--quiet", "--no-config", "--python", str(self.python)]
-            run([*argv, *_uv_args(args)], what=what, reporter=reporter)
+            run([*argv, *_uv_args(args)], what=what, reporter=reporter, env=env)
             return []
         argv = [PYTHON, "-m", "pip", "--python", str(self.python), "install", "--disable-pip-version-check", "--quiet"]
         if isolated:
@@ -59,7 +67,7 @@ class Env:
             report_path = Path(tmp) / "report.json"
             if report:
                 argv += ["--report", str(report_path)]
-            run([*argv, *args], what=what, reporter=reporter)
+            run([*argv, *args], what=what, reporter=reporter, env=env)
             if not report:
                 return []
             data: dict[str, Any] = json.loads(report_path.read_text(encoding="utf-8"))
@@ -128,6 +136,7 @@ def install_release(
     what: str,
     reporter: Reporter,
     report: bool = False,
+    installer_env: Mapping[str, str] | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Install a release with its dependencies resolved; returns pip's report and a note if lenient.
 
@@ -136,7 +145,10 @@ def install_release(
     sibling named, and says so. A release never does.
     """
     try:
-        return env.pip_install([*source_args, *requirements], what=what, reporter=reporter, report=report), None
+        installed = env.pip_install(
+            [*source_args, *requirements], what=what, reporter=reporter, report=report, env=installer_env
+        )
+        return installed, None
     except CommandError as error:
         if not snapshot or not siblings:
             raise
@@ -149,6 +161,7 @@ def install_release(
         what=f"{what} (--no-deps)",
         reporter=reporter,
         report=report,
+        env=installer_env,
     )
     note = f"snapshot: dependency ranges not met by same-commit siblings ({reason.strip()}); installed with --no-deps"
     reporter.warn(note)

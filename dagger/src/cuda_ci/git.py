@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cuda_ci.errors import CommandError, UsageError
-from cuda_ci.process import clean_environ
+from cuda_ci.process import child_options, clean_environ
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,14 @@ class Git:
         if not path.is_dir():
             raise UsageError(f"--repo {str(path)!r} does not exist or is not a directory")
         result = _git(path, "rev-parse", "--show-toplevel", check=False)
+        if (
+            result.returncode != 0
+            and _git(path, "rev-parse", "--is-bare-repository", check=False).stdout.strip() == "true"
+        ):
+            raise UsageError(
+                f"--repo {str(path)!r} is a bare repository: cuda-ci builds from a checkout with a working tree "
+                "(git clone without --bare)"
+            )
         if result.returncode != 0:
             raise UsageError(f"--repo {str(path)!r} is not a git repository (git rev-parse failed)")
         return cls(Path(result.stdout.strip()))
@@ -112,6 +120,7 @@ def _git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
             env=env,
             check=False,
             timeout=300,
+            **child_options(),
         )
     except FileNotFoundError:
         raise CommandError("git", 127, "git is not installed") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import socket
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from packaging.utils import canonicalize_name
 
 from cuda_ci.errors import CudaCiError
 from cuda_ci.httpclient import HttpClient
-from cuda_ci.process import clean_environ
+from cuda_ci.process import child_options, clean_environ
 
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 
@@ -45,12 +46,16 @@ class _Links(HTMLParser):
             self._href = None
 
 
-def files_on_index(http: HttpClient, simple_url: str, project: str) -> dict[str, str | None]:
-    """File name → sha256 (None where the index gives no hash) the index holds for ``project``."""
+def files_on_index(
+    http: HttpClient, simple_url: str, project: str, *, auth: tuple[str, str] | None = None
+) -> dict[str, str | None]:
+    """File name → sha256 (None where the index gives no hash) the index holds for ``project``;
+    ``auth``: HTTP Basic credentials for this index (never part of the URL)."""
     url = f"{simple_url.rstrip('/')}/{canonicalize_name(project)}/"
-    response = http.request(
-        "GET", url, headers={"Accept": f"{SIMPLE_JSON}, text/html;q=0.1"}, allow=frozenset({404}), ok=frozenset({200})
-    )
+    headers = {"Accept": f"{SIMPLE_JSON}, text/html;q=0.1"}
+    if auth is not None:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+    response = http.request("GET", url, headers=headers, allow=frozenset({404}), ok=frozenset({200}))
     if response.status == 404:
         return {}
     content_type = next((v for k, v in response.headers.items() if k.lower() == "content-type"), "")
@@ -112,8 +117,12 @@ def embedded_indexes(roots: Mapping[str, Path], startup_timeout: float = 30.0) -
         for name, root in roots.items():
             root.mkdir(parents=True, exist_ok=True)
             port = free_port()
-            process = subprocess.Popen(
-                _pypiserver_argv(root, port), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=clean_environ()
+            process = subprocess.Popen(  # dies with cuda-ci, even on kill -9 (Linux)
+                _pypiserver_argv(root, port),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                env=clean_environ(),
+                **child_options(),
             )
             processes.append(process)
             indexes[name] = EmbeddedIndex(name, root, port, process, startup_timeout)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal, NotRequired, TypedDict
 
 from cuda_ci.errors import CudaCiError, UsageError
+from cuda_ci.safepaths import FolderProblem, folder_file, listed_file, unlisted_entries
 
 SCHEMA = 1
 MANIFEST_NAME = "release-manifest.json"
@@ -133,12 +136,39 @@ def file_entry(
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to a temporary file in the same folder, then rename it into place."""
+    write_atomic(path, (json.dumps(data, indent=2, sort_keys=False) + "\n").encode("utf-8"))
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """``data`` under ``path``, complete or not at all: a full disk leaves no partial file, and the
+    error names ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=False)
-        handle.write("\n")
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except OSError as error:
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(error.errno, error.strerror, str(path)) from None
+
+
+def place(source: Path, target: Path) -> None:
+    """Move a built file into the release folder, complete or not at all (also across filesystems)."""
+    try:
+        os.replace(source, target)
+        return
+    except OSError as error:
+        if error.errno != errno.EXDEV:
+            raise
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        shutil.copyfile(source, partial)
+        os.replace(partial, target)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise OSError(error.errno, error.strerror, str(target)) from None
+    source.unlink()
 
 
 def tool_versions() -> dict[str, str]:
@@ -190,13 +220,36 @@ class ReleaseFolder:
             )
         return folder
 
+    @classmethod
+    def fresh(cls, path: Path) -> ReleaseFolder:
+        """Where a build may write a new release folder: a new or empty folder. Checked before
+        anything is written, so that nothing of the user's (or of an earlier run's record) is lost."""
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"--out {str(path)!r} is a file, not a directory: choose a folder")
+        folder = cls(path)
+        if folder.manifest_path.exists():
+            raise UsageError(f"--out {str(path)!r} already holds a release folder: remove it or choose another --out")
+        held = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
+        if held:
+            shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
+            raise UsageError(
+                f"--out {str(path)!r} is not empty (it holds {shown}): a release folder is written only into "
+                "a new or empty folder; choose another --out, or empty this one"
+            )
+        return folder
+
     def load(self) -> Manifest:
+        folder_file(self.path, MANIFEST_NAME)  # a plain file, never a link to one elsewhere
         try:
             data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
             raise CudaCiError(f"{self.manifest_path} cannot be read as JSON: {error}") from None
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
             raise CudaCiError(f"{self.manifest_path} is not a schema {SCHEMA} release manifest")
+        try:  # paths, names and hashes have their published shape before any is used
+            check_schema(data)
+        except CudaCiError as error:
+            raise CudaCiError(f"{self.manifest_path}: {error.problems[0]}; rebuild the release folder") from None
         manifest: Manifest = data  # type: ignore[assignment]
         return manifest
 
@@ -208,29 +261,20 @@ class ReleaseFolder:
     def write_sums(self, manifest: Manifest) -> None:
         """Bare names, so ``sha256sum -c`` passes beside the files as downloaded from GitHub."""
         lines = [f"{f['sha256']}  {f['name']}\n" for f in sorted(manifest["files"], key=lambda f: f["name"])]
-        tmp = self.sums_path.with_suffix(".tmp")
-        tmp.write_text("".join(lines), encoding="utf-8")
-        os.replace(tmp, self.sums_path)
-
-    def files_on_disk(self) -> list[Path]:
-        found: list[Path] = []
-        for sub in (self.dist, self.assets):
-            if sub.is_dir():
-                found.extend(sorted(p for p in sub.iterdir() if p.is_file()))
-        return found
+        write_atomic(self.sums_path, "".join(lines).encode("utf-8"))
 
     def verify_hashes(self, manifest: Manifest) -> list[str]:
-        """Problems between the manifest and the files on disk (empty when they agree)."""
-        problems: list[str] = []
-        listed = {f["path"] for f in manifest["files"]}
-        for path in self.files_on_disk():
-            rel = path.relative_to(self.path).as_posix()
-            if rel not in listed:
-                problems.append(f"{rel} is not in {MANIFEST_NAME}: remove it or rebuild the release folder")
+        """Problems between the manifest and the files on disk (empty when they agree).
+
+        Only listed plain files inside the folder are hashed (:func:`cuda_ci.safepaths.listed_file`);
+        anything else in ``dist/`` or ``assets/`` is a problem, as is any listed path that is not one.
+        """
+        problems = unlisted_entries(self.path, {f["path"] for f in manifest["files"]})
         for entry in manifest["files"]:
-            path = self.path / entry["path"]
-            if not path.is_file():
-                problems.append(f"{entry['path']} is listed in {MANIFEST_NAME} but missing")
+            try:
+                path = listed_file(self.path, entry["path"])
+            except FolderProblem as error:
+                problems.append(error.problems[0])
                 continue
             actual = sha256_of(path)
             if actual != entry["sha256"] or path.stat().st_size != entry["size"]:

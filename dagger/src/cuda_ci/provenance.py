@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cuda_ci.log import Reporter
-from cuda_ci.manifest import Manifest, ReleaseFolder
+from cuda_ci.manifest import SUMS_NAME, Manifest, ReleaseFolder
 from cuda_ci.process import PYTHON, clean_environ, run
+from cuda_ci.safepaths import FolderProblem, folder_file, listed_file
 
 SUFFIX = ".publish.attestation"
 ATTESTATIONS_DIR = "attestations"
@@ -30,21 +31,50 @@ def attestation_name(dist_name: str) -> str:
 
 @dataclass(frozen=True)
 class Pairing:
-    pairs: dict[str, Path]  # dist file name → its attestation
-    strays: list[Path]  # attestations of no dist file in the manifest
+    pairs: dict[str, Path]  # dist file name → its attestation, a plain file inside the folder
+    strays: list[str]  # attestations of no dist file in the manifest (names)
+    problems: list[str]  # attestations that are links or not plain files, and a linked attestations/
 
 
-def pair(attestations: list[Path], manifest: Manifest) -> Pairing:
+def find_attestations(root: Path, manifest: Manifest, *, flat: bool = False) -> Pairing:
+    """The attestations in ``root/attestations/`` (beside the other files in a ``flat`` folder of
+    downloaded assets), each paired with its dist file, through the one plain-file check."""
     dists = {f["name"] for f in manifest["files"] if f["kind"] in ("sdist", "wheel")}
     pairs: dict[str, Path] = {}
-    strays: list[Path] = []
-    for path in attestations:
-        name = path.name.removesuffix(SUFFIX)
-        if path.name.endswith(SUFFIX) and name in dists:
-            pairs[name] = path
-        else:
-            strays.append(path)
-    return Pairing(pairs, strays)
+    strays: list[str] = []
+    problems: list[str] = []
+    folder = root if flat else root / ATTESTATIONS_DIR
+    if not flat and folder.is_symlink():
+        return Pairing({}, [], [f"{ATTESTATIONS_DIR}/ is a symbolic link: attestations must be plain files inside it"])
+    names = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    for name in names:
+        if flat and not name.endswith(SUFFIX):
+            continue
+        dist = name.removesuffix(SUFFIX)
+        if not name.endswith(SUFFIX) or dist not in dists:
+            strays.append(name)
+            continue
+        try:
+            pairs[dist] = folder_file(root, name if flat else f"{ATTESTATIONS_DIR}/{name}")
+        except FolderProblem as error:
+            problems.append(error.problems[0])
+    return Pairing(pairs, strays, problems)
+
+
+def unlisted_upload_problems(folder: ReleaseFolder, manifest: Manifest) -> list[str]:
+    """What publish would upload beside the manifest's files, refused unless plain and paired:
+    ``SHA256SUMS`` and the attestations."""
+    attestations = find_attestations(folder.path, manifest)
+    problems = list(attestations.problems)
+    problems += [
+        f"{ATTESTATIONS_DIR}/{name} attests no file of this release: remove it (the sign job makes one per dist file)"
+        for name in attestations.strays
+    ]
+    try:
+        folder_file(folder.path, SUMS_NAME)
+    except FolderProblem as error:
+        problems.append(error.problems[0])
+    return problems
 
 
 def attestation_problems(path: Path, dist_name: str, sha256: str) -> list[str]:
@@ -73,7 +103,7 @@ def sign_release(folder: ReleaseFolder, environ: Mapping[str, str], reporter: Re
         )
         return []
     manifest = folder.load()
-    dists = [folder.path / f["path"] for f in manifest["files"] if f["kind"] in ("sdist", "wheel")]
+    dists = [listed_file(folder.path, f["path"]) for f in manifest["files"] if f["kind"] in ("sdist", "wheel")]
     oidc = {k: environ[k] for k in ("ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN") if k in environ}
     argv = [PYTHON, "-m", "pypi_attestations", "sign", *map(str, dists)]
     run(argv, what="pypi-attestations sign", reporter=reporter, env=clean_environ(**oidc))

@@ -32,11 +32,13 @@ from cuda_ci.index import files_on_index
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import FileEntry, Manifest, ReleaseFolder, sha256_of, write_json_atomic
 from cuda_ci.process import PYTHON, clean_environ, run
-from cuda_ci.provenance import ATTESTATIONS_DIR, attestation_name
+from cuda_ci.provenance import find_attestations, unlisted_upload_problems
 from cuda_ci.publishable import folder_kind
 from cuda_ci.releases import ReleaseHost, make_latest
 from cuda_ci.rerun import compare_assets, published_release_problems, same_asset
 from cuda_ci.runtime import plan_runtime
+from cuda_ci.safepaths import listed_file
+from cuda_ci.secrets import write_netrc
 from cuda_ci.siblings import SIBLINGS_DIR
 
 Target = Literal["github", "testpypi", "pypi", "finalize"]
@@ -53,6 +55,7 @@ class IndexTarget:
     upload_url: str
     simple_url: str
     twine_env: dict[str, str] = field(repr=False)
+    simple_auth: tuple[str, str] | None = field(default=None, repr=False)  # HTTP Basic, for this index only
 
 
 @dataclass
@@ -81,7 +84,7 @@ class PublishLog:
 
 def check_release_folder(folder: ReleaseFolder, manifest: Manifest, repo: Path | None) -> None:
     """Refuse, before any upload, a folder that is not exactly what validate froze."""
-    problems = list(folder.verify_hashes(manifest))
+    problems = [*folder.verify_hashes(manifest), *unlisted_upload_problems(folder, manifest)]
     if "validation" not in manifest:
         problems.append(
             f"{folder.manifest_path} has no validation: run `cuda-ci validate --release-dir {folder.path}` first"
@@ -112,8 +115,8 @@ def _check_tag_unmoved(repo: Path, manifest: Manifest, problems: list[str]) -> N
 def asset_files(folder: ReleaseFolder, manifest: Manifest) -> list[tuple[Path, str]]:
     """Every GitHub asset with the sha256 it must have: the manifest's files, SHA256SUMS, the manifest,
     and the attestations where the sign job made them."""
-    files = [(folder.path / f["path"], f["sha256"]) for f in manifest["files"]]
-    attestations = sorted((folder.path / ATTESTATIONS_DIR).glob("*.attestation"))
+    files = [(listed_file(folder.path, f["path"]), f["sha256"]) for f in manifest["files"]]
+    attestations = sorted(find_attestations(folder.path, manifest).pairs.values())
     return [
         *files,
         (folder.sums_path, sha256_of(folder.sums_path)),
@@ -259,7 +262,7 @@ def publish_index(
     entries = _dists_in_upload_order(folder, manifest, unit)
     held: dict[str, str | None] = {}
     for distribution in unit.distributions:
-        held.update(files_on_index(http, target.simple_url, distribution))
+        held.update(files_on_index(http, target.simple_url, distribution, auth=target.simple_auth))
     todo = plan_index_uploads(entries, held, target.name)
     for entry in entries:
         if entry not in todo:
@@ -268,7 +271,7 @@ def publish_index(
         log.add(target.name, None, "nothing-to-do", f"all {len(entries)} files already there with the same sha256")
         reporter.info(f"{target.name}: nothing to upload, every file is there with the same sha256")
     for entry in todo:
-        _recheck(folder.path / entry["path"], entry["sha256"])
+        _recheck(listed_file(folder.path, entry["path"]), entry["sha256"])
     if todo:  # one twine run; twine uploads in the order given (bindings before the metapackage)
         _upload_with_retries(target, folder, todo, http, reporter)
     for entry in todo:
@@ -289,12 +292,12 @@ def publish_index(
 
 def _staged(folder: ReleaseFolder, entries: Sequence[FileEntry], tmp: Path) -> tuple[list[Path], bool]:
     """The files to hand twine: with attestations, copied beside them (twine pairs them by name)."""
-    paths = [folder.path / e["path"] for e in entries]
-    attestations = [folder.path / ATTESTATIONS_DIR / attestation_name(p.name) for p in paths]
-    if not any(a.is_file() for a in attestations):
+    paths = [listed_file(folder.path, e["path"]) for e in entries]
+    pairs = find_attestations(folder.path, folder.load()).pairs
+    attestations = [pairs[p.name] for p in paths if p.name in pairs]
+    if not attestations:
         return paths, False
-    staged = [Path(shutil.copy2(p, tmp / p.name)) for p in paths]
-    staged += [Path(shutil.copy2(a, tmp / a.name)) for a in attestations if a.is_file()]
+    staged = [Path(shutil.copy2(p, tmp / p.name)) for p in [*paths, *attestations]]
     return staged, True
 
 
@@ -320,7 +323,7 @@ def _upload_with_retries(
                 # A response lost after the index stored a file is a success for that file: ask the index.
                 held: dict[str, str | None] = {}
                 for distribution in sorted({e["distribution"] or "" for e in pending}):
-                    held.update(files_on_index(http, target.simple_url, distribution))
+                    held.update(files_on_index(http, target.simple_url, distribution, auth=target.simple_auth))
                 pending = [e for e in pending if held.get(e["name"]) != e["sha256"]]
                 if not pending:
                     return
@@ -407,6 +410,11 @@ def install_back(
                     snapshot=manifest["snapshot"],
                     what=what,
                     reporter=reporter,
+                    installer_env=clean_environ(
+                        NETRC=str(write_netrc(Path(tmp), target.simple_url, target.simple_auth))
+                    )
+                    if target.simple_auth
+                    else None,
                 )
                 env.run_python(
                     check, what=f"version check after install from {target.name}", reporter=reporter, cwd=Path(tmp)
@@ -427,10 +435,20 @@ def install_back(
     )
 
 
-def twine_environment(token: str | None, in_github_actions: bool, index: str, token_variable: str) -> dict[str, str]:
-    """twine's environment: the token as TWINE_PASSWORD, or trusted publishing inside Actions."""
+def _installer_env(target: IndexTarget, tmp: Path) -> dict[str, str] | None:
+    """With credentials in the simple URL, the installer alone gets them (a private netrc file)."""
+    if target.simple_auth is None:
+        return None
+    return clean_environ(NETRC=str(write_netrc(tmp, target.simple_url, target.simple_auth)))
+
+
+def twine_environment(
+    token: str | None, in_github_actions: bool, index: str, token_variable: str, username: str = "__token__"
+) -> dict[str, str]:
+    """twine's environment: the token (or the upload URL's password) as TWINE_PASSWORD, or trusted
+    publishing inside Actions."""
     if token:
-        return clean_environ(TWINE_USERNAME="__token__", TWINE_PASSWORD=token, TWINE_NON_INTERACTIVE="1")
+        return clean_environ(TWINE_USERNAME=username, TWINE_PASSWORD=token, TWINE_NON_INTERACTIVE="1")
     if in_github_actions:
         # twine itself exchanges the Actions OIDC token for a short-lived upload token.
         oidc = {

@@ -18,6 +18,7 @@ from cuda_ci.components import get_unit
 from cuda_ci.git import Git
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import FileEntry, ReleaseFolder
+from cuda_ci.safepaths import listed_file
 from cuda_ci.tags import parse_tag
 from cuda_ci.wheels import installable_here
 
@@ -70,7 +71,7 @@ def _compare(entry: FileEntry, again: FileEntry | None, folder: ReleaseFolder, r
         return Comparison(entry["name"], "same", entry["sha256"])
     detail = f"sha256 {again['sha256']} != {entry['sha256']}"
     if entry["kind"] == "wheel":
-        members = _differing_members(folder.path / entry["path"], rebuilt.path / again["path"])
+        members = _differing_members(listed_file(folder.path, entry["path"]), rebuilt.path / again["path"])
         detail += f"; members that differ: {', '.join(members) or 'only zip metadata (times, order)'}"
     return Comparison(entry["name"], "different", detail)
 

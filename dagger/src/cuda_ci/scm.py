@@ -10,7 +10,7 @@ from typing import Any
 
 from cuda_ci.components import Component
 from cuda_ci.errors import CommandError, UsageError
-from cuda_ci.process import clean_environ
+from cuda_ci.process import child_options, clean_environ
 
 
 def scm_settings(tree: Path, component: Component) -> dict[str, Any]:
@@ -39,6 +39,7 @@ def component_version(tree: Path, component: Component) -> str:
         check=False,
         env=clean_environ(),
         timeout=120,
+        **child_options(),
     )
     if result.returncode != 0 or not result.stdout.strip():
         raise CommandError(f"setuptools-scm for {component.distribution}", result.returncode, result.stderr)

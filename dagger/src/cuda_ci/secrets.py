@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+import urllib.parse
 from collections.abc import Iterable
+from pathlib import Path
 
 SECRET_VARIABLES = frozenset(
     {
@@ -14,6 +16,17 @@ SECRET_VARIABLES = frozenset(
         "CUDA_CI_PYPI_TOKEN",
         "TWINE_PASSWORD",
         "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    }
+)
+# cuda-ci's settings that are URLs: credentials in them (``https://user:password@host/``) are
+# secrets too; they are taken out of the URL when settings are read, and never reach a subprocess.
+URL_VARIABLES = frozenset(
+    {
+        "GITHUB_API_URL",
+        "CUDA_CI_TESTPYPI_UPLOAD_URL",
+        "CUDA_CI_TESTPYPI_SIMPLE_URL",
+        "CUDA_CI_PYPI_UPLOAD_URL",
+        "CUDA_CI_PYPI_SIMPLE_URL",
     }
 )
 HIDDEN = "<hidden>"
@@ -28,6 +41,32 @@ def register(values: Iterable[str | None]) -> None:
 
 def register_environment() -> None:
     register(os.environ.get(name) for name in SECRET_VARIABLES)
+    for name in URL_VARIABLES:
+        _, credentials = split_credentials(os.environ.get(name) or "")
+        if credentials is not None:
+            user, password = credentials
+            register([password, f"{user}:{password}", urllib.parse.quote(password, safe="")])
+
+
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """``https://user:pass@host/x`` → (``https://host/x``, (``user``, ``pass``)); unchanged without."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    bare = urllib.parse.urlunsplit(parts._replace(netloc=host))
+    return bare, (urllib.parse.unquote(user), urllib.parse.unquote(password))
+
+
+def carries_secret(name: str, value: str) -> bool:
+    """Whether an environment variable must not reach a subprocess: a credential variable, a
+    settings URL with credentials, or any value holding a registered secret."""
+    if name in SECRET_VARIABLES:
+        return True
+    if name in URL_VARIABLES and split_credentials(value)[1] is not None:
+        return True
+    return any(secret in value for secret in _registered)
 
 
 def sanitize_url(url: str) -> str:
@@ -39,3 +78,14 @@ def redact(text: str) -> str:
     for value in sorted(_registered, key=len, reverse=True):
         text = text.replace(value, HIDDEN)
     return sanitize_url(text)
+
+
+def write_netrc(folder: Path, url: str, auth: tuple[str, str]) -> Path:
+    """A private ``netrc`` file in ``folder`` for ``url``'s host: how an installer (pip, uv: ``NETRC``)
+    gets an index's credentials without them in an argument or a variable's value."""
+    path = folder / "netrc"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        host = urllib.parse.urlsplit(url).hostname or ""
+        handle.write(f"machine {host}\nlogin {auth[0]}\npassword {auth[1]}\n")
+    return path

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from cuda_ci.secrets import split_credentials
+
 IndexName = Literal["testpypi", "pypi"]
 
 _DEFAULT_INDEXES: dict[IndexName, tuple[str, str]] = {
@@ -16,10 +18,15 @@ _DEFAULT_INDEXES: dict[IndexName, tuple[str, str]] = {
 
 @dataclass(frozen=True, kw_only=True)
 class IndexSettings:
+    """URLs without credentials; credentials given in the upload URL become the upload's (where no
+    token variable is set), those in the simple URL are sent only to that index."""
+
     name: IndexName
     upload_url: str
     simple_url: str
     token: str | None
+    username: str = "__token__"
+    simple_auth: tuple[str, str] | None = None
 
     def __repr__(self) -> str:  # never show the token
         return f"IndexSettings(name={self.name!r}, upload_url={self.upload_url!r}, simple_url={self.simple_url!r})"
@@ -72,14 +79,24 @@ class Settings:
         indexes: dict[IndexName, IndexSettings] = {}
         for name, (upload, simple) in _DEFAULT_INDEXES.items():
             prefix = f"CUDA_CI_{name.upper()}"
+            upload_url, upload_auth = split_credentials(environ.get(f"{prefix}_UPLOAD_URL") or upload)
+            simple_url, simple_auth = split_credentials(environ.get(f"{prefix}_SIMPLE_URL") or simple)
+            token = environ.get(f"{prefix}_TOKEN") or None
+            username = "__token__"
+            if token is None and upload_auth is not None:
+                username, token = upload_auth[0] or username, upload_auth[1] or None
             indexes[name] = IndexSettings(
                 name=name,
-                upload_url=environ.get(f"{prefix}_UPLOAD_URL") or upload,
-                simple_url=environ.get(f"{prefix}_SIMPLE_URL") or simple,
-                token=environ.get(f"{prefix}_TOKEN") or None,
+                upload_url=upload_url,
+                simple_url=simple_url,
+                token=token,
+                username=username,
+                simple_auth=simple_auth,
             )
+        # GitHub authenticates with the token alone: credentials in GITHUB_API_URL are never sent.
+        api_url, _ = split_credentials(environ.get("GITHUB_API_URL") or "https://api.github.com")
         return cls(
-            github_api_url=(environ.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/"),
+            github_api_url=api_url.rstrip("/"),
             github_repository=environ.get("GITHUB_REPOSITORY") or None,
             github_token=environ.get("GITHUB_TOKEN") or environ.get("GH_TOKEN") or None,
             in_github_actions=environ.get("GITHUB_ACTIONS") == "true",

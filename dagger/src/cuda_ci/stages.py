@@ -92,7 +92,7 @@ def build_only(
     check_clone(git, reporter)
     source = resolve_source(git, tag, component, rehearse=rehearse, ref=ref)
     check_unit(git, source.commit, source.unit)  # bad declarations are refused before anything is built
-    folder = ReleaseFolder((out or default_out(git, source)).resolve())
+    folder = ReleaseFolder.fresh((out or default_out(git, source)).resolve())
     # Inside a Dagger wheel job the container is already the build environment cibuildwheel would use.
     cibuildwheel = wheels_only and not runner.build_python
     engine = linux_container_engine() if cibuildwheel else None
@@ -154,6 +154,9 @@ def smoke(*, repo: Path, release_dir: Path, settings: Settings, reporter: Report
 def docs(*, repo: Path, release_dir: Path, reporter: Reporter) -> list[Path]:
     """The docs stage; its result (built or failed) is recorded in the validated manifest."""
     folder = ReleaseFolder.existing(release_dir)
+    problems = folder.verify_hashes(folder.load())
+    if problems:
+        raise CudaCiError(*problems, "docs refused: the folder is not what validate checked")
     outcome: list[DocsResult] = []
     try:
         with reporter.in_stage("docs"), docs_outcome(folder, outcome):
@@ -187,8 +190,14 @@ def _github_host(settings: Settings, reporter: Reporter) -> ReleaseHost:
 def _index_target(name: str, settings: Settings) -> IndexTarget:
     index = settings.indexes[name]  # type: ignore[index]
     token_variable = f"CUDA_CI_{name.upper()}_TOKEN"
-    env = twine_environment(index.token, settings.in_github_actions, name, token_variable)
-    return IndexTarget(name=name, upload_url=index.upload_url, simple_url=index.simple_url, twine_env=env)
+    env = twine_environment(index.token, settings.in_github_actions, name, token_variable, index.username)
+    return IndexTarget(
+        name=name,
+        upload_url=index.upload_url,
+        simple_url=index.simple_url,
+        twine_env=env,
+        simple_auth=index.simple_auth,
+    )
 
 
 @dataclass(frozen=True)
@@ -397,9 +406,12 @@ def release(
     git = Git.open(repo)
     check_clone(git, reporter)
     dry_run = request.dry_run or request.snapshot
+    if out is not None:  # refused before anything runs; the default folder is known after preflight
+        ReleaseFolder.fresh(out.resolve())
     found = preflight(repo=repo, request=request, settings=settings, reporter=reporter)
     source = found.source
-    folder = ReleaseFolder((out or default_out(git, source)).resolve())
+    # Checked again before anything is written: a refused run writes nothing, not even run-log.json.
+    folder = ReleaseFolder.fresh((out or default_out(git, source)).resolve())
     lock_name = source.tag.name if source.tag else f"snapshot-{source.unit.name}"
     status, errors = "failed", list[str]()
     with release_lock(git, lock_name), ExitStack() as stack:

@@ -18,6 +18,7 @@ import functools
 import hashlib
 import os
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -31,7 +32,7 @@ from packaging.utils import canonicalize_name
 from cuda_ci.envs import Env, uv_binary
 from cuda_ci.errors import CommandError
 from cuda_ci.log import Reporter
-from cuda_ci.process import probe_interpreter, run
+from cuda_ci.process import child_options, clean_environ, probe_interpreter, run
 
 CACHE_DIR_VARIABLE = "CUDA_CI_CACHE_DIR"
 COMPLETE_MARKER = "cuda-ci-complete"
@@ -126,8 +127,12 @@ def _tool_env(requirements: Sequence[str], *, python: str, purpose: str, reporte
     key = hashlib.sha256(f"{interpreter_id(python)}\n{pinned}".encode()).hexdigest()[:16]
     root = cache_dir() / "envs" / f"{purpose}-{key}"
     if (root / COMPLETE_MARKER).is_file():
-        os.utime(root / COMPLETE_MARKER)  # the marker's time is the last use (see prune)
-        return Env(root)
+        damage = env_damage(Env(root))
+        if damage is None:
+            os.utime(root / COMPLETE_MARKER)  # the marker's time is the last use (see prune)
+            return Env(root)
+        reporter.warn(f"the kept tool environment {root.name} is damaged ({damage}): set aside and made again")
+        set_aside(root)
     root.parent.mkdir(parents=True, exist_ok=True)
     uv = uv_binary()
     assert uv is not None  # resolve() returned pins
@@ -158,6 +163,73 @@ def _tool_env(requirements: Sequence[str], *, python: str, purpose: str, reporte
     for name in prune(root.parent):  # only when one was made: rare, so the cache stays bounded cheaply
         reporter.info(f"removed the tool environment {name}: unused for {UNUSED_DAYS} days")
     return Env(root)
+
+
+# Run by the kept environment's own interpreter: every file its installer's RECORDs list is there
+# with its size, and every bytecode file loads. A few thousand stats and a few MB read.
+_DAMAGE_CHECK = """
+import csv, marshal, os, sys, sysconfig
+site = sysconfig.get_path("purelib")
+def problem():
+    for info in sorted(os.listdir(site)):
+        record = os.path.join(site, info, "RECORD")
+        if not info.endswith(".dist-info") or not os.path.isfile(record):
+            continue
+        with open(record, newline="", encoding="utf-8") as handle:
+            for row in csv.reader(handle):
+                if not row or len(row) < 3:
+                    continue
+                path = os.path.normpath(os.path.join(site, row[0]))
+                if not os.path.exists(path):
+                    return f"{row[0]} is missing"
+                if row[2] and os.path.getsize(path) != int(row[2]):
+                    return f"{row[0]} has another size than {info} recorded"
+    for folder, _, files in os.walk(site):
+        for name in files:
+            if name.endswith(".pyc"):
+                try:
+                    with open(os.path.join(folder, name), "rb") as handle:
+                        marshal.loads(handle.read()[16:])
+                except Exception:
+                    return f"{os.path.relpath(os.path.join(folder, name), site)} is damaged bytecode"
+    return None
+print(problem() or "ok")
+"""
+
+
+def env_damage(env: Env) -> str | None:
+    """What is wrong with a kept environment (its interpreter does not run, a file its installer
+    recorded is missing or changed, bytecode is damaged); None when it is whole."""
+    if not env.python.exists():  # a venv's interpreter is a link: follow it
+        return f"its interpreter {env.python} is missing"
+    try:
+        answer = subprocess.run(
+            [str(env.python), "-I", "-c", _DAMAGE_CHECK],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=clean_environ(),
+            check=False,
+            **child_options(),
+        )
+    except OSError as error:
+        return f"its interpreter does not run: {error}"
+    lines = answer.stdout.strip().splitlines()
+    if answer.returncode != 0 or not lines:
+        return f"its interpreter does not run (exit code {answer.returncode})"
+    return None if lines[-1] == "ok" else lines[-1]
+
+
+def set_aside(root: Path) -> None:
+    """Move a damaged environment out of the way (atomically), then remove it."""
+    aside = root.parent / f".{root.name}-damaged-{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        root.rename(aside)
+    except OSError:
+        if root.exists():
+            raise
+        return  # another run set it aside first
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def prune(envs: Path, now: float | None = None) -> list[str]:

@@ -18,13 +18,14 @@ from packaging.version import Version
 from cuda_ci.build import ComponentBuild, build_argv, build_environ, extract_sdist, sbom_entries
 from cuda_ci.components import Component, ReleaseUnit, get_unit
 from cuda_ci.declared import install_extras
-from cuda_ci.distfiles import DistFile, DistProblem, identify, metadata, record_problems
+from cuda_ci.distfiles import DistFile, DistProblem, archive_problems, identify, metadata, record_problems
 from cuda_ci.envs import Env, install_from_run
 from cuda_ci.errors import CommandError, CudaCiError
 from cuda_ci.git import Git
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import Manifest, ReleaseFolder, ValidationEntry, file_entry
 from cuda_ci.process import PYTHON, probe_interpreter, run
+from cuda_ci.safepaths import FolderProblem, listed_file
 from cuda_ci.siblings import SIBLINGS_DIR, sibling_wheels
 from cuda_ci.wheels import cibuildwheel_identifiers, installable_here, wheel_identifiers
 
@@ -57,7 +58,16 @@ class Findings:
 
 
 def dist_files(folder: ReleaseFolder, manifest: Manifest) -> list[Path]:
-    return [folder.path / f["path"] for f in manifest["files"] if f["kind"] in ("sdist", "wheel")]
+    """The manifest's sdists and wheels that are listed plain files inside the folder (the others
+    are reported by :meth:`ReleaseFolder.verify_hashes` and never opened)."""
+    found = []
+    for entry in manifest["files"]:
+        if entry["kind"] in ("sdist", "wheel"):
+            try:
+                found.append(listed_file(folder.path, entry["path"]))
+            except FolderProblem:
+                continue
+    return found
 
 
 def add_extra_dist(folder: ReleaseFolder, manifest: Manifest, extra: Path, epoch: int) -> list[str]:
@@ -154,19 +164,30 @@ def check_expected_set(
         )
 
 
+def _safe_dists(folder: ReleaseFolder, manifest: Manifest, findings: Findings) -> list[DistFile]:
+    """The manifest's dists with valid names whose archives hold no link, no special member and
+    nothing over the size limits; nothing else opens an archive that fails this."""
+    dists: list[DistFile] = []
+    for path in dist_files(folder, manifest):
+        try:
+            dist = identify(path)
+        except DistProblem as error:
+            findings.failed("file-name", str(error))
+            continue
+        unsafe = archive_problems(dist)
+        for problem in unsafe:
+            findings.failed("archive", problem)
+        if not unsafe:
+            dists.append(dist)
+    return dists
+
+
 def static_checks(
     folder: ReleaseFolder, manifest: Manifest, unit: ReleaseUnit, extra_windows: list[str], findings: Findings
 ) -> list[DistFile]:
     for problem in folder.verify_hashes(manifest):
         findings.failed("manifest", problem)
-    dists: list[DistFile] = []
-    for path in dist_files(folder, manifest):
-        if not path.is_file():
-            continue
-        try:
-            dists.append(identify(path))
-        except DistProblem as error:
-            findings.failed("file-name", str(error))
+    dists = _safe_dists(folder, manifest, findings)
     check_names_and_versions(dists, unit, manifest, findings)
     check_expected_set(dists, unit, manifest, extra_windows, findings)
     for dist in dists:

@@ -18,7 +18,8 @@ from cuda_ci.distfiles import DistProblem, identify
 from cuda_ci.errors import CudaCiError, UsageError
 from cuda_ci.github import GitHub
 from cuda_ci.manifest import MANIFEST_NAME, SUMS_NAME, Manifest, check_schema, sha256_of
-from cuda_ci.provenance import ATTESTATIONS_DIR, SUFFIX, attestation_problems, pair
+from cuda_ci.provenance import attestation_problems, find_attestations
+from cuda_ci.safepaths import FolderProblem, listed_file, unlisted_entries
 from cuda_ci.sbom import check_sbom
 from cuda_ci.tags import parse_tag
 
@@ -40,10 +41,6 @@ def _load(root: Path) -> Manifest:
     return manifest
 
 
-def _locate(root: Path, relative: str, flat: bool) -> Path:
-    return root / Path(relative).name if flat else root / relative
-
-
 def verify_folder(root: Path) -> VerifyReport:
     """Every check; problems gathered, not raised."""
     report = VerifyReport()
@@ -56,6 +53,8 @@ def verify_folder(root: Path) -> VerifyReport:
         report.problems += list(error.problems)
         return report
     _check_files(root, manifest, flat, report)
+    if not flat:
+        report.problems += unlisted_entries(root, {f["path"] for f in manifest["files"]})
     _check_sums(root, manifest, report)
     _check_version(root, manifest, flat, report)
     _check_attestations(root, manifest, flat, report)
@@ -64,10 +63,12 @@ def verify_folder(root: Path) -> VerifyReport:
 
 def _check_files(root: Path, manifest: Manifest, flat: bool, report: VerifyReport) -> None:
     for entry in manifest["files"]:
-        path = _locate(root, entry["path"], flat)
-        if not path.is_file():
-            report.problems.append(f"{entry['name']} is in the manifest but missing")
-        elif (actual := sha256_of(path)) != entry["sha256"]:
+        try:
+            path = listed_file(root, entry["path"], flat=flat)
+        except FolderProblem as error:
+            report.problems.append(error.problems[0])
+            continue
+        if (actual := sha256_of(path)) != entry["sha256"]:
             report.problems.append(f"{entry['name']}: sha256 {actual}, the manifest says {entry['sha256']}")
         else:
             report.passed.append(f"{entry['name']}: sha256 matches the manifest")
@@ -116,7 +117,9 @@ def _check_version(root: Path, manifest: Manifest, flat: bool, report: VerifyRep
     for entry in manifest["files"]:
         if entry["kind"] in ("sdist", "wheel"):
             try:
-                found = identify(_locate(root, entry["path"], flat)).version
+                found = identify(listed_file(root, entry["path"], flat=flat)).version
+            except FolderProblem:
+                continue  # reported by the file check
             except DistProblem as error:
                 report.problems.append(str(error))
                 continue
@@ -125,14 +128,13 @@ def _check_version(root: Path, manifest: Manifest, flat: bool, report: VerifyRep
 
 
 def _check_attestations(root: Path, manifest: Manifest, flat: bool, report: VerifyReport) -> None:
-    folder = root if flat else root / ATTESTATIONS_DIR
-    found = sorted(folder.glob(f"*{SUFFIX}")) if folder.is_dir() else []
-    if not found:
+    pairing = find_attestations(root, manifest, flat=flat)
+    report.problems += pairing.problems
+    for stray in pairing.strays:
+        report.problems.append(f"{stray} attests no file of this release")
+    if not pairing.pairs and not pairing.strays and not pairing.problems:
         report.passed.append("no attestations present (made only in the release workflow)")
         return
-    pairing = pair(found, manifest)
-    for stray in pairing.strays:
-        report.problems.append(f"{stray.name} attests no file of this release")
     hashes = {f["name"]: f["sha256"] for f in manifest["files"]}
     for name, path in sorted(pairing.pairs.items()):
         problems = attestation_problems(path, name, hashes[name])
