@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pathspec
@@ -88,6 +88,8 @@ class Lane:
     images: Mapping[str, str]
     network: str
     workdir: Path
+    # Environment every exec gets beside the graph's own (the lane's cut of cibuildwheel's selection).
+    extra_env: Mapping[str, str] = field(default_factory=dict)
     session: str = field(default_factory=lambda: os.urandom(4).hex())
     containers: list[str] = field(default_factory=list)
     snapshots: dict[str, str] = field(default_factory=dict)
@@ -238,7 +240,8 @@ class Lane:
         elif name == "withDirectory":
             self.podman("exec", state.cid, "mkdir", "-p", args["path"])
             self.podman("cp", f"{self._directory(args['source'])}/.", f"{state.cid}:{args['path']}")
-        elif name == "withFile":
+        elif name == "withFile":  # as Dagger does, the parent folders are made
+            self.podman("exec", state.cid, "mkdir", "-p", str(PurePosixPath(args["path"]).parent))
             self.podman("cp", str(self._file(args["source"])), f"{state.cid}:{args['path']}")
         elif name == "withServiceBinding":
             self._start_service(args["alias"], args["service"])
@@ -248,7 +251,8 @@ class Lane:
             raise Unsupported(f"Container.{name} is not known to the container lane")
 
     def _exec(self, state: _State, argv: list[str], redirect_stdout: str | None) -> None:
-        flags = [f"--env={k}={v}" for k, v in state.env.items()] + [f"--env={k}" for k in state.secrets]
+        environ = {**self.extra_env, **state.env}
+        flags = [f"--env={k}={v}" for k, v in environ.items()] + [f"--env={k}" for k in state.secrets]
         self.log.append(argv)
         result = self.podman("exec", "-w", state.workdir, *flags, state.cid, *argv, check=False, env=state.secrets)
         stdout, stderr = result.stdout.decode(errors="replace"), result.stderr.decode(errors="replace")
@@ -261,7 +265,7 @@ class Lane:
     def _start_service(self, alias: str, service: list[Call]) -> None:
         (as_service,) = [c for c in service if c.name == "asService"]
         state = self._run_container(service[: service.index(as_service)], alias=alias)
-        env = [f"--env={k}={v}" for k, v in state.env.items()]
+        env = [f"--env={k}={v}" for k, v in {**self.extra_env, **state.env}.items()]
         self.podman("exec", "-d", "-w", state.workdir, *env, state.cid, *as_service.args["args"])
         ports = [c.args["port"] for c in service if c.name == "withExposedPort"]
         probe = "import socket,sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), 1)"
@@ -292,10 +296,12 @@ def _plain(value: Any) -> Any:
 
 
 @contextmanager
-def lane(podman: Podman, images: Mapping[str, str], workdir: Path) -> Iterator[Lane]:
+def lane(
+    podman: Podman, images: Mapping[str, str], workdir: Path, extra_env: Mapping[str, str] | None = None
+) -> Iterator[Lane]:
     network = f"cuda-ci-lane-{os.urandom(3).hex()}"
     podman("network", "create", network)
-    engine = Lane(podman=podman, images=images, network=network, workdir=workdir)
+    engine = Lane(podman=podman, images=images, network=network, workdir=workdir, extra_env=extra_env or {})
     try:
         yield engine
     finally:
