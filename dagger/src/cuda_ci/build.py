@@ -27,7 +27,7 @@ from cuda_ci.components import Component, ReleaseUnit
 from cuda_ci.envs import Env, uv_binary
 from cuda_ci.errors import CommandError, CudaCiError, UsageError
 from cuda_ci.git import Git
-from cuda_ci.identity import pretend_environ, snapshot_version
+from cuda_ci.identity import PRETEND_PREFIX, pretend_environ, snapshot_version
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import (
     BuiltBy,
@@ -362,7 +362,10 @@ def _build_component(
         if build.wheel:
             unpacked = staging.parent / f"{build.component.dir}-sdist"
             wheel_source = extract_sdist(sdist, unpacked)
-            wheel_env = build_environ(int(env["SOURCE_DATE_EPOCH"]), unpacked)
+            # A pretended version (snapshot at a tag, rehearsal) holds for the wheel too: setuptools-scm
+            # may re-derive the version from the sdist's recorded SCM data and not from PKG-INFO.
+            pretended = {k: v for k, v in env.items() if k.startswith(PRETEND_PREFIX)}
+            wheel_env = {**build_environ(int(env["SOURCE_DATE_EPOCH"]), unpacked), **pretended}
             built_from = BuiltFrom(sdist=sdist.name, sha256=built[sdist].sha256)
     if build.wheel:
         for wheel, sha256 in _pypa_build(
