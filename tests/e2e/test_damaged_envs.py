@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cuda_ci import toolenvs
+from cuda_ci.declared import DEFAULT_DOCS
 from cuda_ci.docs import sphinx_env
 from cuda_ci.envs import Env
 from cuda_ci.log import Reporter
@@ -73,15 +74,18 @@ def test_a_damaged_environment_is_set_aside_and_made_again(
     assert [p.name for p in (cache / "envs").iterdir()] == [env.root.name], "nothing damaged is kept"
 
 
+SPHINX = list(DEFAULT_DOCS)  # what the docs environment holds for a component without a docs group
+
+
 def test_a_sphinx_environment_missing_a_static_file_is_made_again(
     cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env = sphinx_env(Reporter())
+    env = sphinx_env(SPHINX, Reporter())
     assert env is not None
     static = next((_site(env) / "sphinx" / "themes" / "basic" / "static").glob("*.js"))
     static.unlink()
     monkeypatch.setattr(toolenvs, "_FOUND", {})
     later = Reporter()
-    assert sphinx_env(later) == env
+    assert sphinx_env(SPHINX, later) == env
     assert any(f"sphinx/themes/basic/static/{static.name} is missing" in n for n in later.notes), later.notes
     assert static.is_file()
