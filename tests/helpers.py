@@ -52,3 +52,20 @@ def commit_change(repo: Path, message: str = "a change") -> str:
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", message)
     return git(repo, "rev-parse", "HEAD")
+
+
+def tagged_clone(template: Path, root: Path, *tags: str) -> Path:
+    """A clone of ``template`` under ``root`` with ``tags`` at main's head (a ``v`` tag annotated)."""
+    repo = clone(template, root / "repo")
+    for tag in tags:
+        git(repo, "tag", *(["-a", tag, "-m", tag] if tag.startswith("v") else [tag]))
+    return repo
+
+
+def folder_from(repo: Path, root: Path, *argv: str) -> Path:
+    """``cuda-ci ARGV --repo REPO --out ROOT/release``, which must succeed; the release folder."""
+    from cuda_ci.cli import main
+
+    out = root / "release"
+    assert main([*argv, "--repo", str(repo), "--out", str(out)]) == 0
+    return out

@@ -19,7 +19,7 @@ from cuda_ci.github import GitHub
 from cuda_ci.httpclient import HttpClient, RateLimited
 from cuda_ci.releases import GitHubReleases
 from tests.fakes.github import FakeGitHub
-from tests.helpers import clone, git
+from tests.helpers import folder_from, git, tagged_clone
 
 pytestmark = pytest.mark.e2e
 TAG = "v13.0.0"
@@ -29,12 +29,8 @@ TAG = "v13.0.0"
 def built(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """One validated release folder of cuda-bindings + cuda-python (the unit that may be "Latest")."""
     root = tmp_path_factory.mktemp("github-api")
-    repo = clone(template_repo, root / "repo")
-    git(repo, "tag", "cuda-pathfinder-v1.0.0")
-    git(repo, "tag", "-a", TAG, "-m", TAG)
-    out = root / "release"
-    assert main(["release", "--tag", TAG, "--dry-run", "--no-publish", "--repo", str(repo), "--out", str(out)]) == 0
-    return out, repo
+    repo = tagged_clone(template_repo, root, "cuda-pathfinder-v1.0.0", TAG)
+    return folder_from(repo, root, "release", "--tag", TAG, "--dry-run", "--no-publish"), repo
 
 
 @pytest.fixture

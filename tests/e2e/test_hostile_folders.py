@@ -18,7 +18,7 @@ import pytest
 from cuda_ci.cli import main
 from cuda_ci.manifest import ReleaseFolder, file_entry, sha256_of
 from tests.fakes.github import FakeGitHub
-from tests.helpers import clone, git
+from tests.helpers import folder_from, git, tagged_clone
 
 pytestmark = pytest.mark.e2e
 TAG = "cuda-pathfinder-v1.0.0"
@@ -29,11 +29,8 @@ SECRET = b"root:x:0:0:the runner's secrets, outside the release folder\n"
 def built(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """One real build of cuda-pathfinder 1.0.0, not validated yet, and its repository."""
     root = tmp_path_factory.mktemp("hostile")
-    repo = clone(template_repo, root / "repo")
-    git(repo, "tag", TAG)
-    out = root / "release"
-    assert main(["build", "--tag", TAG, "--repo", str(repo), "--out", str(out)]) == 0
-    return out, repo
+    repo = tagged_clone(template_repo, root, TAG)
+    return folder_from(repo, root, "build", "--tag", TAG), repo
 
 
 @pytest.fixture(scope="module")

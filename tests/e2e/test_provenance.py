@@ -14,7 +14,7 @@ from cuda_ci.manifest import ReleaseFolder, check_schema, sha256_of
 from cuda_ci.provenance import attestation_name
 from cuda_ci.sbom import check_sbom
 from tests.fakes.github import FakeGitHub
-from tests.helpers import clone, git
+from tests.helpers import folder_from, tagged_clone
 
 pytestmark = pytest.mark.e2e
 TAG = "v13.0.0"
@@ -24,12 +24,8 @@ TAG = "v13.0.0"
 def release_folder(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """One dry-run release of cuda-bindings + cuda-python (C extension included), and its repository."""
     root = tmp_path_factory.mktemp("provenance")
-    repo = clone(template_repo, root / "repo")
-    git(repo, "tag", "cuda-pathfinder-v1.0.0")
-    git(repo, "tag", "-a", TAG, "-m", TAG)
-    out = root / "release"
-    assert main(["release", "--tag", TAG, "--dry-run", "--no-publish", "--repo", str(repo), "--out", str(out)]) == 0
-    return out, repo
+    repo = tagged_clone(template_repo, root, "cuda-pathfinder-v1.0.0", TAG)
+    return folder_from(repo, root, "release", "--tag", TAG, "--dry-run", "--no-publish"), repo
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 
 from cuda_ci.cli import main
 from cuda_ci.manifest import ReleaseFolder, file_entry
-from tests.helpers import clone, git
+from tests.helpers import clone, folder_from, git, tagged_clone
 
 pytestmark = pytest.mark.e2e
 TAG = "cuda-pathfinder-v1.0.0"
@@ -24,11 +24,8 @@ TAG = "cuda-pathfinder-v1.0.0"
 def built_folder(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """One real build of cuda-pathfinder 1.0.0 (not yet validated), and its repository."""
     root = tmp_path_factory.mktemp("built")
-    repo = clone(template_repo, root / "repo")
-    git(repo, "tag", TAG)
-    out = root / "release"
-    assert main(["build", "--tag", TAG, "--repo", str(repo), "--out", str(out)]) == 0
-    return out, repo
+    repo = tagged_clone(template_repo, root, TAG)
+    return folder_from(repo, root, "build", "--tag", TAG), repo
 
 
 @pytest.fixture(scope="module")
