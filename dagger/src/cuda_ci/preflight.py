@@ -132,50 +132,54 @@ def _snapshot(git: Git, result: Preflight) -> None:
         result.record(check, "skipped", "snapshot: no release tag")
 
 
-def _tag_checks(git: Git, request: PreflightRequest, result: Preflight) -> None:
+def _parse_tag(request: PreflightRequest, result: Preflight) -> ReleaseTag | None:
+    """The requested tag parsed (and its unit taken), or None with the ``tag`` finding recorded."""
     assert request.tag is not None
     try:
         result.tag = parse_tag(request.tag, request.component)
     except CudaCiError as error:
         result.record("tag", "failed", "\n".join(error.problems))
-        return
+        return None
     result.unit = result.tag.unit
-    commit = git.commit_of(result.tag.ref)
+    return result.tag
+
+
+def _tag_checks(git: Git, request: PreflightRequest, result: Preflight) -> None:
+    tag = _parse_tag(request, result)
+    if tag is None:
+        return
+    commit = git.commit_of(tag.ref)
     if commit is None:
-        kind = git.peeled_type(result.tag.ref)
+        kind = git.peeled_type(tag.ref)
         detail = (
-            f"tag {result.tag.name} names a {kind}, not a commit"
+            f"tag {tag.name} names a {kind}, not a commit"
             if kind
-            else f"tag {result.tag.name} does not exist in {git.root}: create it on a green main commit "
-            f"(git tag -a {result.tag.name} <commit>) and push it, or fetch tags (git fetch --tags)"
+            else f"tag {tag.name} does not exist in {git.root}: create it on a green main commit "
+            f"(git tag -a {tag.name} <commit>) and push it, or fetch tags (git fetch --tags)"
         )
         result.record("tag", "failed", detail)
         return
     result.commit = commit
-    result.record("tag", "passed", f"{result.tag.name} → {commit}")
+    result.record("tag", "passed", f"{tag.name} → {commit}")
     _reachable(git, result)
     _notes(git, result)
 
 
 def _rehearsal_checks(git: Git, request: PreflightRequest, result: Preflight) -> None:
     """The tag's checks for a rehearsal: T parsed, REF resolved; T's existence is reported as ``rehearsal``."""
-    assert request.tag is not None
-    try:
-        result.tag = parse_tag(request.tag, request.component)
-    except CudaCiError as error:
-        result.record("tag", "failed", "\n".join(error.problems))
+    tag = _parse_tag(request, result)
+    if tag is None:
         return
-    result.unit = result.tag.unit
     try:
         result.ref = resolve_ref(git, request.ref)
     except CudaCiError as error:
         result.record("ref", "failed", "\n".join(error.problems))
         return
-    conflict = tag_conflict(git, result.tag, result.ref)
+    conflict = tag_conflict(git, tag, result.ref)
     if conflict:
         result.record("tag", "failed", conflict)
     else:
-        result.record("tag", "rehearsal", rehearsal_detail(git, result.tag, result.ref))
+        result.record("tag", "rehearsal", rehearsal_detail(git, tag, result.ref))
     result.commit = result.ref.commit
     _reachable(git, result)
     _notes(git, result)
