@@ -28,7 +28,9 @@ def clean_environ(base: Mapping[str, str] | None = None, /, **extra: str) -> dic
 
 
 _CHILDREN: set[subprocess.Popen[str]] = set()
-_CHILDREN_LOCK = threading.Lock()
+# Reentrant: the SIGTERM handler (stop_children) runs in the main thread, which may hold it at that
+# moment (inside run()); a plain Lock would deadlock the run there, for ever.
+_CHILDREN_LOCK = threading.RLock()
 
 
 def _die_with_parent(parent: int) -> None:  # pragma: no cover - runs in the child, before exec
