@@ -30,9 +30,7 @@ def test_release_dry_run_runs_in_containers(engine: Lane, module: CudaCi, unit: 
     names = sorted(f["name"] for f in manifest["files"] if f["kind"] in ("sdist", "wheel"))
     assert names and sorted(p.name for p in (folder / "dist").iterdir()) == names
     if unit == "cuda-bindings":
-        assert any(
-            n.endswith("-cp311-cp311-manylinux_2_36_x86_64.whl") or "cp311-cp311-manylinux" in n for n in names
-        ), names
+        assert any("-cp311-cp311-manylinux" in n for n in names), names
     assert (folder / "docs").is_dir() and any((folder / "docs").rglob("index.html"))
     log = json.loads((folder / "publish-log.json").read_text())
     assert log, "publish recorded what it did against the index services"
