@@ -31,11 +31,15 @@ def test_a_test_job_builds_validates_documents_and_runs_the_units_tests(
     assert manifest["version"] in page, "conf.py read SPHINX_CUDA_CORE_VER"
     assert "copybutton.js" in page, "the docs group's Sphinx extension ran"
     assert any((out / "siblings").glob("cuda_bindings-*.whl"))
-    # The in-tree backend's get_requires_for_build_wheel asked for tomli-w: the kept build environment held it.
-    assert "build-env/tomli-w" in manifest["tools"]
-    [wheel] = (out / "dist").glob("cuda_core-*.whl")
+    # Cython from the index in the kept build environment; cuda-bindings, which the in-tree backend's
+    # get_requires_for_build_wheel asks for, from this commit's wheel (never kept, never an index's).
+    assert "build-env/cython" in manifest["tools"] and "build-env/cuda-bindings" not in manifest["tools"]
+    [wheel] = (out / "dist").glob("cuda_core-*-manylinux*.whl")
     with zipfile.ZipFile(wheel) as archive:
-        assert "cuda/core/_build_info.toml" in archive.namelist()
+        names = archive.namelist()
+    # one wheel, a compiled build per declared variant (CUDA_CORE_BUILD_MAJOR=12 and 13), no Cython source
+    assert {n.split("/")[2] for n in names if n.endswith(".so")} == {"_cu12", "_cu13"}
+    assert not [n for n in names if n.endswith((".pyx", ".c"))]
 
 
 def test_a_failing_unit_test_fails_the_job(monorepo: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -77,9 +77,7 @@ def test_a_damaged_environment_is_set_aside_and_made_again(
 SPHINX = list(DEFAULT_DOCS)  # what the docs environment holds for a component without a docs group
 
 
-def test_a_sphinx_environment_missing_a_static_file_is_made_again(
-    cache: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_sphinx_environment_missing_a_static_file_is_made_again(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = sphinx_env(SPHINX, Reporter())
     assert env is not None
     static = next((_site(env) / "sphinx" / "themes" / "basic" / "static").glob("*.js"))

@@ -60,7 +60,10 @@ def test_a_bad_group_is_refused_before_anything_is_built(
 def test_an_install_extra_that_is_not_declared_is_refused(
     monorepo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    declare(monorepo, "cuda_core", "[tool.setuptools_scm]", '[tool.cuda-ci]\ninstall-extras = ["cu13"]\n')
+    pyproject = monorepo / "cuda_core" / "pyproject.toml"
+    extra = '[project.optional-dependencies]\ncu13 = ["cuda-bindings>=13.0,<14"]\n'
+    pyproject.write_text(pyproject.read_text().replace(extra, ""))
+    git(monorepo, "commit", "-qam", "install-extras names an extra that is not declared")
     argv = ["test", "--component", "cuda-core", "--repo", str(monorepo)]
     assert main(argv) == 1
     err = capsys.readouterr().err
@@ -126,15 +129,20 @@ def test_dynamic_build_requirements_that_do_not_resolve_build_isolated_with_a_wa
     monorepo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     hooks = monorepo / "cuda_core" / "build_hooks.py"
-    hooks.write_text(hooks.read_text().replace('"tomli-w>=1.0"]', '"tomli-w>=1.0", "cuda-ci-no-such-package==1.0"]'))
+    wheel_hook = "get_requires_for_build_wheel(config_settings), BINDINGS_REQUIREMENT]"
+    assert wheel_hook in hooks.read_text()
+    hooks.write_text(hooks.read_text().replace(wheel_hook, wheel_hook[:-1] + ', "cuda-ci-no-such-package==1.0"]'))
     git(monorepo, "commit", "-qam", "a dynamic build requirement that does not exist")
     out = tmp_path / "rel"
     argv = ["build", "--snapshot", "--component", "cuda-core", "--repo", str(monorepo), "--out", str(out)]
     assert main(argv) == 1
     err = capsys.readouterr().err
-    assert "its build backend's dynamic requirements (tomli-w>=1.0, cuda-ci-no-such-package==1.0)" in err
+    assert "its build backend's dynamic requirements (cuda-ci-no-such-package==1.0)" in err
     assert "building it isolated instead" in err
-    assert "error: wheel build of cuda-core failed" in err and "cuda-ci-no-such-package" in err
+    # ... but cuda-core compiles against this commit's cuda-bindings, which an isolated build would
+    # take from an index: refused, naming why
+    assert "error: cuda-core's build compiles against cuda-bindings from this commit, which needs a kept" in err
+    assert "an isolated build would take those from an index instead" in err
 
 
 def test_a_component_without_groups_gets_plain_sphinx_and_bare_pytest(

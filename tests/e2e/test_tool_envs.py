@@ -102,7 +102,7 @@ def test_without_uv_builds_are_isolated_and_still_build_once(
     monorepo: Path, tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("cuda_ci.toolenvs.uv_binary", lambda: None)
-    monkeypatch.setattr("cuda_ci.build.uv_binary", lambda: None)
+    monkeypatch.setattr("cuda_ci.frontend.uv_binary", lambda: None)
     monkeypatch.setattr(toolenvs, "_FOUND", {})
     git(monorepo, "tag", "cuda-pathfinder-v1.0.0")
     out = tmp_path / "out"

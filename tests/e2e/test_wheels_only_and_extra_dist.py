@@ -15,20 +15,21 @@ import pytest
 from cuda_ci.cli import main
 
 pytestmark = pytest.mark.e2e
-WINDOWS = [f"cp3{minor}" for minor in (10, 11, 12, 13)]
+WINDOWS = [*(f"cp3{minor}" for minor in (10, 11, 12, 13, 14)), "cp314t"]
 
 
 def retag_as_windows(wheel: Path, python: str, dest: Path) -> Path:
     """A copy of a Linux wheel tagged as cibuildwheel's Windows build of ``python``, RECORD kept true."""
     name, version = wheel.name.split("-")[:2]
-    target = dest / f"{name}-{version}-{python}-{python}-win_amd64.whl"
+    tag = f"{python.removesuffix('t')}-{python}-win_amd64"  # free-threaded: cp314-cp314t
+    target = dest / f"{name}-{version}-{tag}.whl"
     members: dict[str, bytes] = {}
     with zipfile.ZipFile(wheel) as source:
         for info in source.infolist():
             data = source.read(info.filename)
             if info.filename.endswith(".dist-info/WHEEL"):
                 lines = [line for line in data.decode().splitlines() if not line.startswith("Tag:")]
-                data = ("\n".join([*lines, f"Tag: {python}-{python}-win_amd64"]) + "\n").encode()
+                data = ("\n".join([*lines, f"Tag: {tag}"]) + "\n").encode()
             members[info.filename] = data
     record = next(n for n in members if n.endswith(".dist-info/RECORD"))
     rows = []
@@ -64,7 +65,7 @@ def test_wheels_only_builds_only_the_platform_wheel(
             [
                 "build",
                 "--tag",
-                "cuda-core-v0.3.0",
+                "cuda-pathfinder-v1.0.0",
                 "--wheels-only",
                 "--repo",
                 str(tagged_repo),
@@ -74,7 +75,7 @@ def test_wheels_only_builds_only_the_platform_wheel(
         )
         == 2
     )
-    assert "cuda-core has no platform wheels" in capsys.readouterr().err
+    assert "cuda-pathfinder has no platform wheels" in capsys.readouterr().err
 
 
 def test_extra_dist_windows_wheels_join_the_release(
@@ -109,7 +110,7 @@ def test_extra_dist_windows_wheels_join_the_release(
         == 1
     )
     err = capsys.readouterr().err
-    for python in ("cp310", "cp312", "cp313"):
+    for python in ("cp310", "cp312", "cp313", "cp314", "cp314t"):
         assert f"cuda-bindings: 0 wheels for {python}-win_amd64, expected exactly 1" in err
 
     for python in WINDOWS:
@@ -135,8 +136,9 @@ def test_extra_dist_windows_wheels_join_the_release(
     listed = {f["name"] for f in manifest["files"]}
     assert {p.name for p in extra.iterdir()} <= listed
     skipped = [v for v in manifest["validation"] if v["status"] == "skipped" and v["check"] == "install"]
-    assert len(skipped) == 4 and all("win_amd64" in (v["file"] or "") for v in skipped)
+    assert len(skipped) == len(WINDOWS) and all("win_amd64" in (v["file"] or "") for v in skipped)
     sums = (out2 / "SHA256SUMS").read_text().splitlines()
-    assert len([line for line in sums if line.endswith("win_amd64.whl")]) == 4
-    assert len([line for line in sums if line.endswith("win_amd64.whl.cdx.json")]) == 4, "an SBOM per extra wheel"
+    assert len([line for line in sums if line.endswith("win_amd64.whl")]) == len(WINDOWS)
+    # and an SBOM per extra wheel
+    assert len([line for line in sums if line.endswith("win_amd64.whl.cdx.json")]) == len(WINDOWS)
     shutil.rmtree(extra)

@@ -6,10 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from cuda_ci.build import CONTAINER_SIBLINGS, ComponentBuild, cibuildwheel_environ, native_cibuildwheel_platform
-from cuda_ci.components import BINDINGS
+from cuda_ci.build import native_cibuildwheel_platform
+from cuda_ci.components import BINDINGS, CORE
 from cuda_ci.errors import UsageError
+from cuda_ci.frontend import ComponentBuild
+from cuda_ci.wheelbuild import CONTAINER_BUILD_SIBLINGS, CONTAINER_SIBLINGS, cibuildwheel_environ
 from cuda_ci.wheels import linux_container_engine
+from tests.helpers import REPO_ROOT
 
 
 @pytest.mark.parametrize(("chosen", "engine"), [("none", None), ("docker", "docker"), ("podman", "podman")])
@@ -46,3 +49,25 @@ def test_cibuildwheel_mounts_this_commits_siblings_for_its_import_test(tmp_path:
                        test_siblings=(sibling,))
     )  # fmt: skip
     assert native == {"CIBW_BEFORE_TEST": f"python -m pip install --no-index --no-deps {sibling}"}
+
+
+def test_cibuildwheel_builds_cuda_core_against_this_commits_bindings_never_an_indexs(tmp_path: Path) -> None:
+    """cuda-core's backend asks for cuda-bindings: cibuildwheel builds it without isolation, in an
+    environment holding the declared build requirements and this commit's siblings, built for each
+    identifier from their sdists (the index's cuda-bindings is another build of that name)."""
+    sdists = tuple(tmp_path / "sdists" / n for n in ("cuda_pathfinder-1.0.0.tar.gz", "cuda_bindings-13.0.0.tar.gz"))
+    build = ComponentBuild(
+        component=CORE, sdist=False, wheel=True, repair=False, cibuildwheel_platform="linux",
+        container_engine="podman", build_siblings=sdists,
+    )  # fmt: skip
+    environ = cibuildwheel_environ(build, REPO_ROOT / "cuda_core")
+    assert environ["CIBW_CONTAINER_ENGINE"] == (
+        f"podman; create_args: --volume={sdists[0].parent}:{CONTAINER_BUILD_SIBLINGS}:ro"
+    )
+    assert environ["CIBW_BUILD_FRONTEND"] == "build; args: --no-isolation --skip-dependency-check"
+    requirements, siblings = environ["CIBW_BEFORE_BUILD"].split(" && ")
+    assert "'Cython>=3.1,<3.4'" in requirements and "setuptools" in requirements and "build==" not in requirements
+    assert siblings == (
+        f"python -m pip install --no-deps {CONTAINER_BUILD_SIBLINGS}/cuda_pathfinder-1.0.0.tar.gz "
+        f"{CONTAINER_BUILD_SIBLINGS}/cuda_bindings-13.0.0.tar.gz"
+    )

@@ -20,7 +20,15 @@ from dagger._exceptions import QueryErrorValue
 import dagger
 from cuda_ci.cli import build_parser
 from cuda_ci.components import unit_names
-from cuda_ci.main import CUDA_IMAGE, TOOLING_IMAGE, CiJobsFailed, CudaCi, MissingHistoryError, smoke_versions
+from cuda_ci.main import (
+    CUDA_IMAGE,
+    TOOLING_IMAGE,
+    CiJobsFailed,
+    CudaCi,
+    MissingHistoryError,
+    python_path,
+    smoke_versions,
+)
 from cuda_ci.wheelplan import linux_wheel_jobs, tooling_image
 from dagger import dag
 from tests.dagger_render import Call, contains_chain, execs, render, walk
@@ -99,8 +107,21 @@ def test_wheel_builds_cover_exactly_cibuildwheels_identifiers(module: CudaCi) ->
     assert sorted(platforms) == sorted(j.platform for j in JOBS)
     assert {j.image for j in JOBS} <= _images(chain)
     wheel_builds = [a for a in execs(chain) if "--wheels-only" in a]
-    assert len(wheel_builds) == len(JOBS) == 8
+    # upstream's selection: CPython 3.10-3.14 and free-threaded 3.14t (cibuildwheel 4 has no 3.13t), two arches
+    assert len(wheel_builds) == len(JOBS) == 12
+    assert {j.identifier.split("-")[0] for j in JOBS} == {"cp310", "cp311", "cp312", "cp313", "cp314", "cp314t"}
+    assert {j.arch for j in JOBS} == {"x86_64", "aarch64"}
     assert ["/opt/cuda-ci/bin/cuda-ci", "build", "--tag=v13.1.0", "--repo", "/src", "--out", "/release"] in execs(chain)
+
+
+def test_compiled_cuda_core_has_wheel_jobs_for_the_same_selection(module: CudaCi) -> None:
+    core_jobs = linux_wheel_jobs(REPO_ROOT / "cuda_core")
+    assert [j.identifier for j in core_jobs] == [j.identifier for j in JOBS]
+    chain = render(module.build_graph(["--tag=cuda-core-v0.3.0"], core_jobs))
+    wheel_builds = [a for a in execs(chain) if "--wheels-only" in a]
+    assert len(wheel_builds) == 12 and all("--tag=cuda-core-v0.3.0" in a for a in wheel_builds)
+    per_job = [c for c in walk(chain) if c.name == "withEnvVariable" and c.args["name"] == "CUDA_CI_BUILD_PYTHON"]
+    assert "/opt/python/cp314-cp314t/bin/python" in {c.args["value"] for c in per_job}
 
 
 def test_stages_hand_the_same_directory_along(module: CudaCi) -> None:
@@ -120,10 +141,12 @@ def test_stages_hand_the_same_directory_along(module: CudaCi) -> None:
 
 
 def test_one_smoke_install_per_other_supported_python(module: CudaCi) -> None:
-    assert smoke_versions([j.identifier for j in JOBS]) == ["3.10", "3.11", "3.13"]
+    assert smoke_versions([j.identifier for j in JOBS]) == ["3.10", "3.11", "3.13", "3.14", "3.14t"]
+    assert python_path("3.14t") == "/opt/python/cp314-cp314t/bin/python", "manylinux's free-threaded prefix"
+    assert {str(j.python) for j in JOBS} >= {python_path(v) for v in smoke_versions([j.identifier for j in JOBS])}
     chain = _release(module, no_publish=True)
     smokes = [a for a in execs(chain) if a[1:2] == ["smoke"]]
-    assert len(smokes) == 3
+    assert len(smokes) == 5
 
 
 def test_tokens_enter_only_as_secrets(module: CudaCi) -> None:

@@ -116,8 +116,9 @@ def test_a_component_this_run_does_not_provide_is_refused(tmp_path: Path) -> Non
     pathfinder = wheel(tmp_path, "cuda-pathfinder", "1.0.0")
     with pytest.raises(CudaCiError) as info:
         plan_runtime(["cuda-pathfinder==1.0.0", "cuda-bindings>=13"], [pathfinder], what="test install")
-    assert "test install: cuda-bindings>=13 names a component of this repository that this run does not provide" in (
-        info.value.problems[0]
+    assert (
+        "test install: cuda-bindings>=13 names a component of this repository that this run does not provide"
+        in (info.value.problems[0])
     )
     assert plan_runtime(["cuda-bindings>=13"], [pathfinder], refuse_missing=False).third_party == ()
 

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from packaging.tags import Tag
 
-from cuda_ci.build import BuildSource, ComponentBuild, build_argv, plan_build
+from cuda_ci.build import BuildSource, plan_build
 from cuda_ci.buildenv import build_requirements
 from cuda_ci.components import get_unit
 from cuda_ci.envs import Env
 from cuda_ci.errors import CudaCiError, UsageError
+from cuda_ci.frontend import ComponentBuild, build_argv
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import FileEntry
 from cuda_ci.publish import plan_index_uploads
@@ -70,6 +71,8 @@ def test_build_requirements_are_the_pyproject_s_plus_this_frontend(tmp_path: Pat
         (Tag("cp311", "cp311", "manylinux_2_34_x86_64"), "cp311-manylinux_x86_64"),
         (Tag("cp312", "cp312", "manylinux2014_aarch64"), "cp312-manylinux_aarch64"),
         (Tag("cp313", "cp313", "win_amd64"), "cp313-win_amd64"),
+        (Tag("cp314", "cp314t", "win_amd64"), "cp314t-win_amd64"),
+        (Tag("cp314", "cp314t", "manylinux_2_28_aarch64"), "cp314t-manylinux_aarch64"),
         (Tag("cp311", "cp311", "macosx_11_0_arm64"), "cp311-macosx_arm64"),
         (Tag("py3", "none", "any"), "py3-none-any"),
     ],

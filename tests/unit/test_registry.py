@@ -36,7 +36,10 @@ def test_pyproject_matches_registry(component: Component) -> None:
         if other.tag_prefix != prefix:
             assert not re.match(regex, f"{other.tag_prefix}1.2.3")
     siblings = {c.distribution for c in COMPONENTS}  # third-party requirements are the component's own business
-    declared = {Requirement(r).name for r in project.get("dependencies", [])} & siblings
+    # a sibling may come through the extras every install asks for (cuda-core[cu13] → cuda-bindings)
+    extras = data["tool"].get("cuda-ci", {}).get("install-extras", [])
+    through_extras = [r for e in extras for r in project["optional-dependencies"][e]]
+    declared = {Requirement(r).name for r in [*project.get("dependencies", []), *through_extras]} & siblings
     if "dependencies" not in project.get("dynamic", []):
         assert declared == set(component.depends_on)
     for name in component.import_names:
@@ -54,9 +57,13 @@ def test_every_component_has_docs_notes_tests_and_readme(component: Component) -
     assert any((root / "tests").glob("test_*.py"))
 
 
-def test_platform_wheels_only_for_the_c_extension() -> None:
-    assert [c.distribution for c in COMPONENTS if c.wheel == "platform"] == ["cuda-bindings"]
+def test_platform_wheels_for_the_compiled_components() -> None:
+    assert [c.distribution for c in COMPONENTS if c.wheel == "platform"] == ["cuda-bindings", "cuda-core"]
     assert (REPO_ROOT / "cuda_bindings" / "cuda" / "bindings" / "_driver.c").is_file()
+    # cuda-core is Cython compiled against the .pxd cuda-bindings ships, which its backend asks for
+    assert "cimport cydriver" in (REPO_ROOT / "cuda_core" / "cuda" / "core" / "_impl.pyx").read_text()
+    assert (REPO_ROOT / "cuda_bindings" / "cuda" / "bindings" / "cydriver.pxd").is_file()
+    assert [c.build_requires for c in COMPONENTS if c.build_requires] == [("cuda-bindings",)]
 
 
 def test_dependency_closure_orders_siblings_first() -> None:

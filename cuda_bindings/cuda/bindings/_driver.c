@@ -246,6 +246,10 @@ PyMODINIT_FUNC PyInit__driver(void)
     if (m == NULL) {
         return NULL;
     }
+#ifdef Py_GIL_DISABLED
+    /* Free-threaded builds (3.14t): the entry points are resolved once, under driver.py's lock. */
+    PyUnstable_Module_SetGIL(m, Py_MOD_GIL_NOT_USED);
+#endif
     CUDAError = PyErr_NewExceptionWithDoc(
         "cuda.bindings._driver.CUDAError",
         "A driver call returned a non-zero CUresult; .code and .name carry it.",

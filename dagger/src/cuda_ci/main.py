@@ -78,9 +78,10 @@ SOURCE_IGNORE = [
 
 
 def python_path(version: str) -> str:
-    """The manylinux image's interpreter for ``3.12`` → ``/opt/python/cp312-cp312/bin/python``."""
-    tag = "cp" + version.replace(".", "")
-    return f"/opt/python/{tag}-{tag}/bin/python"
+    """The manylinux image's interpreter for ``3.12`` → ``/opt/python/cp312-cp312/bin/python``
+    (free-threaded ``3.14t`` → ``/opt/python/cp314-cp314t/bin/python``)."""
+    tag = "cp" + version.replace(".", "").removesuffix("t")
+    return f"/opt/python/{tag}-{tag}{'t' if version.endswith('t') else ''}/bin/python"
 
 
 def selection(

@@ -1,39 +1,66 @@
 """Sibling components (cuda-core → cuda-bindings → cuda-pathfinder) built from the same commit.
 
 Installs of a release never take siblings from the public PyPI, where these names hold other
-builds: smoke installs and docs take them from wheels built here, at the release's commit.
+builds: smoke installs, docs and builds that compile against a sibling (cuda-core's Cython against
+cuda-bindings' ``.pxd`` files) take them from wheels built here, at the release's commit.
 """
 
 from __future__ import annotations
 
 import tempfile
+import threading
 from pathlib import Path
 
-from cuda_ci.build import ComponentBuild, build_environ, check_clone, run_frontend
 from cuda_ci.buildenv import build_tool_env
-from cuda_ci.components import ReleaseUnit, dependency_closure
+from cuda_ci.components import Component, ReleaseUnit, dependency_closure
+from cuda_ci.frontend import ComponentBuild, build_environ, check_clone, run_frontend
 from cuda_ci.git import Git
 from cuda_ci.log import Reporter
+from cuda_ci.process import PYTHON
 
 SIBLINGS_DIR = "siblings"
+# The build and the stages beside it ask for the same folder at once: the first builds, the rest wait.
+_FOLDER_LOCKS: dict[Path, threading.Lock] = {}
+_LOCKS_LOCK = threading.Lock()
 
 
-def sibling_wheels(repo: Path, commit: str, unit: ReleaseUnit, dest: Path, reporter: Reporter) -> list[Path]:
-    """Wheels of every sibling the unit needs, built once at ``commit`` into ``dest`` (reused after)."""
+def sibling_wheels(
+    repo: Path, commit: str, unit: ReleaseUnit, dest: Path, reporter: Reporter, python: str = PYTHON
+) -> list[Path]:
+    """Wheels of every sibling the unit needs, built once at ``commit`` for ``python`` into ``dest``
+    (reused after)."""
     needed = dependency_closure(unit)
     if not needed:
         return []
+    with _LOCKS_LOCK:
+        lock = _FOLDER_LOCKS.setdefault(dest.resolve(), threading.Lock())
+    with lock:
+        return _build_once(repo, commit, needed, dest, reporter, python, sdists=False)
+
+
+def sibling_sdists(repo: Path, commit: str, unit: ReleaseUnit, dest: Path, reporter: Reporter) -> list[Path]:
+    """The sdists of every sibling the unit needs, at ``commit`` (cibuildwheel builds them per identifier)."""
+    needed = dependency_closure(unit)
+    return _build_once(repo, commit, needed, dest, reporter, PYTHON, sdists=True) if needed else []
+
+
+def _build_once(
+    repo: Path, commit: str, needed: tuple[Component, ...], dest: Path, reporter: Reporter, python: str, *,
+    sdists: bool,
+) -> list[Path]:  # fmt: skip
+    pattern = "*.tar.gz" if sdists else "*.whl"
     marker = dest / f".commit-{commit}"
     if marker.is_file():
-        return sorted(dest.glob("*.whl"))
+        return sorted(dest.glob(pattern))
     git = Git.open(repo)
     check_clone(git, reporter)
     dest.mkdir(parents=True, exist_ok=True)
     env = build_environ(git.commit_time(commit))
     with git.worktree(commit) as tree, tempfile.TemporaryDirectory(prefix="cuda-ci-siblings-") as tmp:
         for component in needed:
-            with reporter.step(f"build sibling {component.distribution} at {commit[:7]}"):
-                build = ComponentBuild(component=component, sdist=False, wheel=True, repair=False)
+            kind = "sdist" if sdists else "wheel"
+            with reporter.step(f"build sibling {component.distribution} {kind} at {commit[:7]}"):
+                build = ComponentBuild(component=component, sdist=sdists, wheel=not sdists, repair=False, python=python)
                 run_frontend(
                     build,
                     tree / component.dir,
@@ -46,4 +73,4 @@ def sibling_wheels(repo: Path, commit: str, unit: ReleaseUnit, dest: Path, repor
                     what=f"build of sibling {component.distribution}",
                 )
     marker.write_text(commit + "\n")
-    return sorted(dest.glob("*.whl"))
+    return sorted(dest.glob(pattern))

@@ -10,11 +10,12 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from cuda_ci.build import BuildSource, check_clone, execute_build, native_cibuildwheel_platform, plan_build
+from cuda_ci.build import BuildSource, execute_build, native_cibuildwheel_platform, plan_build
 from cuda_ci.components import get_unit
 from cuda_ci.declared import check_unit, docs_requirements
 from cuda_ci.docs import build_docs, sphinx_env
 from cuda_ci.errors import CudaCiError, UsageError
+from cuda_ci.frontend import check_clone
 from cuda_ci.git import Git
 from cuda_ci.github import GitHub
 from cuda_ci.index import EmbeddedIndex, embedded_indexes

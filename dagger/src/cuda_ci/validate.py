@@ -6,7 +6,7 @@ import shutil
 import tarfile
 import tempfile
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,18 +15,22 @@ from urllib.request import url2pathname
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from cuda_ci.build import ComponentBuild, build_argv, build_environ, extract_sdist, sbom_entries
+from cuda_ci.build import sbom_entries
+from cuda_ci.buildenv import build_tool_env
 from cuda_ci.components import Component, ReleaseUnit, get_unit
-from cuda_ci.declared import install_extras
+from cuda_ci.declared import declared_in_sdist, install_extras
 from cuda_ci.distfiles import DistFile, DistProblem, archive_problems, identify, metadata, record_problems
 from cuda_ci.envs import Env, install_from_run
 from cuda_ci.errors import CommandError, CudaCiError
+from cuda_ci.frontend import ComponentBuild, build_argv, build_environ, overlay_env
 from cuda_ci.git import Git
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import Manifest, ReleaseFolder, ValidationEntry, file_entry
 from cuda_ci.process import PYTHON, probe_interpreter, run
 from cuda_ci.safepaths import FolderProblem, listed_file
+from cuda_ci.sdists import extract_sdist
 from cuda_ci.siblings import SIBLINGS_DIR, sibling_wheels
+from cuda_ci.variants import missing_variants
 from cuda_ci.wheels import cibuildwheel_identifiers, installable_here, wheel_identifiers
 
 PURE_IDENTIFIER = "py3-none-any"
@@ -190,6 +194,7 @@ def static_checks(
     dists = _safe_dists(folder, manifest, findings)
     check_names_and_versions(dists, unit, manifest, findings)
     check_expected_set(dists, unit, manifest, extra_windows, findings)
+    check_variants(dists, findings)
     for dist in dists:
         if dist.kind == "wheel" and dist.path.stat().st_size:
             try:
@@ -201,6 +206,22 @@ def static_checks(
             if not problems:
                 findings.passed("record", dist.path.name, "every member matches RECORD")
     return dists
+
+
+def check_variants(dists: list[DistFile], findings: Findings) -> None:
+    """Every wheel of a component declaring variants (its own sdist's ``[tool.cuda-ci.variants]``)
+    holds each variant's compiled files."""
+    for sdist in [d for d in dists if d.kind == "sdist"]:
+        variants = declared_in_sdist(sdist.path).variants
+        for wheel in [d for d in dists if d.kind == "wheel" and d.name == sdist.name] if variants else []:
+            assert variants is not None
+            problems = missing_variants(wheel.path, variants, f"{sdist.path.name}:pyproject.toml")
+            for problem in problems:
+                findings.failed("variants", problem)
+            if not problems:
+                findings.passed(
+                    "variants", wheel.path.name, f"builds for {variants.variable}={', '.join(variants.values)}"
+                )
 
 
 def _tool(argv: list[str], what: str, check: str, file: str | None, reporter: Reporter, findings: Findings) -> bool:
@@ -350,7 +371,9 @@ def install_checks(
             )
 
 
-def sdist_checks(dists: list[DistFile], manifest: Manifest, reporter: Reporter, findings: Findings) -> None:
+def sdist_checks(
+    dists: list[DistFile], manifest: Manifest, reporter: Reporter, findings: Findings, siblings: list[Path]
+) -> None:
     """Each sdist builds a wheel of the same version.
 
     Where the build stage built a wheel from this very sdist (``built_from`` names its sha256; the
@@ -372,10 +395,12 @@ def sdist_checks(dists: list[DistFile], manifest: Manifest, reporter: Reporter, 
                 f"the build stage built {proof[0]['name']} from this sdist (sha256 {sdist_sha256[:12]})",
             )
             continue
-        _build_wheel_from_sdist(dist, manifest, reporter, findings)
+        _build_wheel_from_sdist(dist, manifest, reporter, findings, siblings)
 
 
-def _build_wheel_from_sdist(dist: DistFile, manifest: Manifest, reporter: Reporter, findings: Findings) -> None:
+def _build_wheel_from_sdist(
+    dist: DistFile, manifest: Manifest, reporter: Reporter, findings: Findings, siblings: list[Path]
+) -> None:
     component = next(
         c for c in get_unit(manifest["component"]).components if canonicalize_name(c.distribution) == dist.name
     )
@@ -386,12 +411,17 @@ def _build_wheel_from_sdist(dist: DistFile, manifest: Manifest, reporter: Report
             findings.failed("sdist-builds-wheel", f"{dist.path.name} cannot be unpacked: {error}")
             return
         out = Path(tmp) / "wheel"
-        argv = build_argv(
-            ComponentBuild(component=component, sdist=False, wheel=True, repair=False),
-            source,
-            out,
-            Path(tmp) / "r.json",
-        )
+        build = ComponentBuild(component=component, sdist=False, wheel=True, repair=False)
+        kept = None
+        if component.build_requires:  # compiled against this commit's siblings, never an index's
+            build = replace(build, build_siblings=tuple(siblings))
+            try:
+                tools = build_tool_env(source, build.python, reporter, component.build_requires)
+                kept = overlay_env(build, tools, Path(tmp) / "build-env", reporter)
+            except CudaCiError as error:
+                findings.failed("sdist-builds-wheel", f"{dist.path.name}: {error}")
+                return
+        argv = build_argv(build, source, out, Path(tmp) / "r.json", kept, check_dependencies=kept is None)
         try:
             # named like the build stage's steps, so that builds per artifact count this second build
             with reporter.step(f"build {component.distribution} wheel from {dist.path.name}"):
@@ -458,7 +488,7 @@ def validate_release(folder: ReleaseFolder, repo: Path, extra_dist: Path | None,
     findings.merge(tools_findings)
     findings.merge(install_findings)
     with reporter.step("each sdist builds a wheel"):
-        sdist_checks(dists, manifest, reporter, findings)
+        sdist_checks(dists, manifest, reporter, findings, siblings)
     findings.raise_if_any("validate")
     manifest["validation"] = findings.entries
     folder.save(manifest)

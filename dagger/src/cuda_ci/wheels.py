@@ -14,6 +14,7 @@ from pathlib import Path
 from packaging.tags import Tag, sys_tags
 from packaging.utils import parse_wheel_filename
 
+from cuda_ci.components import Component
 from cuda_ci.errors import CommandError, UsageError
 from cuda_ci.process import child_options, clean_environ
 
@@ -26,13 +27,15 @@ def identifier_of(tag: Tag) -> str:
     """The cibuildwheel-style build identifier a wheel tag satisfies, e.g. ``cp311-manylinux_x86_64``."""
     if tag.platform == "any":
         return str(tag)  # py3-none-any
+    # A free-threaded build (cp314-cp314t) is cibuildwheel's cp314t identifier.
+    interpreter = tag.abi if tag.abi == f"{tag.interpreter}t" else tag.interpreter
     match = _PLATFORM_FAMILY.match(tag.platform)
     if match:
-        return f"{tag.interpreter}-{match.group(1)}_{match.group('arch')}"
+        return f"{interpreter}-{match.group(1)}_{match.group('arch')}"
     match = _MACOS.match(tag.platform)
     if match:
-        return f"{tag.interpreter}-macosx_{match.group('arch')}"
-    return f"{tag.interpreter}-{tag.platform}"
+        return f"{interpreter}-macosx_{match.group('arch')}"
+    return f"{interpreter}-{tag.platform}"
 
 
 def wheel_identifiers(filename: str) -> set[str]:
@@ -103,4 +106,34 @@ def linux_container_engine(environ: Mapping[str, str] | None = None) -> str | No
         )
         if probe is not None and probe.returncode == 0:
             return engine
+    return None
+
+
+def kind_problem(component: Component, filename: str) -> str | None:
+    """Why ``filename`` is not a wheel of ``component``'s kind (registry: pure or platform), or None.
+
+    A pure component's wheels are ``none``/``any``; a platform component's name a platform, and on
+    Linux a repaired one (``manylinux``/``musllinux``): an unrepaired ``linux_x86_64`` wheel installs
+    nowhere but on the machine that built it.
+    """
+    if not filename.endswith(".whl"):
+        return None
+    tags = parse_wheel_filename(filename)[3]
+    pure = all(t.abi == "none" and t.platform == "any" for t in tags)
+    if component.wheel == "pure" and not pure:
+        return (
+            f"{filename}: {component.distribution} is a pure component (components.py), but this wheel is "
+            f"tagged {'.'.join(sorted(str(t) for t in tags))}: drop its compiled parts, or register it as platform"
+        )
+    if component.wheel == "platform" and pure:
+        return (
+            f"{filename}: {component.distribution} is a platform component (components.py), but this wheel "
+            "is pure (none-any): its extension modules were not built; check its build backend"
+        )
+    unrepaired = [t.platform for t in tags if t.platform.startswith("linux_")]
+    if component.wheel == "platform" and unrepaired:
+        return (
+            f"{filename}: tagged {unrepaired[0]}, a wheel that installs only where it was built: repair it "
+            "with auditwheel (cuda-ci build does on Linux) or build it with cibuildwheel"
+        )
     return None
