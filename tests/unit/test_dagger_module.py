@@ -338,10 +338,11 @@ def test_a_source_without_full_history_is_refused_before_any_container(
 
 
 def _documented_dagger_calls() -> list[tuple[str, str, list[str]]]:
-    """(file, function, flags) of every `dagger call` in the README, the release guides and the workflows."""
+    """(file, function, flags) of every `dagger call` in the README, docs/, the release guides and the workflows."""
     found = []
     sources = [
         REPO_ROOT / "README.md",
+        *(REPO_ROOT / "docs").glob("*.md"),
         *(REPO_ROOT / ".github").glob("*.md"),
         *(REPO_ROOT / ".github/workflows").glob("*.yml"),
     ]
@@ -365,6 +366,6 @@ def test_documented_dagger_calls_match_the_module() -> None:
         parameters = {p.replace("_", "-") for p in inspect.signature(getattr(CudaCi, function)).parameters}
         unknown = {f.removeprefix("--") for f in flags} - parameters
         assert not unknown, f"{source}: `dagger call {function}` has no flag(s) {sorted(unknown)}"
-    for path in [REPO_ROOT / "README.md", *(REPO_ROOT / ".github").rglob("*.*")]:
+    for path in [REPO_ROOT / "README.md", *(REPO_ROOT / "docs").glob("*.md"), *(REPO_ROOT / ".github").rglob("*.*")]:
         if path.is_file():
             assert not re.search(r"\benv:[A-Z]", path.read_text()), f"{path.name}: secrets are env://NAME in v0.21"
