@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import anyio
@@ -74,6 +75,33 @@ def test_cibuildwheel_builds_the_compiled_wheels_in_podman_and_validate_passes(
     assert manifest["build_identifiers"] == ["cp311-manylinux_x86_64"]
     assert wheel.name in {f["name"] for f in manifest["files"]}
     assert (release / "dist" / wheel.name).read_bytes() == wheel.read_bytes()
+
+
+def test_cibuildwheel_builds_compiled_cuda_core_against_this_commits_bindings(
+    podman: object, lane_repo: Path, tmp_path: Path
+) -> None:
+    """cuda-core's backend asks for cuda-bindings: cibuildwheel's before-build installs the declared
+    build requirements and builds this commit's siblings from their sdists in the container, the
+    wheel builds without isolation once per declared variant, and the two are merged."""
+    env = {
+        **os.environ,
+        "CUDA_CI_CONTAINER_ENGINE": "podman",
+        "CONTAINERS_CONF": str(REPO_ROOT / ".ci" / "containers.conf"),
+        "CIBW_MANYLINUX_X86_64_IMAGE": STAND_IN,
+        "CIBW_BUILD": " ".join(sorted(SERVED_IDENTIFIERS)),
+        "CIBW_ARCHS_LINUX": "x86_64",
+    }
+    cuda_ci = str(Path(sys.executable).parent / "cuda-ci")
+    wheels = tmp_path / "wheels"
+    argv = [cuda_ci, "build", "--tag", "cuda-core-v0.3.0", "--wheels-only", "--repo", str(lane_repo)]
+    argv += ["--out", str(wheels)]
+    built = subprocess.run(argv, env=env, capture_output=True, text=True)
+    output = built.stdout + built.stderr
+    assert built.returncode == 0, output[-6000:]
+    (wheel,) = (wheels / "dist").glob("cuda_core-0.3.0-cp311-cp311-manylinux_*_x86_64.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        modules = sorted(n for n in archive.namelist() if n.endswith(".so"))
+    assert [m.split("/")[2] for m in modules] == ["_cu12", "_cu13"], "one cibuildwheel run per variant, merged"
 
 
 def test_a_ci_test_job_runs_in_containers(engine: Lane, module: CudaCi) -> None:

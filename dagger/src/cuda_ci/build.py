@@ -165,45 +165,19 @@ def execute_build(
 ) -> Manifest:
     """Run ``plan``: build every file once, repair, archive the source, write the manifest."""
     source = plan.source
-    if folder.path.exists() and not folder.path.is_dir():
-        raise UsageError(f"--out {str(folder.path)!r} is a file, not a directory: choose a folder")
-    if folder.manifest_path.exists() or (folder.dist.is_dir() and any(folder.dist.iterdir())):
-        raise UsageError(
-            f"--out {str(folder.path)!r} already holds a release folder: remove it or choose another --out"
-        )
+    _refuse_used_folder(folder)
     folder.dist.mkdir(parents=True, exist_ok=True)
     entries: list[FileEntry] = []
     epoch = git.commit_time(source.commit)
     identifiers = list(plan.build_identifiers)
     with git.worktree(source.commit) as tree, tempfile.TemporaryDirectory(prefix="cuda-ci-build-") as tmp:
+        version, version_source, tool_envs = _prepare(plan, tree, reporter)
         env = build_environ(epoch, tree)
-        # The kept build environments are resolved (and made, once) while the version is checked.
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cuda-ci-build-env") as pool:
-            preparing = {
-                build: pool.submit(
-                    build_tool_env, tree / build.component.dir, build.python, reporter, build.component.build_requires
-                )
-                for build in plan.builds
-                if not build.cibuildwheel_platform
-            }
-            version, version_source = resolve_version(tree, source, reporter)
-            tool_envs = {build: preparing[build].result() if build in preparing else None for build in plan.builds}
         if version_source == "pretend":
             env = {**env, **pretend_environ(source.unit, version)}
         builds = [_with_build_siblings(b, git, source, folder, Path(tmp), reporter) for b in plan.builds]
         tool_envs = dict(zip(builds, tool_envs.values(), strict=True))
-        # The unit's components build side by side (each in its own folder of the worktree).
-        children = {build: reporter.child() for build in builds}
-
-        def build_one(build: ComponentBuild) -> dict[Path, BuiltFile]:
-            with children[build].step(f"build {build.component.distribution} {version}"):
-                staging = Path(tmp) / build.component.dir
-                return build_component(build, tree, staging, env, children[build], tool_envs[build])
-
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cuda-ci-build") as pool:
-            built = list(pool.map(build_one, builds))
-        for build, hashes in zip(builds, built, strict=True):
-            reporter.adopt(children[build])
+        for build, hashes in _side_by_side(builds, tree, Path(tmp), env, version, tool_envs, reporter):
             for path, file in sorted(hashes.items()):
                 target = folder.dist / path.name
                 place(path, target)
@@ -236,6 +210,54 @@ def execute_build(
     )
     folder.save(manifest)
     return manifest
+
+
+def _refuse_used_folder(folder: ReleaseFolder) -> None:
+    if folder.path.exists() and not folder.path.is_dir():
+        raise UsageError(f"--out {str(folder.path)!r} is a file, not a directory: choose a folder")
+    if folder.manifest_path.exists() or (folder.dist.is_dir() and any(folder.dist.iterdir())):
+        raise UsageError(
+            f"--out {str(folder.path)!r} already holds a release folder: remove it or choose another --out"
+        )
+
+
+def _prepare(
+    plan: BuildPlan, tree: Path, reporter: Reporter
+) -> tuple[str, VersionSource, dict[ComponentBuild, Env | None]]:
+    """The version, and the kept build environments, resolved (and made, once) while it is checked."""
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cuda-ci-build-env") as pool:
+        preparing = {
+            build: pool.submit(
+                build_tool_env, tree / build.component.dir, build.python, reporter, build.component.build_requires
+            )
+            for build in plan.builds
+            if not build.cibuildwheel_platform
+        }
+        version, version_source = resolve_version(tree, plan.source, reporter)
+        return version, version_source, {b: preparing[b].result() if b in preparing else None for b in plan.builds}
+
+
+def _side_by_side(
+    builds: list[ComponentBuild],
+    tree: Path,
+    tmp: Path,
+    env: dict[str, str],
+    version: str,
+    tool_envs: dict[ComponentBuild, Env | None],
+    reporter: Reporter,
+) -> list[tuple[ComponentBuild, dict[Path, BuiltFile]]]:
+    """The unit's components built side by side (each in its own folder of the worktree)."""
+    children = {build: reporter.child() for build in builds}
+
+    def build_one(build: ComponentBuild) -> dict[Path, BuiltFile]:
+        with children[build].step(f"build {build.component.distribution} {version}"):
+            return build_component(build, tree, tmp / build.component.dir, env, children[build], tool_envs[build])
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cuda-ci-build") as pool:
+        built = list(pool.map(build_one, builds))
+    for build in builds:
+        reporter.adopt(children[build])
+    return list(zip(builds, built, strict=True))
 
 
 def sbom_entries(folder: ReleaseFolder, wheels: list[FileEntry], epoch: int) -> list[FileEntry]:
