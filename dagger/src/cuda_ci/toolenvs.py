@@ -119,13 +119,19 @@ def tool_env(requirements: Sequence[str], *, python: str, purpose: str, reporter
         return _FOUND[key]
 
 
+def env_name(purpose: str, interpreter: str, pins: str) -> str:
+    """The kept environment's folder name: what it is for, and a key of the interpreter and the exact
+    resolved pins (a new release of any pinned tool, or another interpreter, makes another)."""
+    key = hashlib.sha256(f"{interpreter}\n{pins}".encode()).hexdigest()[:16]
+    return f"{purpose}-{key}"
+
+
 def _tool_env(requirements: Sequence[str], *, python: str, purpose: str, reporter: Reporter) -> Env | None:
     resolution = resolve(requirements, python, reporter)
     if resolution is None:
         return None
     pinned = resolution.pins
-    key = hashlib.sha256(f"{interpreter_id(python)}\n{pinned}".encode()).hexdigest()[:16]
-    root = cache_dir() / "envs" / f"{purpose}-{key}"
+    root = cache_dir() / "envs" / env_name(purpose, interpreter_id(python), pinned)
     if (root / COMPLETE_MARKER).is_file():
         damage = env_damage(Env(root))
         if damage is None:
