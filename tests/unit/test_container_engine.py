@@ -10,7 +10,13 @@ from cuda_ci.build import native_cibuildwheel_platform
 from cuda_ci.components import BINDINGS, CORE
 from cuda_ci.errors import UsageError
 from cuda_ci.frontend import ComponentBuild
-from cuda_ci.wheelbuild import CONTAINER_BUILD_SIBLINGS, CONTAINER_SIBLINGS, cibuildwheel_environ
+from cuda_ci.wheelbuild import (
+    BUILD_REQUIREMENTS,
+    CONTAINER_BUILD_SIBLINGS,
+    CONTAINER_SIBLINGS,
+    cibuildwheel_environ,
+    write_build_requirements,
+)
 from cuda_ci.wheels import linux_container_engine
 from tests.helpers import REPO_ROOT
 
@@ -60,14 +66,15 @@ def test_cibuildwheel_builds_cuda_core_against_this_commits_bindings_never_an_in
         component=CORE, sdist=False, wheel=True, repair=False, cibuildwheel_platform="linux",
         container_engine="podman", build_siblings=sdists,
     )  # fmt: skip
-    environ = cibuildwheel_environ(build, REPO_ROOT / "cuda_core")
+    environ = cibuildwheel_environ(build)
     assert environ["CIBW_CONTAINER_ENGINE"] == (
         f"podman; create_args: --volume={sdists[0].parent}:{CONTAINER_BUILD_SIBLINGS}:ro"
     )
     assert environ["CIBW_BUILD_FRONTEND"] == "build; args: --no-isolation --skip-dependency-check"
-    requirements, siblings = environ["CIBW_BEFORE_BUILD"].split(" && ")
-    assert "'Cython>=3.1,<3.4'" in requirements and "setuptools" in requirements and "build==" not in requirements
-    assert siblings == (
-        f"python -m pip install --no-deps {CONTAINER_BUILD_SIBLINGS}/cuda_pathfinder-1.0.0.tar.gz "
-        f"{CONTAINER_BUILD_SIBLINGS}/cuda_bindings-13.0.0.tar.gz"
+    folder = CONTAINER_BUILD_SIBLINGS
+    assert environ["CIBW_BEFORE_BUILD"] == (
+        f"python -m pip install -r {folder}/{BUILD_REQUIREMENTS} && python -m pip install "
+        f"--no-deps {folder}/cuda_pathfinder-1.0.0.tar.gz {folder}/cuda_bindings-13.0.0.tar.gz"
     )
+    written = write_build_requirements(REPO_ROOT / "cuda_core", tmp_path).read_text().splitlines()
+    assert "Cython>=3.1,<3.4" in written and not any(r.startswith("build==") for r in written)

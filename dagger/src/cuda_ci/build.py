@@ -43,7 +43,7 @@ from cuda_ci.sbom import sbom_name, wheel_sbom
 from cuda_ci.siblings import SIBLINGS_DIR, sibling_sdists, sibling_wheels
 from cuda_ci.tags import ReleaseTag
 from cuda_ci.toolenvs import pinned_versions
-from cuda_ci.wheelbuild import BuiltFile, build_component
+from cuda_ci.wheelbuild import BuiltFile, build_component, write_build_requirements
 from cuda_ci.wheels import cibuildwheel_identifiers, host_identifier
 
 
@@ -175,7 +175,7 @@ def execute_build(
         env = build_environ(epoch, tree)
         if version_source == "pretend":
             env = {**env, **pretend_environ(source.unit, version)}
-        builds = [_with_build_siblings(b, git, source, folder, Path(tmp), reporter) for b in plan.builds]
+        builds = [_with_build_siblings(b, git, source, folder, tree, Path(tmp), reporter) for b in plan.builds]
         tool_envs = dict(zip(builds, tool_envs.values(), strict=True))
         for build, hashes in _side_by_side(builds, tree, Path(tmp), env, version, tool_envs, reporter):
             for path, file in sorted(hashes.items()):
@@ -272,14 +272,22 @@ def sbom_entries(folder: ReleaseFolder, wheels: list[FileEntry], epoch: int) -> 
 
 
 def _with_build_siblings(
-    build: ComponentBuild, git: Git, source: BuildSource, folder: ReleaseFolder, tmp: Path, reporter: Reporter
+    build: ComponentBuild,
+    git: Git,
+    source: BuildSource,
+    folder: ReleaseFolder,
+    tree: Path,
+    tmp: Path,
+    reporter: Reporter,
 ) -> ComponentBuild:
     """``build`` with this commit's builds of the components its backend compiles against: wheels for
     the build environment here, sdists where cibuildwheel builds (one wheel of them per identifier)."""
     if not (build.wheel and build.component.build_requires):
         return build
     if build.cibuildwheel_platform:
-        sdists = sibling_sdists(git.root, source.commit, source.unit, tmp / "build-sibling-sdists", reporter)
+        folder_of_sdists = tmp / "build-sibling-sdists"
+        sdists = sibling_sdists(git.root, source.commit, source.unit, folder_of_sdists, reporter)
+        write_build_requirements(tree / build.component.dir, folder_of_sdists)
         return replace(build, build_siblings=tuple(sdists))
     # The release folder's siblings serve the installs too; another interpreter needs its own.
     dest = folder.path / SIBLINGS_DIR if build.python == PYTHON else tmp / "build-siblings"

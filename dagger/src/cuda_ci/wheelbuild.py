@@ -7,7 +7,6 @@ the sdist builds a wheel and validate need not build it again.
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from cuda_ci.wheels import kind_problem
 
 CONTAINER_SIBLINGS = "/cuda-ci-siblings"
 CONTAINER_BUILD_SIBLINGS = "/cuda-ci-build-siblings"
+BUILD_REQUIREMENTS = "build-requirements.txt"
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ def _cibuildwheel(
     outputs: list[Path] = []
     for value in variants.values if variants else [None]:
         out = staging / f"variant-{value}" if variants else staging
-        run_env = {**env, **cibuildwheel_environ(build, package_dir)}
+        run_env = {**env, **cibuildwheel_environ(build)}
         if variants and value is not None:
             run_env.update(variants.environ(value))
             run_env["CIBW_ENVIRONMENT_PASS_LINUX"] = " ".join(
@@ -171,7 +171,16 @@ def _cibuildwheel(
     return {w: BuiltFile(sha256_of(w)) for w in wheels}
 
 
-def cibuildwheel_environ(build: ComponentBuild, package_dir: Path | None = None) -> dict[str, str]:
+def write_build_requirements(package_dir: Path, folder: Path) -> Path:
+    """The declared build requirements (not PyPA build: cibuildwheel brings its own) as a requirements
+    file beside the sibling sdists, for cibuildwheel's before-build step."""
+    lines = [r for r in build_requirements(package_dir) if not r.startswith("build==")]
+    target = folder / BUILD_REQUIREMENTS
+    target.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    return target
+
+
+def cibuildwheel_environ(build: ComponentBuild) -> dict[str, str]:
     """cibuildwheel's settings for this build: its container engine; an import test that takes the
     siblings from this commit's wheels (the public PyPI holds other builds of those names); for a
     component compiling against siblings, a build without isolation whose environment holds the
@@ -191,11 +200,11 @@ def cibuildwheel_environ(build: ComponentBuild, package_dir: Path | None = None)
     if siblings:
         wheels = " ".join(f"{folder}/{wheel.name}" for wheel in siblings)
         environ["CIBW_BEFORE_TEST"] = f"python -m pip install --no-index --no-deps {wheels}"
-    if sdists and package_dir is not None:
-        requirements = " ".join(shlex.quote(r) for r in build_requirements(package_dir) if not r.startswith("build=="))
+    if sdists:
         built = " ".join(f"{sdist_folder}/{sdist.name}" for sdist in sdists)
+        # a requirements file: requirement strings may hold quotes and < >, which sh and cmd read differently
         environ["CIBW_BEFORE_BUILD"] = (
-            f"python -m pip install {requirements} && python -m pip install --no-deps {built}"
+            f"python -m pip install -r {sdist_folder}/{BUILD_REQUIREMENTS} && python -m pip install --no-deps {built}"
         )
         environ["CIBW_BUILD_FRONTEND"] = "build; args: --no-isolation --skip-dependency-check"
     return environ
