@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cuda_ci import checks, cli, commands
+from cuda_ci import checks, cliflags, commands
 from cuda_ci.cli import HANDLERS, build_parser, main, settings_of
 from cuda_ci.errors import CudaCiError
 from cuda_ci.log import Reporter
@@ -80,7 +80,7 @@ def test_hand_off_flags_are_listed_in_the_commands_help(capsys: pytest.CaptureFi
         with pytest.raises(SystemExit):
             build_parser().parse_args([command, "--help"])
         out = capsys.readouterr().out
-        assert cli.HANDOFF in out.replace("\n", " ").replace("  ", " ") or "Dagger hand-off" in out
+        assert cliflags.HANDOFF in out.replace("\n", " ").replace("  ", " ") or "Dagger hand-off" in out
         assert flag in out
 
 

@@ -18,7 +18,8 @@ import pytest
 from dagger._exceptions import QueryErrorValue
 
 import dagger
-from cuda_ci.cli import HANDOFF, build_parser
+from cuda_ci.cli import build_parser
+from cuda_ci.cliflags import HANDOFF
 from cuda_ci.components import unit_names
 from cuda_ci.main import (
     CUDA_IMAGE,
@@ -231,7 +232,7 @@ def test_caches_are_named_volumes(module: CudaCi) -> None:
 
 
 # Flags that exist on one side only, by design (DESIGN.md: host-only and Dagger-only arguments); the
-# hand-off flags (cli.HANDOFF) are the ones main.py passes itself.
+# hand-off flags (cliflags.HANDOFF) are the ones main.py passes itself.
 HOST_ONLY = {"repo", "debug", "out", "wheels_only", "release_dir", "json", "help"}
 DAGGER_ONLY = {"python", "gpu", "github_token", "pypi_token", "testpypi_token", "github_repository", "release"}
 
