@@ -62,14 +62,12 @@ def test_cibuildwheel_builds_the_compiled_wheels_in_podman_and_validate_passes(
     assert "cibuildwheel" in built.stdout + built.stderr, "the build ran cibuildwheel"
     (wheel,) = (wheels / "dist").glob("cuda_bindings-13.0.0-cp311-cp311-manylinux_*_x86_64.whl")
     release = tmp_path / "release"
+    prebuilt = ["--prebuilt-wheels", str(wheels / "dist")]  # the Dagger module's hand-off flag
     for argv in (
-        ["build", "--tag", "v13.0.0", "--repo", str(lane_repo), "--out", str(release)],
+        ["build", "--tag", "v13.0.0", *prebuilt, "--repo", str(lane_repo), "--out", str(release)],
         ["validate", "--release-dir", str(release), "--repo", str(lane_repo)],
     ):
-        result = subprocess.run(
-            [cuda_ci, *argv], env={**env, "CUDA_CI_PREBUILT_WHEELS": str(wheels / "dist")}, capture_output=True,
-            text=True,
-        )  # fmt: skip
+        result = subprocess.run([cuda_ci, *argv], env=env, capture_output=True, text=True)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     manifest = json.loads((release / "release-manifest.json").read_text())
     assert manifest["build_identifiers"] == ["cp311-manylinux_x86_64"]

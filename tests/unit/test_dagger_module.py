@@ -19,6 +19,7 @@ from dagger._exceptions import QueryErrorValue
 
 import dagger
 from cuda_ci.cli import build_parser
+from cuda_ci.cliflags import HANDOFF
 from cuda_ci.components import unit_names
 from cuda_ci.main import (
     CUDA_IMAGE,
@@ -101,8 +102,8 @@ def test_every_image_is_pinned_by_digest_and_the_tooling_pin_is_cibuildwheels(mo
 
 def test_wheel_builds_cover_exactly_cibuildwheels_identifiers(module: CudaCi) -> None:
     chain = render(module.build_graph(["--tag=v13.1.0"], JOBS))
-    per_job = [c for c in walk(chain) if c.name == "withEnvVariable" and c.args["name"] == "CUDA_CI_BUILD_PYTHON"]
-    assert sorted(c.args["value"] for c in per_job) == sorted(str(j.python) for j in JOBS)
+    per_job = [a for a in execs(chain) if "--wheels-only" in a]
+    assert sorted(_flag(a, "--build-python") for a in per_job) == sorted(str(j.python) for j in JOBS)
     platforms = [c.args["platform"] for c in walk(chain) if c.name == "container" and "platform" in c.args]
     assert sorted(platforms) == sorted(j.platform for j in JOBS)
     assert {j.image for j in JOBS} <= _images(chain)
@@ -111,7 +112,8 @@ def test_wheel_builds_cover_exactly_cibuildwheels_identifiers(module: CudaCi) ->
     assert len(wheel_builds) == len(JOBS) == 12
     assert {j.identifier.split("-")[0] for j in JOBS} == {"cp310", "cp311", "cp312", "cp313", "cp314", "cp314t"}
     assert {j.arch for j in JOBS} == {"x86_64", "aarch64"}
-    assert ["/opt/cuda-ci/bin/cuda-ci", "build", "--tag=v13.1.0", "--repo", "/src", "--out", "/release"] in execs(chain)
+    once = ["--tag=v13.1.0", "--built-by=dagger", "--prebuilt-wheels=/prebuilt", "--repo", "/src", "--out", "/release"]
+    assert ["/opt/cuda-ci/bin/cuda-ci", "build", *once] in execs(chain)
 
 
 def test_compiled_cuda_core_has_wheel_jobs_for_the_same_selection(module: CudaCi) -> None:
@@ -120,8 +122,7 @@ def test_compiled_cuda_core_has_wheel_jobs_for_the_same_selection(module: CudaCi
     chain = render(module.build_graph(["--tag=cuda-core-v0.3.0"], core_jobs))
     wheel_builds = [a for a in execs(chain) if "--wheels-only" in a]
     assert len(wheel_builds) == 12 and all("--tag=cuda-core-v0.3.0" in a for a in wheel_builds)
-    per_job = [c for c in walk(chain) if c.name == "withEnvVariable" and c.args["name"] == "CUDA_CI_BUILD_PYTHON"]
-    assert "/opt/python/cp314-cp314t/bin/python" in {c.args["value"] for c in per_job}
+    assert "/opt/python/cp314-cp314t/bin/python" in {_flag(a, "--build-python") for a in wheel_builds}
 
 
 def test_stages_hand_the_same_directory_along(module: CudaCi) -> None:
@@ -138,6 +139,41 @@ def test_stages_hand_the_same_directory_along(module: CudaCi) -> None:
     assert len([b for b in builds if "--wheels-only" not in b]) == 1
     assert not any(c.name == "host" for c in walk(released)), "no dag.host() inside functions"
     assert not any(c.name in ("http", "git") and c.type_name == "Query" for c in walk(released)), "no re-download"
+
+
+def _flag(argv: list[str], flag: str) -> str | None:
+    """The value of ``--flag=value`` in an argv (how main.py passes the hand-off flags)."""
+    return next((a.split("=", 1)[1] for a in argv if a.startswith(f"{flag}=")), None)
+
+
+def _cuda_ci_argvs(chain: list[Call]) -> list[list[str]]:
+    return [a[1:] for a in execs(chain) if a and a[0] == "/opt/cuda-ci/bin/cuda-ci"]
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_every_cuda_ci_argv_the_module_runs_is_one_the_cli_parses(module: CudaCi, dry_run: bool) -> None:
+    """The Dagger → CLI hand-off is the CLI's flags, nothing else: no CUDA_CI_* variable carries a setting."""
+    chain = _release(module, dry_run=dry_run)
+    argvs = _cuda_ci_argvs(chain) + _cuda_ci_argvs(render(module.test_container("cuda-core", "3.13", gpu=False)))
+    checked = module.preflight_container("v13.1.0", None, False, dry_run, None, "NVIDIA/cuda-python", INVOCATION)
+    argvs += _cuda_ci_argvs(render(checked))
+    assert {a[0] for a in argvs} >= {"preflight", "build", "validate", "smoke", "docs", "publish", "test"}
+    for argv in argvs:
+        build_parser().parse_args(argv)  # exits on an unknown flag
+    handed = {n for c in walk(chain) if c.name == "withEnvVariable" for n in [c.args["name"]]}
+    assert handed <= {"GITHUB_REPOSITORY", "CUDA_CI_INVOCATION", "CUDA_CI_INDEX_NAME", "UV_PYTHON_INSTALL_DIR"}, handed
+    builds = [a for a in argvs if a[0] == "build" and "--wheels-only" not in a]
+    assert {(_flag(a, "--ci-gate"), _flag(a, "--ci-run-url"), _flag(a, "--built-by")) for a in builds} == {
+        ("verified", GATE["run_url"], "dagger")
+    }
+    publishes = [a for a in argvs if a[0] == "publish"]
+    if dry_run:
+        assert all(
+            "--dry-run-index=testpypi=http://testpypi:8080" in a and "--dry-run-index=pypi=http://pypi:8080" in a
+            for a in publishes
+        )
+    smokes = [a for a in argvs if a[0] == "smoke"]
+    assert smokes and all(_flag(a, "--build-python") for a in smokes)
 
 
 def test_one_smoke_install_per_other_supported_python(module: CudaCi) -> None:
@@ -195,7 +231,8 @@ def test_caches_are_named_volumes(module: CudaCi) -> None:
     assert "/root/.cache/cuda-ci" in paths, "where cuda-ci keeps tool environments (toolenvs.cache_dir)"
 
 
-# Flags that exist on one side only, by design (DESIGN.md: host-only and Dagger-only arguments).
+# Flags that exist on one side only, by design (DESIGN.md: host-only and Dagger-only arguments); the
+# hand-off flags (cliflags.HANDOFF) are the ones main.py passes itself.
 HOST_ONLY = {"repo", "debug", "out", "wheels_only", "release_dir", "json", "help"}
 DAGGER_ONLY = {"python", "gpu", "github_token", "pypi_token", "testpypi_token", "github_repository", "release"}
 
@@ -203,7 +240,8 @@ DAGGER_ONLY = {"python", "gpu", "github_token", "pypi_token", "testpypi_token", 
 def _cli_flags(command: str) -> set[str]:
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return {a.dest for a in sub.choices[command]._actions} - HOST_ONLY
+    handoff = {a.dest for g in sub.choices[command]._action_groups if g.title == HANDOFF for a in g._group_actions}
+    return {a.dest for a in sub.choices[command]._actions} - HOST_ONLY - handoff
 
 
 @pytest.mark.parametrize("name", ["preflight", "build", "validate", "docs", "publish", "release", "lint", "test", "ci"])

@@ -299,7 +299,7 @@ def _take_prebuilt(source: Path, component: Component, folder: ReleaseFolder) ->
     """The Linux wheels Dagger built and repaired per identifier, taken into ``dist/``."""
     wheels = sorted(source.glob(f"{component.project_name}-*.whl"))
     if not wheels:
-        raise CudaCiError(f"CUDA_CI_PREBUILT_WHEELS={source}: no {component.distribution} wheels there")
+        raise CudaCiError(f"--prebuilt-wheels {source}: no {component.distribution} wheels there")
     entries = []
     for wheel in wheels:
         target = folder.dist / wheel.name

@@ -1,32 +1,27 @@
-"""The host mirror of the CI jobs: ``lint``, ``test`` (one unit, as a CI job runs it) and ``ci``.
+"""The CI jobs' own parts: the lint tools, and each component's tests run against installed wheels.
 
-``test`` builds the unit from HEAD once, validates it, builds its docs, then runs each component's
-own tests, with its own pytest configuration and its ``test`` dependency group, against the
-installed wheels (never the source tree), siblings from the same commit.
+``commands.ci_test`` (``cuda-ci test``) builds the unit from HEAD with the release's ``build``,
+``validate`` and ``docs`` commands, then runs :func:`unit_tests`: each component's own tests, with
+its own pytest configuration and its ``test`` dependency group, against the installed wheels (never
+the source tree), siblings from the same commit.
 """
 
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cuda_ci.build import BuildSource, execute_build, plan_build
-from cuda_ci.components import UNITS, get_unit
-from cuda_ci.declared import check_unit, install_extras, requirements_for_tests
-from cuda_ci.docs import build_docs
+from cuda_ci.build import BuildSource
+from cuda_ci.declared import install_extras
 from cuda_ci.envs import Env, install_from_run
 from cuda_ci.errors import CommandError, CudaCiError
-from cuda_ci.frontend import check_clone
 from cuda_ci.git import Git
 from cuda_ci.log import Reporter
-from cuda_ci.manifest import CiGate, ReleaseFolder
+from cuda_ci.manifest import ReleaseFolder
 from cuda_ci.process import PYTHON, run
-from cuda_ci.settings import RunnerSettings
 from cuda_ci.siblings import SIBLINGS_DIR, sibling_wheels
-from cuda_ci.validate import validate_release
 
 WORKFLOWS = ".github/workflows"
 
@@ -72,42 +67,7 @@ def _tool(name: str) -> str:
     return str(local) if local.exists() else (shutil.which(name) or name)
 
 
-def run_test_job(
-    repo: Path,
-    unit_name: str,
-    runner: RunnerSettings,
-    reporter: Reporter,
-    out: Path | None = None,
-    groups: Sequence[str] = (),
-) -> JobResult:
-    """One CI job: build HEAD, validate, docs, then the unit's tests against the built wheels, with
-    each component's ``test`` group (and ``groups``) installed beside them."""
-    unit = get_unit(unit_name)
-    git = Git.open(repo)
-    check_clone(git, reporter)
-    source = BuildSource(unit=unit, commit=git.head())
-    declared = check_unit(git, source.commit, unit, groups)  # refused before anything is built
-    python = runner.build_python or PYTHON
-    with tempfile.TemporaryDirectory(prefix=f"cuda-ci-test-{unit.name}-") as tmp:
-        folder = ReleaseFolder(Path(tmp) / "release")
-        with reporter.in_stage("build"):
-            execute_build(
-                plan_build(source, python=python), git, folder, reporter, CiGate(status="snapshot", run_url=None)
-            )
-        with reporter.in_stage("validate"):
-            validate_release(folder, git.root, None, reporter)
-        with reporter.in_stage("docs"):
-            build_docs(folder, git.root, reporter)
-        with reporter.in_stage("test"):
-            requirements = requirements_for_tests(declared.values(), groups)
-            outputs = _run_unit_tests(git, source, folder, python, requirements, Path(tmp), reporter)
-        if out is not None:
-            shutil.copytree(folder.path, out, dirs_exist_ok=True)  # the tested wheels, for the GPU job
-    lines = [f"{name}: {output.strip().splitlines()[-1].strip('= ')}" for name, output in outputs if output.strip()]
-    return JobResult(f"test {unit.name} ({Path(python).name})", True, "; ".join(lines))
-
-
-def _run_unit_tests(
+def unit_tests(
     git: Git,
     source: BuildSource,
     folder: ReleaseFolder,
@@ -154,14 +114,3 @@ def _run_unit_tests(
     if problems:
         raise CudaCiError(*problems)
     return outputs
-
-
-def ci(repo: Path, unit_name: str | None, runner: RunnerSettings, reporter: Reporter) -> list[JobResult]:
-    """``lint`` and every ``test`` (or one unit's), each reported; failures gathered, not fatal early."""
-    results = lint(repo, reporter)
-    for unit in [get_unit(unit_name)] if unit_name else list(UNITS):
-        try:
-            results.append(run_test_job(repo, unit.name, runner, reporter))
-        except CudaCiError as error:
-            results.append(JobResult(f"test {unit.name}", False, "\n".join(error.problems)))
-    return results

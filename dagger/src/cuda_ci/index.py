@@ -1,4 +1,4 @@
-"""Package indexes: what one already holds (simple API), uploads with twine, the embedded pypiserver."""
+"""Package indexes: what one already holds (simple API), and the embedded pypiserver (uploads: ``publish``)."""
 
 from __future__ import annotations
 

@@ -203,11 +203,11 @@ class CudaCi:
 
     def linux_wheel(self, job: LinuxWheelJob, flags: list[str]) -> dagger.Directory:
         """One identifier's wheel, built from the tag and repaired in cibuildwheel's pinned image."""
+        handoff = [f"--build-python={job.python}"]  # the Dagger → CLI contract: `cuda-ci build --help`
         return (
             self._tooling(platform=job.platform, image=job.image)
             .with_exec([str(job.python), "-m", "pip", "install", "--quiet", "build"])
-            .with_env_variable("CUDA_CI_BUILD_PYTHON", str(job.python))
-            .with_exec([CUDA_CI, "build", *flags, "--wheels-only", "--repo", "/src", "--out", "/out"])
+            .with_exec([CUDA_CI, "build", *flags, "--wheels-only", *handoff, "--repo", "/src", "--out", "/out"])
             .directory("/out/dist")
         )
 
@@ -218,16 +218,16 @@ class CudaCi:
         wheels = dag.directory()
         for job in jobs:
             wheels = wheels.with_directory(".", self.linux_wheel(job, flags))
-        container = self._tooling().with_env_variable("CUDA_CI_BUILT_BY", "dagger")
+        container = self._tooling()
+        handoff = ["--built-by=dagger"]  # the Dagger → CLI contract: `cuda-ci build --help`
         if jobs:
-            container = container.with_directory("/prebuilt", wheels).with_env_variable(
-                "CUDA_CI_PREBUILT_WHEELS", "/prebuilt"
-            )
+            container = container.with_directory("/prebuilt", wheels)
+            handoff.append("--prebuilt-wheels=/prebuilt")
         if ci_gate is not None:
-            container = container.with_env_variable("CUDA_CI_CI_GATE", json.dumps(ci_gate))
-        return container.with_exec([CUDA_CI, "build", *flags, "--repo", "/src", "--out", "/release"]).directory(
-            "/release"
-        )
+            handoff.append(f"--ci-gate={ci_gate['status']}")
+            handoff += [f"--ci-run-url={ci_gate['run_url']}"] if ci_gate.get("run_url") else []
+        argv = [CUDA_CI, "build", *flags, *handoff, "--repo", "/src", "--out", "/release"]
+        return container.with_exec(argv).directory("/release")
 
     @function
     async def build(
@@ -255,14 +255,12 @@ class CudaCi:
             argv += ["--extra-dist", "/extra"]
         validated = container.with_exec(argv)
         result = validated
+        smoke = [CUDA_CI, "smoke", "--release-dir", "/release", "--repo", "/src"]
         for python in smoke_pythons:
             smoke_log = (
                 self._tooling()
                 .with_directory("/release", validated.directory("/release"))
-                .with_env_variable("CUDA_CI_BUILD_PYTHON", python_path(python))
-                .with_exec(
-                    [CUDA_CI, "smoke", "--release-dir", "/release", "--repo", "/src"], redirect_stdout="/smoke.log"
-                )
+                .with_exec([*smoke, f"--build-python={python_path(python)}"], redirect_stdout="/smoke.log")
                 .file("/smoke.log")
             )
             # The returned folder depends on every smoke run, so none can be skipped.
@@ -320,9 +318,8 @@ class CudaCi:
         if dry_run:
             for name in ("testpypi", "pypi"):
                 service = self._index_service(name, invocation)
-                container = container.with_service_binding(name, service).with_env_variable(
-                    f"CUDA_CI_DRY_RUN_{name.upper()}_URL", f"http://{name}:8080"
-                )
+                container = container.with_service_binding(name, service)
+                argv.append(f"--dry-run-index={name}=http://{name}:8080")
             return container.with_exec([*argv, "--dry-run"])
         container = self._with_github(container, tokens.get("GITHUB_TOKEN"), github_repository)
         for variable in ("CUDA_CI_TESTPYPI_TOKEN", "CUDA_CI_PYPI_TOKEN"):
@@ -420,10 +417,9 @@ class CudaCi:
     def test_container(
         self, component: str, python: str, gpu: bool, groups: list[str] | None = None
     ) -> dagger.Container:
-        container = self._tooling().with_env_variable("CUDA_CI_BUILD_PYTHON", python_path(python))
         asked = [arg for group in groups or [] for arg in ("--group", group)]
-        argv = [CUDA_CI, "test", "--component", component, *asked, "--repo", "/src", "--out", "/w"]
-        tested = container.with_exec(argv)
+        argv = [CUDA_CI, "test", "--component", component, *asked, f"--build-python={python_path(python)}"]
+        tested = self._tooling().with_exec([*argv, "--repo", "/src", "--out", "/w"])
         return self.gpu_test_container(component, python, tested.directory("/w"), groups or []) if gpu else tested
 
     def gpu_test_container(

@@ -133,13 +133,10 @@ def _snapshot(git: Git, result: Preflight) -> None:
 
 
 def _parse_tag(request: PreflightRequest, result: Preflight) -> ReleaseTag | None:
-    """The requested tag parsed (and its unit taken), or None with the ``tag`` finding recorded."""
+    """The requested tag parsed (and its unit taken). A tag that is not a release tag is a
+    :class:`TagError`, a usage error (exit 2) as for ``build``, not a finding."""
     assert request.tag is not None
-    try:
-        result.tag = parse_tag(request.tag, request.component)
-    except CudaCiError as error:
-        result.record("tag", "failed", "\n".join(error.problems))
-        return None
+    result.tag = parse_tag(request.tag, request.component)
     result.unit = result.tag.unit
     return result.tag
 

@@ -7,11 +7,10 @@ index already holds is known to match; a re-run uploads only what is missing.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -443,19 +442,20 @@ def _installer_env(target: IndexTarget, tmp: Path) -> dict[str, str] | None:
 
 
 def twine_environment(
-    token: str | None, in_github_actions: bool, index: str, token_variable: str, username: str = "__token__"
+    token: str | None,
+    in_github_actions: bool,
+    index: str,
+    token_variable: str,
+    username: str = "__token__",
+    *,
+    oidc: Mapping[str, str],
 ) -> dict[str, str]:
     """twine's environment: the token (or the upload URL's password) as TWINE_PASSWORD, or trusted
-    publishing inside Actions."""
+    publishing inside Actions (``oidc``: the Actions OIDC variables, from the settings)."""
     if token:
         return clean_environ(TWINE_USERNAME=username, TWINE_PASSWORD=token, TWINE_NON_INTERACTIVE="1")
     if in_github_actions:
         # twine itself exchanges the Actions OIDC token for a short-lived upload token.
-        oidc = {
-            k: os.environ[k]
-            for k in ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_URL")
-            if k in os.environ
-        }
         return clean_environ(TWINE_NON_INTERACTIVE="1", **oidc)
     raise CudaCiError(
         f"{token_variable} is not set and this is not GitHub Actions (trusted publishing): cannot upload to {index}"

@@ -1,9 +1,9 @@
-"""One options model, built once from an explicit environment mapping (as in GitHub Actions)."""
+"""One options model, built once by the CLI from an explicit environment mapping and its flags."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from cuda_ci.secrets import split_credentials
@@ -32,9 +32,15 @@ class IndexSettings:
         return f"IndexSettings(name={self.name!r}, upload_url={self.upload_url!r}, simple_url={self.simple_url!r})"
 
 
+CiGateStatus = Literal["verified", "not-verified", "snapshot"]
+OIDC_VARIABLES = ("ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunnerSettings:
-    """How the Dagger runner hands its own parts to the host stage code inside containers."""
+    """What the Dagger module hands to ``cuda-ci`` inside its containers, as command-line flags
+    (``--built-by``, ``--prebuilt-wheels``, ``--build-python``, ``--ci-gate``/``--ci-run-url``,
+    ``--dry-run-index``; see ``cuda-ci <command> --help``). The host CLI leaves them at their defaults."""
 
     built_by: Literal["host", "dagger"] = "host"
     # Linux wheels already built and repaired per cibuildwheel identifier (in parallel containers).
@@ -42,24 +48,10 @@ class RunnerSettings:
     # The interpreter that builds or smoke-tests wheels (default: the one running cuda-ci).
     build_python: str | None = None
     # Preflight's CI gate, handed to a build that runs in another container.
-    ci_gate_json: str | None = None
+    ci_gate: CiGateStatus | None = None
+    ci_run_url: str | None = None
     # Embedded indexes already running (Dagger services) for a dry-run: name → base URL.
     dry_run_index_urls: Mapping[IndexName, str] | None = None
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> RunnerSettings:
-        urls = {
-            name: environ[f"CUDA_CI_DRY_RUN_{name.upper()}_URL"]
-            for name in _DEFAULT_INDEXES
-            if environ.get(f"CUDA_CI_DRY_RUN_{name.upper()}_URL")
-        }
-        return cls(
-            built_by="dagger" if environ.get("CUDA_CI_BUILT_BY") == "dagger" else "host",
-            prebuilt_wheels=environ.get("CUDA_CI_PREBUILT_WHEELS") or None,
-            build_python=environ.get("CUDA_CI_BUILD_PYTHON") or None,
-            ci_gate_json=environ.get("CUDA_CI_CI_GATE") or None,
-            dry_run_index_urls=urls or None,
-        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,12 +62,17 @@ class Settings:
     in_github_actions: bool
     indexes: Mapping[IndexName, IndexSettings]
     runner: RunnerSettings = RunnerSettings()
+    # The Actions OIDC variables (trusted publishing, attestations); empty outside Actions.
+    oidc: Mapping[str, str] = field(default_factory=dict)
+    # CUDA_CI_CONTAINER_ENGINE: where cibuildwheel builds Linux wheels (auto, docker, podman, none).
+    container_engine: str = "auto"
 
     def __repr__(self) -> str:  # never show a token
         return f"Settings(github_api_url={self.github_api_url!r}, github_repository={self.github_repository!r})"
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+    def from_environ(cls, environ: Mapping[str, str], runner: RunnerSettings | None = None) -> Settings:
+        """The settings of one run, from the environment (``environ``) and the hand-off flags (``runner``)."""
         indexes: dict[IndexName, IndexSettings] = {}
         for name, (upload, simple) in _DEFAULT_INDEXES.items():
             prefix = f"CUDA_CI_{name.upper()}"
@@ -101,5 +98,7 @@ class Settings:
             github_token=environ.get("GITHUB_TOKEN") or environ.get("GH_TOKEN") or None,
             in_github_actions=environ.get("GITHUB_ACTIONS") == "true",
             indexes=indexes,
-            runner=RunnerSettings.from_environ(environ),
+            runner=runner or RunnerSettings(),
+            oidc={k: environ[k] for k in OIDC_VARIABLES if environ.get(k)},
+            container_engine=environ.get("CUDA_CI_CONTAINER_ENGINE") or "auto",
         )

@@ -83,4 +83,25 @@ def parse_tag(tag: str, component: str | None = None) -> ReleaseTag:
                 f"{expected.name} tags look like {expected.tag_prefix}X.Y.Z"
             )
         return ReleaseTag(name=tag, unit=unit, version=version)
-    raise TagError(f"tag {shown(tag)} is not a release tag\n{valid_patterns()}")
+    raise TagError(f"tag {shown(tag)} is not a release tag{_did_you_mean(tag)}\n{valid_patterns()}")
+
+
+def canonical_form(tag: str) -> str | None:
+    """The release tag a near miss means, in canonical form (``v13.0.0-rc1`` → ``v13.0.0rc1``,
+    ``V13.01.0`` → ``v13.1.0``), or None where there is none."""
+    lowered = tag.strip().lower()
+    for unit in sorted(UNITS, key=lambda u: -len(u.tag_prefix)):
+        if not lowered.startswith(unit.tag_prefix):
+            continue
+        try:
+            version = str(Version(lowered[len(unit.tag_prefix) :]))
+        except InvalidVersion:
+            return None
+        canonical = f"{unit.tag_prefix}{version}"
+        return canonical if _VERSION_RE.fullmatch(version) and canonical != tag else None
+    return None
+
+
+def _did_you_mean(tag: str) -> str:
+    canonical = canonical_form(tag) if len(tag) <= MAX_TAG_LENGTH and tag.isascii() else None
+    return f": did you mean {canonical}?" if canonical else ""

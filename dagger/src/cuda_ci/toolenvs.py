@@ -1,4 +1,4 @@
-"""Tool environments kept between runs: the build backend and Sphinx, resolved, installed and compiled once.
+"""Tool environments kept between runs: the build backend and Sphinx, resolved and installed once.
 
 A release builds its own files afresh in every run; only the tools it runs are reused. An environment
 is keyed by the interpreter and by the exact versions its requirements resolve to now (``uv pip
@@ -105,7 +105,8 @@ _LOCKS_LOCK = threading.Lock()
 
 
 def tool_env(requirements: Sequence[str], *, python: str, purpose: str, reporter: Reporter) -> Env | None:
-    """A complete, compiled environment holding exactly what ``requirements`` resolve to, made once.
+    """A complete environment holding exactly what ``requirements`` resolve to, made once (its
+    bytecode is written later, by the runs that import it).
 
     Resolved once per process (one run), so that every build of a run uses the same tools; threads
     asking for the same environment wait for one another, others proceed.

@@ -1,8 +1,9 @@
-"""The Linux wheel jobs cibuildwheel selects for a component: identifier, pinned image, repair command.
+"""The Linux wheel jobs cibuildwheel selects for a component: identifier, architecture, pinned image, interpreter.
 
 Everything comes from cibuildwheel's own options API (its ``[tool.cibuildwheel]`` reading and its
 pinned, digest-addressed manylinux images), so the Dagger graph builds exactly what cibuildwheel
-would, and validate expects exactly those identifiers.
+would, and validate expects exactly those identifiers. Each job runs ``cuda-ci build --wheels-only``,
+which repairs the wheel with cuda-ci's own ``auditwheel repair`` step (not cibuildwheel's repair command).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ class LinuxWheelJob:
     arch: str  # x86_64 | aarch64
     image: str  # quay.io/pypa/manylinux_2_28_x86_64@sha256:...
     python: PurePosixPath  # the interpreter inside the image
-    repair_command: str  # with {wheel} and {dest_dir}
 
     @property
     def platform(self) -> str:
@@ -46,7 +46,6 @@ def linux_wheel_jobs(package_dir: Path) -> list[LinuxWheelJob]:
                 arch=arch,
                 image=images[arch],
                 python=PurePosixPath(config.path) / "bin" / "python",
-                repair_command=build_options.repair_command,
             )
         )
     return jobs

@@ -1,0 +1,152 @@
+"""The CLI's flags: the parser of every ``cuda-ci`` command (the Dagger hand-off flags included),
+and the one :class:`Settings` a run makes from them and the environment."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from cuda_ci import components, secrets
+from cuda_ci.settings import IndexName, RunnerSettings, Settings
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"error: {secrets.redact(message)}\n")
+        raise SystemExit(2)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repo", type=Path, default=Path("."), help="the monorepo checkout (default: .)")
+    parser.add_argument("--debug", action="store_true", help="show commands, their output and tracebacks")
+
+
+def _release_selection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tag", help="the release tag, e.g. v13.0.1, cuda-core-v0.3.0, cuda-pathfinder-v1.0.0")
+    parser.add_argument("--component", choices=components.unit_names(), help="the release unit")
+    parser.add_argument("--snapshot", action="store_true", help="build HEAD as a dev version (implies --dry-run)")
+    rehearse = "build --ref as if --tag pointed at it (with --dry-run; the tag need not exist)"
+    parser.add_argument("--rehearse", action="store_true", help=rehearse)
+    parser.add_argument("--ref", help="the commit a rehearsal builds: a branch, tag or commit (default: main's head)")
+
+
+HANDOFF = "Dagger hand-off (what the Dagger module's containers pass; the host CLI leaves them unset)"
+
+
+def _index_url(text: str) -> tuple[IndexName, str]:
+    name, sep, url = text.partition("=")
+    if not sep or name not in ("testpypi", "pypi") or not url:
+        raise argparse.ArgumentTypeError(f"expected testpypi=URL or pypi=URL, not {text!r}")
+    return name, url  # type: ignore[return-value]
+
+
+def _handoff(parser: argparse.ArgumentParser, *flags: str) -> None:
+    """The flags ``main.py`` passes to ``cuda-ci`` in its containers: the Dagger → CLI contract."""
+    group = parser.add_argument_group(HANDOFF)
+    if "--build-python" in flags:
+        group.add_argument("--build-python", metavar="PYTHON", help="the interpreter that builds or smoke-tests wheels")
+    if "--built-by" in flags:
+        group.add_argument("--built-by", choices=["host", "dagger"], default="host", help="the manifest's built_by")
+        prebuilt = "Linux wheels already built and repaired per cibuildwheel identifier (taken instead of building)"
+        group.add_argument("--prebuilt-wheels", type=Path, metavar="DIR", help=prebuilt)
+        gate = "preflight's CI gate, resolved in another container (default: not-verified, snapshot for --snapshot)"
+        group.add_argument("--ci-gate", choices=["verified", "not-verified", "snapshot"], help=gate)
+        group.add_argument("--ci-run-url", metavar="URL", help="the green ci.yml run of the gate")
+    if "--dry-run-index" in flags:
+        running = "an embedded index already running (a Dagger service) for --dry-run, NAME=URL (repeatable)"
+        group.add_argument("--dry-run-index", type=_index_url, action="append", metavar="NAME=URL", help=running)
+
+
+def _command(
+    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    name: str,
+    help: str,
+    *,
+    selection: bool = False,
+    release_dir: bool = False,
+) -> argparse.ArgumentParser:
+    """One subcommand with the flags every command takes (and the shared groups it asks for)."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help)
+    if selection:
+        _release_selection(parser)
+    if release_dir:
+        parser.add_argument("--release-dir", type=Path, required=True, help="the release folder `cuda-ci build` made")
+    _common(parser)
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="cuda-ci", description="Build, validate and release the CUDA Python monorepo.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    dry_run = "publish to embedded indexes and a local stand-in release"
+    extra_dist = "wheels built on another platform in the same workflow run"
+
+    p = _command(sub, "version", "print the version a component builds as at HEAD")
+    p.add_argument("--component", required=True, choices=[c.distribution for c in components.COMPONENTS])
+
+    p = _command(sub, "build", "build a release unit's sdists and wheels once, from a tag or HEAD", selection=True)
+    p.add_argument("--wheels-only", action="store_true", help="only this platform's wheels (no sdist, no pure wheels)")
+    p.add_argument("--out", type=Path, help="the release folder (default: .release/<tag>/)")
+    _handoff(p, "--build-python", "--built-by")
+
+    p = _command(sub, "preflight", "check that a tag may be released (all findings at once)", selection=True)
+    p.add_argument("--dry-run", action="store_true", help="record unreachable GitHub checks as not verified")
+    p.add_argument("--json", action="store_true", help="print the findings as JSON")
+
+    p = _command(sub, "validate", "check a release folder and freeze its manifest", release_dir=True)
+    p.add_argument("--extra-dist", type=Path, help=extra_dist)
+    p = _command(sub, "smoke", "install and import a release folder's wheels with --build-python", release_dir=True)
+    _handoff(p, "--build-python")
+    _command(sub, "docs", "build the release unit's docs with this run's wheels installed", release_dir=True)
+
+    p = _command(sub, "publish", "GitHub draft and assets, TestPyPI, PyPI, un-draft (resumable)", release_dir=True)
+    p.add_argument("--target", choices=["github", "testpypi", "pypi", "finalize", "all"], default="all")
+    p.add_argument("--dry-run", action="store_true", help=dry_run)
+    _handoff(p, "--dry-run-index")
+
+    p = _command(sub, "release", "preflight, build once, validate, docs, publish: one run", selection=True)
+    p.add_argument("--dry-run", action="store_true", help=dry_run)
+    p.add_argument("--no-publish", action="store_true", help="stop after docs")
+    p.add_argument("--extra-dist", type=Path, help=extra_dist)
+    p.add_argument("--out", type=Path, help="the release folder (default: .release/<tag>/)")
+
+    p = _command(sub, "verify", "check a release: SHA256SUMS, manifest, version, attestations")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--release-dir", type=Path, help="a release folder, or a folder of downloaded release assets")
+    source.add_argument("--tag", help="the published release of this tag on GitHub (with --from-github)")
+    p.add_argument("--from-github", action="store_true", help="download the release's assets through the GitHub API")
+    _command(sub, "verify-reproducible", "rebuild the manifest's commit and compare every sha256", release_dir=True)
+    _command(sub, "sign", "PEP 740 attestations of dist/ into attestations/ (GitHub Actions only)", release_dir=True)
+
+    _command(sub, "lint", "ruff, mypy and the workflow checks (the CI lint job)")
+    p = _command(sub, "test", "one CI job: build HEAD, validate, docs, the unit's tests against its wheels")
+    p.add_argument("--component", required=True, choices=components.unit_names())
+    p.add_argument("--out", type=Path, help="keep the tested release folder here")
+    p.add_argument(
+        "--group",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also install this dependency group of the components (repeatable; e.g. one that pulls a GPU toolkit)",
+    )
+    _handoff(p, "--build-python")
+    p = _command(sub, "ci", "lint and every test job (or one unit's)")
+    p.add_argument("--component", choices=components.unit_names())
+    return parser
+
+
+def settings_of(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
+    """The run's one :class:`Settings`: the environment's, and the Dagger hand-off flags' (``runner``)."""
+    urls: dict[IndexName, str] = dict(getattr(args, "dry_run_index", None) or [])
+    runner = RunnerSettings(
+        built_by=getattr(args, "built_by", "host"),
+        prebuilt_wheels=str(args.prebuilt_wheels) if getattr(args, "prebuilt_wheels", None) else None,
+        build_python=getattr(args, "build_python", None),
+        ci_gate=getattr(args, "ci_gate", None),
+        ci_run_url=getattr(args, "ci_run_url", None),
+        dry_run_index_urls=urls or None,
+    )
+    return Settings.from_environ(environ, runner=runner)
