@@ -5,6 +5,8 @@
 - ``[tool.cuda-ci] install-extras``: the extras of ``[project.optional-dependencies]`` every install
   of this run's files asks for (no standard place says which extra an install check should use).
 - ``[tool.cuda-ci.variants]``: builds of one wheel merged into it (see :mod:`cuda_ci.variants`).
+- ``[tool.cuda-ci] wheel-size-budget``: the most one of its wheels may weigh, e.g. ``"2 MiB"``
+  (validate refuses a wheel over it; see :mod:`cuda_ci.hygiene`).
 
 Bad declarations are refused before anything is built, each naming the file, the group and the fix.
 """
@@ -25,6 +27,7 @@ from packaging.utils import canonicalize_name
 from cuda_ci.components import COMPONENTS, Component, ReleaseUnit
 from cuda_ci.errors import CudaCiError, UsageError
 from cuda_ci.git import Git
+from cuda_ci.hygiene import BUDGET_KEY, SizeBudget, parse_size
 from cuda_ci.variants import Variants, parse_variants
 
 DOCS_GROUP = "docs"
@@ -48,6 +51,7 @@ class Declared:
     optional: frozenset[str] = frozenset()
     install_extras: tuple[str, ...] = ()
     variants: Variants | None = None  # [tool.cuda-ci.variants]: builds merged into one wheel
+    wheel_size_budget: SizeBudget | None = None
 
     @classmethod
     def parse(cls, text: str, source: str) -> Declared:
@@ -58,7 +62,8 @@ class Declared:
         groups = data.get("dependency-groups", {})
         if not isinstance(groups, dict):
             raise CudaCiError(f"{source}: [dependency-groups] must be a table of lists (PEP 735)")
-        extras = data.get("tool", {}).get("cuda-ci", {}).get("install-extras", [])
+        table = data.get("tool", {}).get("cuda-ci", {})
+        extras = table.get("install-extras", [])
         if not isinstance(extras, list) or not all(isinstance(e, str) for e in extras):
             raise CudaCiError(f'{source}: [tool.cuda-ci] install-extras must be a list of extra names, e.g. ["cu13"]')
         optional = data.get("project", {}).get("optional-dependencies", {})
@@ -68,6 +73,7 @@ class Declared:
             optional=frozenset(canonicalize_name(str(name)) for name in optional),
             install_extras=tuple(extras),
             variants=parse_variants(data.get("tool", {}).get("cuda-ci", {}).get("variants"), source),
+            wheel_size_budget=parse_size(table[BUDGET_KEY], source) if BUDGET_KEY in table else None,
         )
 
     def has_group(self, name: str) -> bool:
