@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import subprocess
 import tarfile
 import zipfile
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from cuda_ci.cli import main
+from cuda_ci.hygiene import format_size
 from cuda_ci.manifest import ReleaseFolder, file_entry
 from tests.helpers import clone, folder_from, git, tagged_clone
 
@@ -211,6 +213,73 @@ def _rewrite_sdist(sdist: Path, change: Callable[[str, bytes], bytes]) -> None:
                 member.size = len(data)
             result.addfile(member, io.BytesIO(data) if data is not None else None)
     sdist.write_bytes(buffer.getvalue())
+
+
+def _add_to_wheel(folder: Path, members: dict[str, bytes]) -> Path:
+    wheel = _wheel(folder)
+    tmp = wheel.with_suffix(".tmp")
+    _rewrite_zip(wheel, tmp, lambda n, d: (n, d), add=members)
+    tmp.rename(wheel)
+    _replace_in_manifest(folder, wheel, wheel)
+    return wheel
+
+
+def test_a_shared_object_with_debug_sections(
+    folder: Path, built_folder: tuple[Path, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A real shared object, compiled with -g and linked unstripped, as upstream's bloated wheels held."""
+    (tmp_path / "native.c").write_text("int answer(void) { return 42; }\n")
+    built = tmp_path / "native.so"
+    subprocess.run(["gcc", "-g", "-shared", "-fPIC", "-o", str(built), str(tmp_path / "native.c")], check=True)
+    wheel = _add_to_wheel(folder, {"cuda/pathfinder/_native.so": built.read_bytes()})
+    err = _validate(folder, built_folder[1], capsys)
+    assert f"debug-sections: {wheel.name}: cuda/pathfinder/_native.so carries debug sections (.debug_" in err
+    assert "strip it (link with -Wl,--strip-debug, as cuda-ci's builds do, or `auditwheel repair --strip`" in err
+
+
+def test_a_wheel_shipping_sources(
+    folder: Path, built_folder: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    wheel = _add_to_wheel(folder, {"cuda/pathfinder/_native.cpp": b"int answer() { return 42; }\n"})
+    err = _validate(folder, built_folder[1], capsys)
+    assert (
+        f"sources: {wheel.name} ships the source file cuda/pathfinder/_native.cpp: leave it out of the wheel, "
+        'e.g. with [tool.setuptools.exclude-package-data] "*" = ["*.cpp"] in pyproject.toml' in err
+    )
+
+
+def _declare_in_sdist(folder: Path, table: str) -> Path:
+    """Append ``table`` to the sdist's own pyproject.toml, where validate reads the declarations."""
+    sdist = next((folder / "dist").glob("*.tar.gz"))
+
+    def declare(name: str, data: bytes) -> bytes:
+        return data + table.encode() if name.endswith("/pyproject.toml") and name.count("/") == 1 else data
+
+    _rewrite_sdist(sdist, declare)
+    _replace_in_manifest(folder, sdist, sdist)
+    return sdist
+
+
+def test_a_wheel_over_its_declared_budget(
+    folder: Path, built_folder: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    sdist = _declare_in_sdist(folder, '\n[tool.cuda-ci]\nwheel-size-budget = "1 KiB"\n')
+    wheel = _wheel(folder)
+    err = _validate(folder, built_folder[1], capsys)
+    assert (
+        f"size-budget: {wheel.name} is {format_size(wheel.stat().st_size)}, over its budget of 1 KiB (1,024 bytes) "
+        f"declared in {sdist.name}:pyproject.toml [tool.cuda-ci] wheel-size-budget: make the wheel smaller" in err
+    )
+
+
+def test_a_budget_that_is_not_a_size(
+    folder: Path, built_folder: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    sdist = _declare_in_sdist(folder, "\n[tool.cuda-ci]\nwheel-size-budget = 2097152\n")
+    assert main(["validate", "--release-dir", str(folder), "--repo", str(built_folder[1])]) == 1
+    err = capsys.readouterr().err
+    assert f"error: {sdist.name}:pyproject.toml: [tool.cuda-ci] wheel-size-budget = 2097152 is not a size" in err
+    assert "Traceback" not in err and "validation" not in ReleaseFolder(folder).load()
 
 
 def test_an_sdist_that_builds_no_wheel(

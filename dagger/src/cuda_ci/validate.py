@@ -24,6 +24,7 @@ from cuda_ci.envs import Env, install_from_run
 from cuda_ci.errors import CommandError, CudaCiError
 from cuda_ci.frontend import ComponentBuild, build_argv, build_environ, overlay_env
 from cuda_ci.git import Git
+from cuda_ci.hygiene import wheel_findings
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import Manifest, ReleaseFolder, ValidationEntry, file_entry
 from cuda_ci.process import PYTHON, probe_interpreter, run
@@ -205,6 +206,7 @@ def static_checks(
                 findings.failed("record", problem)
             if not problems:
                 findings.passed("record", dist.path.name, "every member matches RECORD")
+    hygiene_checks(dists, findings)
     return dists
 
 
@@ -222,6 +224,20 @@ def check_variants(dists: list[DistFile], findings: Findings) -> None:
                 findings.passed(
                     "variants", wheel.path.name, f"builds for {variants.variable}={', '.join(variants.values)}"
                 )
+
+
+def hygiene_checks(dists: list[DistFile], findings: Findings) -> None:
+    """Wheel hygiene: no debug sections in shared objects, no sources, each wheel within the
+    ``wheel-size-budget`` its own sdist declares (a bad declaration is refused, as by check_variants)."""
+    budgets = {d.name: declared_in_sdist(d.path).wheel_size_budget for d in dists if d.kind == "sdist"}
+    for dist in [d for d in dists if d.kind == "wheel" and d.path.stat().st_size]:
+        for found in wheel_findings(dist.path, budgets.get(dist.name)):
+            if found.status == "failed":
+                findings.failed(found.check, found.detail)
+            elif found.status == "passed":
+                findings.passed(found.check, dist.path.name, found.detail)
+            else:
+                findings.skipped(found.check, dist.path.name, found.detail)
 
 
 def _tool(argv: list[str], what: str, check: str, file: str | None, reporter: Reporter, findings: Findings) -> bool:
