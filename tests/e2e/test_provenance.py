@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from cuda_ci.cli import main
+from cuda_ci.hygiene import debug_sections, is_shared_object
 from cuda_ci.manifest import ReleaseFolder, check_schema, sha256_of
 from cuda_ci.provenance import attestation_name
 from cuda_ci.sbom import check_sbom
@@ -71,6 +73,19 @@ def test_every_wheel_has_a_valid_cyclonedx_sbom_listed_in_the_manifest(release_f
         (out / "assets" / next(n for n in map(lambda f: f["name"], sboms) if "cuda_python" in n)).read_text()
     )
     assert [c["name"] for c in python_sbom["components"]] == ["cuda-bindings"]
+
+
+def test_a_host_build_strips_what_it_compiles_with_debug_info(
+    release_folder: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``CFLAGS=-g`` (a developer's environment; an interpreter's own flags) puts DWARF into the
+    object files; the release's link drops it from the extension."""
+    monkeypatch.setenv("CFLAGS", "-g")
+    out = folder_from(release_folder[1], tmp_path, "build", "--tag", TAG)
+    wheel = next((out / "dist").glob("cuda_bindings-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        [extension] = [n for n in archive.namelist() if is_shared_object(n)]
+        assert debug_sections(archive.read(extension)) == [], f"{extension} in {wheel.name}"
 
 
 def test_every_manifest_matches_the_published_schema(release_folder: tuple[Path, Path]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import sys
 import zipfile
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from cuda_ci.declared import Declared
 from cuda_ci.errors import CudaCiError
+from cuda_ci.frontend import build_environ
 from cuda_ci.hygiene import (
     STRIP_LDFLAGS,
     SizeBudget,
@@ -82,6 +84,15 @@ def test_the_strip_flag_is_added_once_beside_the_callers_flags() -> None:
     assert with_strip_flag("") == STRIP_LDFLAGS == "-Wl,--strip-debug"
     assert with_strip_flag("-L/opt/lib") == f"-L/opt/lib {STRIP_LDFLAGS}"
     assert with_strip_flag(f"{STRIP_LDFLAGS} -L/x") == f"{STRIP_LDFLAGS} -L/x"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="GNU-style linker flags on Linux only")
+def test_host_builds_link_stripped(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("LDFLAGS", "-L/opt/lib")
+    monkeypatch.setenv("CFLAGS", "-O2")
+    env = build_environ(0, tmp_path)
+    assert env["LDFLAGS"] == f"-L/opt/lib {STRIP_LDFLAGS}"
+    assert env["CFLAGS"] == f"-O2 -ffile-prefix-map={tmp_path}=/src", "the reproducibility flag stays"
 
 
 def test_shared_objects_by_name() -> None:

