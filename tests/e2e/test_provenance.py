@@ -75,6 +75,16 @@ def test_every_wheel_has_a_valid_cyclonedx_sbom_listed_in_the_manifest(release_f
     assert [c["name"] for c in python_sbom["components"]] == ["cuda-bindings"]
 
 
+def test_validate_checked_the_extension_s_hygiene(release_folder: tuple[Path, Path]) -> None:
+    out, _ = release_folder
+    wheel = next((out / "dist").glob("cuda_bindings-*.whl")).name
+    checks = {(v["check"], v["file"]): (v["status"], v["detail"]) for v in ReleaseFolder(out).load()["validation"]}
+    assert checks[("debug-sections", wheel)] == ("passed", "1 ELF shared object(s), none with debug sections")
+    assert checks[("sources", wheel)] == ("passed", "no .c/.cc/.cpp/.cxx/.cu/.pyx files")
+    status, detail = checks[("size-budget", wheel)]
+    assert status == "passed" and detail.endswith("within 64 KiB (cuda_bindings-13.0.0.tar.gz:pyproject.toml)")
+
+
 def test_a_host_build_strips_what_it_compiles_with_debug_info(
     release_folder: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -75,6 +75,13 @@ def test_the_budget_is_read_with_the_other_declarations() -> None:
         Declared.parse("[tool.cuda-ci]\nwheel-size-budget = 7\n", SOURCE)
 
 
+def test_the_components_budget_parses() -> None:
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "cuda_bindings" / "pyproject.toml").read_text()
+    budget = Declared.parse(text, SOURCE).wheel_size_budget
+    assert budget is not None and budget.limit <= 1024**2, "a small C extension: a budget that catches bloat"
+
+
 def test_sizes_read_well_and_exactly() -> None:
     assert format_size(100) == "100 B (100 bytes)"
     assert format_size(3 * 1024**2 + 1024**2 // 5) == "3.2 MiB (3,355,443 bytes)"
