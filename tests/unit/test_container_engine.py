@@ -47,6 +47,7 @@ def test_cibuildwheel_mounts_this_commits_siblings_for_its_import_test(tmp_path:
     )  # fmt: skip
     environ = cibuildwheel_environ(build)
     assert environ["CIBW_CONTAINER_ENGINE"] == f"podman; create_args: --volume={sibling.parent}:{CONTAINER_SIBLINGS}:ro"
+    assert environ["CIBW_ENVIRONMENT_PASS_LINUX"] == "LDFLAGS", "the host's strip flag reaches the container"
     assert environ["CIBW_BEFORE_TEST"] == (
         f"python -m pip install --no-index --no-deps {CONTAINER_SIBLINGS}/cuda_pathfinder-1.0.0-py3-none-any.whl"
     )

@@ -196,6 +196,9 @@ def cibuildwheel_environ(build: ComponentBuild) -> dict[str, str]:
         environ["CIBW_CONTAINER_ENGINE"] = build.container_engine + (
             f"; create_args: {' '.join(mounts)}" if mounts else ""
         )
+        # The host build environment's LDFLAGS strips what is linked (hygiene.STRIP_LDFLAGS): the
+        # containers' builds strip too.
+        environ["CIBW_ENVIRONMENT_PASS_LINUX"] = "LDFLAGS"
         folder, sdist_folder = CONTAINER_SIBLINGS, CONTAINER_BUILD_SIBLINGS
     if siblings:
         wheels = " ".join(f"{folder}/{wheel.name}" for wheel in siblings)
