@@ -7,8 +7,9 @@ from typing import Any, cast
 
 from cuda_ci.components import get_unit
 from cuda_ci.distfiles import DistFile, identify
+from cuda_ci.findings import Findings
 from cuda_ci.manifest import Manifest
-from cuda_ci.validate import Findings, check_expected_set, expected_identifiers
+from cuda_ci.validate import check_expected_set, expected_identifiers
 
 LINUX = ["cp311-manylinux_x86_64", "cp314t-manylinux_x86_64"]
 

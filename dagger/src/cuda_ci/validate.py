@@ -3,63 +3,33 @@
 from __future__ import annotations
 
 import shutil
-import tarfile
 import tempfile
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
-from urllib.request import url2pathname
 
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from cuda_ci.build import sbom_entries
-from cuda_ci.buildenv import build_tool_env
 from cuda_ci.components import Component, ReleaseUnit, get_unit
-from cuda_ci.declared import declared_in_sdist, install_extras
+from cuda_ci.declared import declared_in_sdist
 from cuda_ci.distfiles import DistFile, DistProblem, archive_problems, identify, metadata, record_problems
-from cuda_ci.envs import Env, install_from_run
 from cuda_ci.errors import CommandError, CudaCiError
-from cuda_ci.frontend import ComponentBuild, build_argv, build_environ, overlay_env
+from cuda_ci.findings import Findings
 from cuda_ci.git import Git
 from cuda_ci.hygiene import wheel_findings
+from cuda_ci.installchecks import install_checks
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import Manifest, ReleaseFolder, ValidationEntry, file_entry
-from cuda_ci.process import PYTHON, probe_interpreter, run
+from cuda_ci.process import PYTHON, run
 from cuda_ci.safepaths import FolderProblem, listed_file
+from cuda_ci.sdistchecks import sdist_checks
 from cuda_ci.sdists import extract_sdist
 from cuda_ci.siblings import SIBLINGS_DIR, sibling_wheels
 from cuda_ci.variants import missing_variants
-from cuda_ci.wheels import cibuildwheel_identifiers, installable_here, wheel_identifiers
+from cuda_ci.wheels import cibuildwheel_identifiers, wheel_identifiers
 
 PURE_IDENTIFIER = "py3-none-any"
-
-
-@dataclass
-class Findings:
-    """Checks run so far: passed or skipped entries, and every problem found."""
-
-    entries: list[ValidationEntry] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-
-    def passed(self, check: str, file: str | None, detail: str) -> None:
-        self.entries.append(ValidationEntry(check=check, file=file, status="passed", detail=detail))
-
-    def skipped(self, check: str, file: str | None, detail: str) -> None:
-        self.entries.append(ValidationEntry(check=check, file=file, status="skipped", detail=detail))
-
-    def failed(self, check: str, problem: str) -> None:
-        self.problems.append(f"{check}: {problem}")
-
-    def merge(self, other: Findings) -> None:
-        self.entries += other.entries
-        self.problems += other.problems
-
-    def raise_if_any(self, what: str) -> None:
-        if self.problems:
-            raise CudaCiError(*self.problems, f"{what}: {len(self.problems)} problem(s); nothing was published")
 
 
 def dist_files(folder: ReleaseFolder, manifest: Manifest) -> list[Path]:
@@ -289,173 +259,6 @@ def tool_checks(dists: list[DistFile], unit: ReleaseUnit, reporter: Reporter, fi
                 reporter,
                 findings,
             )
-
-
-def interpreter_tag(python: str) -> str:
-    """``cpXY`` of another interpreter (the Dagger smoke containers run one per Python)."""
-    code = "import sys; print(f'cp{sys.version_info[0]}{sys.version_info[1]}')"
-    return probe_interpreter(python, code).strip()
-
-
-def _installable(dists: list[DistFile], python: str) -> list[DistFile]:
-    """The wheels ``python`` can install: by this machine's tags, or by another interpreter's ``cpXY``."""
-    if python == PYTHON:
-        return [d for d in dists if d.kind == "wheel" and installable_here(d.path.name)]
-    tag = interpreter_tag(python)
-    return [
-        d
-        for d in dists
-        if d.kind == "wheel" and any(i.startswith((f"{tag}-", "py3-")) for i in wheel_identifiers(d.path.name))
-    ]
-
-
-def _check_install_sources(installs: list[dict[str, Any]], allowed: set[Path], findings: Findings) -> None:
-    """pip's ``--report``: every installed distribution came from this run's files or the siblings."""
-    for item in installs:
-        url = str(item.get("download_info", {}).get("url", ""))
-        name = item.get("metadata", {}).get("name", "?")
-        source = Path(url2pathname(urlsplit(url).path)) if url.startswith("file:") else None
-        if source not in allowed:
-            findings.failed(
-                "install",
-                f"{name} was installed from {url}: only this run's dist/ and siblings of the same commit may be",
-            )
-
-
-def install_checks(
-    dists: list[DistFile],
-    unit: ReleaseUnit,
-    manifest: Manifest,
-    folder: ReleaseFolder,
-    siblings: list[Path],
-    reporter: Reporter,
-    findings: Findings,
-    python: str = PYTHON,
-) -> None:
-    """Install the unit's wheels into one fresh environment of ``python``, from this run only, and import them."""
-    installable = _installable(dists, python)
-    for dist in dists:
-        if dist.kind == "wheel" and dist not in installable:
-            findings.skipped(
-                "install", dist.path.name, "its tags are not supported by this machine (checked statically only)"
-            )
-    if not installable:
-        return
-    with tempfile.TemporaryDirectory(prefix="cuda-ci-smoke-") as tmp:
-        env = Env.create(Path(tmp) / "env", reporter, python)
-        try:
-            installs, note = install_from_run(
-                env,
-                dist=folder.dist,
-                version=manifest["version"],
-                unit=unit,
-                siblings=siblings,
-                snapshot=manifest["snapshot"],
-                what="smoke install",
-                reporter=reporter,
-                report=True,
-                pre=manifest["snapshot"] or any(identify(s).version.is_prerelease for s in siblings),
-                extras=install_extras(folder.dist, unit),
-                python=python,
-            )
-        except CudaCiError as error:
-            findings.failed(
-                "install", f"{unit.name} {manifest['version']} from this run and same-commit siblings: {error}"
-            )
-            return
-        if note:
-            findings.skipped("install-dependencies", None, note)
-        _check_install_sources(installs, {folder.dist / d.path.name for d in dists} | set(siblings), findings)
-        findings.passed(
-            "install",
-            None,
-            "installed: " + ", ".join(f"{i['metadata']['name']} {i['metadata']['version']}" for i in installs),
-        )
-        for component in unit.components:
-            code = "".join(f"import {name}\n" for name in component.import_names) + component.smoke
-            try:
-                output = env.run_python(
-                    code, what=f"import check of {component.distribution}", reporter=reporter, cwd=Path(tmp)
-                )
-            except CommandError as error:
-                findings.failed("import", f"{component.distribution}: {error}")
-                continue
-            findings.passed(
-                "import",
-                None,
-                f"{component.distribution}: {', '.join(component.import_names)} {output.strip()}".strip(),
-            )
-
-
-def sdist_checks(
-    dists: list[DistFile], manifest: Manifest, reporter: Reporter, findings: Findings, siblings: list[Path]
-) -> None:
-    """Each sdist builds a wheel of the same version.
-
-    Where the build stage built a wheel from this very sdist (``built_from`` names its sha256; the
-    static checks verified every hash and version), that build is the proof; otherwise (wheels from cibuildwheel or
-    another job) the wheel is built here from the sdist.
-    """
-    entries = {f["name"]: f for f in manifest["files"]}
-    for dist in [d for d in dists if d.kind == "sdist"]:
-        sdist_sha256 = entries[dist.path.name]["sha256"]
-        proof = [
-            f
-            for f in manifest["files"]
-            if f["kind"] == "wheel" and f.get("built_from") == {"sdist": dist.path.name, "sha256": sdist_sha256}
-        ]
-        if proof:
-            findings.passed(
-                "sdist-builds-wheel",
-                dist.path.name,
-                f"the build stage built {proof[0]['name']} from this sdist (sha256 {sdist_sha256[:12]})",
-            )
-            continue
-        _build_wheel_from_sdist(dist, manifest, reporter, findings, siblings)
-
-
-def _build_wheel_from_sdist(
-    dist: DistFile, manifest: Manifest, reporter: Reporter, findings: Findings, siblings: list[Path]
-) -> None:
-    component = next(
-        c for c in get_unit(manifest["component"]).components if canonicalize_name(c.distribution) == dist.name
-    )
-    with tempfile.TemporaryDirectory(prefix="cuda-ci-sdist-") as tmp:
-        try:
-            source = extract_sdist(dist.path, Path(tmp) / "source")
-        except (CudaCiError, tarfile.TarError) as error:
-            findings.failed("sdist-builds-wheel", f"{dist.path.name} cannot be unpacked: {error}")
-            return
-        out = Path(tmp) / "wheel"
-        build = ComponentBuild(component=component, sdist=False, wheel=True, repair=False)
-        kept = None
-        if component.build_requires:  # compiled against this commit's siblings, never an index's
-            build = replace(build, build_siblings=tuple(siblings))
-            try:
-                tools = build_tool_env(source, build.python, reporter, component.build_requires)
-                kept = overlay_env(build, tools, Path(tmp) / "build-env", reporter)
-            except CudaCiError as error:
-                findings.failed("sdist-builds-wheel", f"{dist.path.name}: {error}")
-                return
-        argv = build_argv(build, source, out, Path(tmp) / "r.json", kept, check_dependencies=kept is None)
-        try:
-            # named like the build stage's steps, so that builds per artifact count this second build
-            with reporter.step(f"build {component.distribution} wheel from {dist.path.name}"):
-                run(
-                    argv,
-                    what=f"wheel build from {dist.path.name}",
-                    reporter=reporter,
-                    env=build_environ(0),
-                    cwd=Path(tmp),
-                )
-        except CommandError as error:
-            findings.failed("sdist-builds-wheel", str(error))
-            return
-        built = [identify(w) for w in out.glob("*.whl")]
-        if [str(w.version) for w in built] != [manifest["version"]]:
-            findings.failed("sdist-builds-wheel", f"{dist.path.name} built {[w.path.name for w in built]}")
-        else:
-            findings.passed("sdist-builds-wheel", dist.path.name, f"built {built[0].path.name} from it here")
 
 
 def windows_identifiers(folder: ReleaseFolder, unit: ReleaseUnit, extra: list[str]) -> list[str]:
