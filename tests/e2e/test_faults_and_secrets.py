@@ -45,7 +45,7 @@ def _with_userinfo(url: str, password: str, user: str = "someone") -> str:
 
 @pytest.fixture
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("cuda_ci.publish.UPLOAD_BACKOFF", 0.01)
+    monkeypatch.setattr("cuda_ci.uploads.UPLOAD_BACKOFF", 0.01)
     monkeypatch.setattr("cuda_ci.httpclient.DEFAULT_BACKOFF", 0.01)
 
 
@@ -106,9 +106,31 @@ def test_an_index_that_keeps_failing_names_itself_and_a_rerun_completes(
     assert _publish(validated, tagged_repo) == 1
     err = capsys.readouterr().err
     assert f"to testpypi ({proxy.url}/) failed 4 times" in err
-    assert "failed; retry 3 of 3" in err and "Retry 5 of 5." in err
+    assert "HTTPError: 503 Service Unavailable" in err and "; retry 3 of 3 in" in err and "Retry 5 of 5." in err
     proxy.fail_posts = 0
     assert _publish(validated, tagged_repo) == 0
+    assert {p.name: sha256_of(p) for p in index.root.iterdir()} == _dists(validated)
+
+
+@pytest.mark.usefixtures("fast_retries")
+def test_an_index_refusing_the_upload_is_not_retried_one_saying_429_is(
+    validated: Path,
+    tagged_repo: Path,
+    flaky_testpypi: tuple[FlakyIndex, EmbeddedIndex],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    proxy, index = flaky_testpypi
+    proxy.fail_status, proxy.fail_posts = 403, 1000
+    assert _publish(validated, tagged_repo) == 1
+    err = capsys.readouterr().err
+    assert f"was refused: HTTPError: 403 Forbidden from {proxy.url}/; not retried (a refusal does not heal)" in err
+    assert [method for method, _ in proxy.requests].count("POST") == 1, "neither twine nor cuda-ci asked again"
+    assert "retry" not in err.lower() and not list(index.root.iterdir())
+
+    proxy.fail_status, proxy.fail_posts = 429, 1
+    assert _publish(validated, tagged_repo) == 0
+    err = capsys.readouterr().err
+    assert "HTTPError: 429 Too Many Requests" in err and "; retry 1 of 3 in" in err
     assert {p.name: sha256_of(p) for p in index.root.iterdir()} == _dists(validated)
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cuda_ci.cli import main
 from tests.fakes.github import FakeGitHub
+from tests.fakes.simple_index import SimpleIndex
 from tests.helpers import commit_change, git
 
 pytestmark = pytest.mark.e2e
@@ -16,6 +18,20 @@ pytestmark = pytest.mark.e2e
 
 def preflight(repo: Path, *args: str) -> int:
     return main(["preflight", "--repo", str(repo), *args])
+
+
+@pytest.fixture(autouse=True)
+def sibling_index(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleIndex]:
+    """TestPyPI and PyPI as preflight reads them: both hold the siblings the tagged units require."""
+    index = SimpleIndex().start()
+    index.add("cuda-pathfinder", "cuda_pathfinder-1.0.0-py3-none-any.whl")
+    index.add("cuda-bindings", "cuda_bindings-13.0.0-cp312-cp312-manylinux_2_28_x86_64.whl")
+    for key, value in index.environ().items():
+        monkeypatch.setenv(key, value)
+    try:
+        yield index
+    finally:
+        index.stop()
 
 
 @pytest.fixture
@@ -37,6 +53,7 @@ def test_a_green_tag_passes_every_check(
         "release-notes": "passed",
         "ci-gate": "passed",
         "published-release": "passed",
+        "sibling-on-index": "passed",
     }
     assert found["ci_gate"]["status"] == "verified"
     assert ("GET", f"/repos/{green.repository}/actions/workflows/ci.yml/runs") in {
@@ -207,3 +224,27 @@ def test_github_retries_502_and_429_with_retry_after(
     err = capsys.readouterr().err
     assert "HTTP 502; retry 1 of 4" in err
     assert "HTTP 429, rate limited; retry 1 of 4 in 0.0 s" in err
+
+
+def test_a_release_whose_sibling_is_not_on_the_target_index_is_refused(
+    tagged_repo: Path, green: FakeGitHub, sibling_index: SimpleIndex, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sibling_index.files["cuda-pathfinder"] = ["cuda_pathfinder-2.0.0-py3-none-any.whl"]  # outside >=1.0,<2
+    assert preflight(tagged_repo, "--tag", "v13.0.0") == 1
+    err = capsys.readouterr().err
+    for index in ("testpypi", "pypi"):
+        assert (
+            f"sibling-on-index: cuda-pathfinder<2,>=1.0 is not on {index} ({sibling_index.simple_url}; "
+            "it has 2.0.0): release cuda-pathfinder first"
+        ) in err
+    assert preflight(tagged_repo, "--tag", "v13.0.0", "--dry-run", "--json") == 0
+    checks = json.loads(capsys.readouterr().out)["checks"]
+    assert [c for c in checks if c["check"] == "sibling-on-index"] == [
+        {
+            "check": "sibling-on-index",
+            "status": "not-verified",
+            "detail": "cuda-pathfinder<2,>=1.0: built from the same commit into the embedded index",
+        }
+    ]
+    assert preflight(tagged_repo, "--tag", "cuda-pathfinder-v1.0.0", "--json") == 0, "no sibling to require"
+    assert "sibling-on-index" not in capsys.readouterr().out

@@ -117,7 +117,7 @@ def test_resume_after_an_interrupted_github_upload(
     err = capsys.readouterr().err
     assert "failed 3 times (POST" in err and "HTTP 502; a write is not repeated blindly" in err
     assert "nothing half-made was left behind; run `cuda-ci publish --target github` again" in err
-    assert "looked it up: not done; try 3 in" in err
+    assert "looked it up: not done; retry 2 of 2 in" in err
     uploaded = github.asset_names("cuda-pathfinder-v1.0.0")
     assert len(uploaded) == 1, "the starter assets the failed uploads left were deleted"
 

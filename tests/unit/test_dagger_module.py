@@ -23,6 +23,8 @@ from cuda_ci.cliflags import HANDOFF
 from cuda_ci.components import unit_names
 from cuda_ci.main import (
     CUDA_IMAGE,
+    TOOL_PYTHON,
+    TOOL_PYTHON_VERSION,
     TOOLING_IMAGE,
     CiJobsFailed,
     CudaCi,
@@ -174,6 +176,13 @@ def test_every_cuda_ci_argv_the_module_runs_is_one_the_cli_parses(module: CudaCi
         )
     smokes = [a for a in argvs if a[0] == "smoke"]
     assert smokes and all(_flag(a, "--build-python") for a in smokes)
+
+
+def test_the_smoke_runs_skip_the_tooling_interpreter_whichever_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert python_path(TOOL_PYTHON_VERSION) == TOOL_PYTHON, "the tooling interpreter is named once"
+    identifiers = ["cp312-manylinux_x86_64", "cp313-manylinux_x86_64", "cp313-manylinux_aarch64"]
+    monkeypatch.setattr("cuda_ci.main.TOOL_PYTHON_VERSION", "3.13")
+    assert smoke_versions(identifiers) == ["3.12"], "validate smoke-tests the tooling interpreter itself"
 
 
 def test_one_smoke_install_per_other_supported_python(module: CudaCi) -> None:

@@ -9,7 +9,15 @@ from packaging.version import Version
 
 from cuda_ci.components import get_unit
 from cuda_ci.errors import CudaCiError
-from cuda_ci.httpclient import SECONDARY_WAIT, HttpClient, Pacer, Response, WriteFailed, rate_limit_wait
+from cuda_ci.httpclient import (
+    SECONDARY_WAIT,
+    HttpClient,
+    HttpUnavailable,
+    Pacer,
+    Response,
+    WriteFailed,
+    rate_limit_wait,
+)
 from cuda_ci.releases import complete, make_latest
 
 NOW = 1_700_000_000.0
@@ -86,14 +94,17 @@ def test_the_pacer_spaces_requests_from_the_end_of_the_last() -> None:
 class _Scripted(HttpClient):
     """An HttpClient whose network is a script of answers; it records what each request carried."""
 
-    def __init__(self, *answers: Response) -> None:
-        super().__init__(sleep=lambda seconds: None)
+    def __init__(self, *answers: Response | str) -> None:
+        """Each answer in turn; a str stands for a failed connection, and says why."""
+        self.said: list[str] = []
+        super().__init__(sleep=lambda seconds: None, on_retry=self.said.append)
         self.answers = list(answers)
         self.sent: list[tuple[str, str, dict[str, str], bytes | None]] = []
 
     def _send(self, method, url, headers, body, sink):  # type: ignore[no-untyped-def, override]
         self.sent.append((method, url, dict(headers), body))
-        return self.answers.pop(0), ""
+        answer = self.answers.pop(0)
+        return (None, answer) if isinstance(answer, str) else (answer, "")
 
 
 def test_redirects_repeat_the_request_and_drop_the_token_off_origin() -> None:
@@ -116,6 +127,32 @@ def test_a_redirect_from_https_to_http_is_refused() -> None:
     http = _Scripted(Response(302, {"Location": "http://api.example/x"}, b""))
     with pytest.raises(CudaCiError, match="refused \\(not https\\)"):
         http.request("GET", "https://api.example/y")
+
+
+def test_a_read_is_retried_after_a_server_error_or_a_dropped_connection() -> None:
+    http = _Scripted(
+        Response(503, {}, b""), "ConnectionResetError: [Errno 104] reset by peer", Response(200, {}, b"{}")
+    )
+    assert http.request("GET", "https://api.example/x").status == 200
+    assert len(http.sent) == 3
+    assert http.said == [
+        "GET https://api.example/x: HTTP 503; retry 1 of 4 in 0.5 s",
+        "GET https://api.example/x: ConnectionResetError: [Errno 104] reset by peer; retry 2 of 4 in 1.0 s",
+    ]
+
+
+def test_a_refusal_is_not_retried() -> None:
+    http = _Scripted(Response(401, {}, b"Bad credentials"), Response(200, {}, b"{}"))
+    with pytest.raises(CudaCiError, match="answered 401: Bad credentials"):
+        http.request("GET", "https://api.example/x")
+    assert len(http.sent) == 1 and http.said == []
+
+
+def test_a_server_asking_for_a_longer_wait_than_the_run_allows_is_not_waited_for() -> None:
+    http = _Scripted(Response(503, {"Retry-After": "7200"}, b""))
+    with pytest.raises(HttpUnavailable, match="asks to wait 7200 s, longer than the 3600 s this run waits"):
+        http.request("GET", "https://api.example/x")
+    assert len(http.sent) == 1
 
 
 def test_a_write_is_not_repeated_after_a_server_error() -> None:

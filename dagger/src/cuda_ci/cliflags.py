@@ -25,7 +25,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _release_selection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tag", help="the release tag, e.g. v13.0.1, cuda-core-v0.3.0, cuda-pathfinder-v1.0.0")
+    patterns = ", ".join(f"{unit.tag_prefix}X.Y.Z" for unit in components.UNITS)
+    parser.add_argument("--tag", help=f"the release tag: {patterns}")
     parser.add_argument("--component", choices=components.unit_names(), help="the release unit")
     parser.add_argument("--snapshot", action="store_true", help="build HEAD as a dev version (implies --dry-run)")
     rehearse = "build --ref as if --tag pointed at it (with --dry-run; the tag need not exist)"

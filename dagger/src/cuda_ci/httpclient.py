@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from cuda_ci.errors import CudaCiError
+from cuda_ci.retry import Retry, Transient, heals
 from cuda_ci.secrets import sanitize_url
 
-RETRY_STATUSES = frozenset({500, 502, 503, 504})
 # RFC 9110's idempotent methods: repeating one after a lost answer changes nothing more.
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -109,7 +109,8 @@ class HttpClient:
         if body is not None and not any(k.lower() == "content-type" for k in headers or {}):
             raise TypeError("a request body needs a Content-Type")  # never urllib's form-encoded default
         where = f"{method} {sanitize_url(url)}"
-        for attempt in range(1, self.attempts + 1):
+
+        def attempt(number: int) -> Response:
             if pacer is not None:
                 pacer.wait()
             try:
@@ -119,21 +120,26 @@ class HttpClient:
                     pacer.done()
             if response is not None and (response.status in ok or response.status in allow):
                 return response
-            last, delay = self._diagnose(where, method, response, error, attempt)
-            if attempt < self.attempts:
-                self.on_retry(f"{where}: {last}; retry {attempt} of {self.attempts - 1} in {delay:.1f} s")
-                self.sleep(delay)
-        raise HttpUnavailable(f"{where} failed after {self.attempts} attempts ({last})")
+            raise self._diagnose(where, method, response, error, number)
 
-    def _diagnose(
-        self, where: str, method: str, response: Response | None, error: str, attempt: int
-    ) -> tuple[str, float]:
-        """Why the attempt failed and how long to wait, or raise when it must not be repeated."""
+        retry = Retry(
+            attempts=self.attempts,
+            backoff=self.backoff,
+            max_wait=self.max_wait,
+            report=self.on_retry,
+            sleep=self.sleep,
+        )
+        return retry.run(
+            where, attempt, give_up=lambda failure, why: HttpUnavailable(f"{where} {why} ({failure.reason})")
+        )
+
+    def _diagnose(self, where: str, method: str, response: Response | None, error: str, attempt: int) -> Transient:
+        """Why the attempt failed, as a failure that can heal; raise when it must not be repeated."""
         if response is not None:
             limit = rate_limit_wait(response, attempt, self.clock())
             if limit is not None:
                 return self._rate_limited(where, response, limit)
-            if response.status not in RETRY_STATUSES:
+            if not heals(response.status):  # a refusal (401, 403 without a rate limit, 404, 422...)
                 raise CudaCiError(f"{where} answered {response.status}: {_excerpt(response.body)}")
             error = f"HTTP {response.status}"
         if method not in IDEMPOTENT:
@@ -141,14 +147,9 @@ class HttpClient:
                 f"{where}: {error}; a write is not repeated blindly (it may have happened)",
                 response.status if response is not None else None,
             )
-        delay = self.backoff * attempt
-        if response is not None:
-            delay = max(_retry_after(response, self.clock()) or delay, 0.0)
-            if delay > self.max_wait:
-                raise HttpUnavailable(f"{where}: {error}, and the server asks to wait {delay:.0f} s: retry later")
-        return error, delay
+        return Transient(error, wait=_retry_after(response, self.clock()) if response is not None else None)
 
-    def _rate_limited(self, where: str, response: Response, wait: float) -> tuple[str, float]:
+    def _rate_limited(self, where: str, response: Response, wait: float) -> Transient:
         reason = f"HTTP {response.status}, rate limited"
         if wait > self.max_wait:
             until = datetime.fromtimestamp(self.clock() + wait, UTC).strftime("%H:%M:%S UTC")
@@ -156,7 +157,7 @@ class HttpClient:
                 f"{where}: {reason} until {until} ({wait:.0f} s, longer than the {self.max_wait:.0f} s this run "
                 "waits): re-run after that time, or use a token with its own rate limit"
             )
-        return reason, wait
+        return Transient(reason, wait=wait)
 
     def _follow(
         self, method: str, url: str, headers: dict[str, str], body: bytes | None, sink: BinaryIO | None

@@ -45,7 +45,7 @@ TOOLING_IMAGE = (
 CUDA_IMAGE = (
     "nvidia/cuda:12.6.3-base-ubuntu24.04@sha256:c87e78933f4c16e3272123bf2f75537306596d0fbaa395a29696a22786e5ee0e"
 )
-TOOL_PYTHON = "/opt/python/cp312-cp312/bin/python"
+TOOL_PYTHON_VERSION = "3.12"  # the tooling image's interpreter: cuda-ci runs, and validate smoke-tests, on it
 PACKAGES_DIR = "/srv/packages"
 PYPISERVER_ARGS = [
     *("/opt/cuda-ci/bin/pypi-server", "run", "-p", "8080", "-i", "0.0.0.0", "-a", ".", "-P", "."),
@@ -82,6 +82,9 @@ def python_path(version: str) -> str:
     (free-threaded ``3.14t`` → ``/opt/python/cp314-cp314t/bin/python``)."""
     tag = "cp" + version.replace(".", "").removesuffix("t")
     return f"/opt/python/{tag}-{tag}{'t' if version.endswith('t') else ''}/bin/python"
+
+
+TOOL_PYTHON = python_path(TOOL_PYTHON_VERSION)
 
 
 def selection(
@@ -534,10 +537,12 @@ def with_invocation(container: dagger.Container, invocation: str) -> dagger.Cont
 
 
 def smoke_versions(identifiers: list[str]) -> list[str]:
-    """Python versions of the x86_64 identifiers other than the tooling interpreter's (3.12)."""
+    """Python versions of the x86_64 identifiers other than the tooling interpreter's (validate smoke-tests
+    with that one itself)."""
+    tooling = "cp" + TOOL_PYTHON_VERSION.replace(".", "")
     versions = []
     for identifier in identifiers:
         interpreter, _, platform = identifier.partition("-")
-        if platform.endswith("x86_64") and interpreter != "cp312":
+        if platform.endswith("x86_64") and interpreter != tooling:
             versions.append(f"{interpreter[2]}.{interpreter[3:]}")
     return versions

@@ -22,7 +22,7 @@ from cuda_ci.index import files_on_index
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import CiGate
 from cuda_ci.rehearsal import Ref, rehearsal_detail, resolve_ref, tag_conflict
-from cuda_ci.settings import Settings
+from cuda_ci.settings import IndexSettings, Settings
 from cuda_ci.tags import ReleaseTag, parse_tag
 
 CheckStatus = Literal["passed", "failed", "not-verified", "skipped", "rehearsal"]
@@ -290,7 +290,9 @@ def _unverified(result: Preflight, reason: str, *, fix: str) -> None:
 
 
 def required_siblings(git: Git, commit: str, unit: ReleaseUnit) -> list[Requirement]:
-    """The sibling requirements the unit's components declare at ``commit``."""
+    """The requirements the unit's components declare at ``commit`` (PEP 621 ``dependencies``) on
+    components of the registry outside the unit: what must already be on the index it goes to."""
+    own = {canonicalize_name(d) for d in unit.distributions}
     requirements: list[Requirement] = []
     for component in unit.components:
         text = git.show(commit, f"{component.dir}/pyproject.toml")
@@ -298,9 +300,9 @@ def required_siblings(git: Git, commit: str, unit: ReleaseUnit) -> list[Requirem
             continue
         for line in tomllib.loads(text).get("project", {}).get("dependencies", []):
             requirement = Requirement(line)
-            if canonicalize_name(requirement.name) not in {canonicalize_name(d) for d in unit.distributions}:
+            if canonicalize_name(requirement.name) not in own and _is_sibling(requirement.name):
                 requirements.append(requirement)
-    return [r for r in requirements if _is_sibling(r.name)]
+    return requirements
 
 
 def _is_sibling(name: str) -> bool:
@@ -312,10 +314,11 @@ def _is_sibling(name: str) -> bool:
 
 
 def _sibling_check(git: Git, result: Preflight, settings: Settings, reporter: Reporter) -> None:
+    """Every sibling the unit requires must be on every target index (for a dry-run: built here)."""
     assert result.unit is not None and result.commit is not None
-    if result.unit.name != "cuda-core":
-        return
     requirements = required_siblings(git, result.commit, result.unit)
+    if not requirements:
+        return
     if result.request.lenient:
         names = ", ".join(str(r) for r in requirements)
         result.record(
@@ -325,26 +328,21 @@ def _sibling_check(git: Git, result: Preflight, settings: Settings, reporter: Re
     http = HttpClient(on_retry=reporter.info)
     for requirement in requirements:
         for index in settings.indexes.values():
-            try:
-                files = files_on_index(http, index.simple_url, requirement.name)
-            except CudaCiError as error:
-                result.record(
-                    "sibling-on-index",
-                    "failed",
-                    f"{index.name} ({index.simple_url}) cannot be read: {error.problems[0]}",
-                )
-                continue
-            versions = sorted({v for f in files if (v := _version(f)) is not None})
-            if any(requirement.specifier.contains(v, prereleases=True) for v in versions):
-                result.record("sibling-on-index", "passed", f"{requirement} is on {index.name}")
-            else:
-                result.record(
-                    "sibling-on-index",
-                    "failed",
-                    f"{requirement} is not on {index.name} ({index.simple_url}; "
-                    f"it has {', '.join(map(str, versions)) or 'none'}): "
-                    f"release {requirement.name} first",
-                )
+            result.record("sibling-on-index", *_sibling_on_index(http, index, requirement))
+
+
+def _sibling_on_index(http: HttpClient, index: IndexSettings, requirement: Requirement) -> tuple[CheckStatus, str]:
+    try:
+        files = files_on_index(http, index.simple_url, requirement.name, auth=index.simple_auth)
+    except CudaCiError as error:
+        return "failed", f"{index.name} ({index.simple_url}) cannot be read: {error.problems[0]}"
+    versions = sorted({v for f in files if (v := _version(f)) is not None})
+    if any(requirement.specifier.contains(v, prereleases=True) for v in versions):
+        return "passed", f"{requirement} is on {index.name}"
+    return "failed", (
+        f"{requirement} is not on {index.name} ({index.simple_url}; "
+        f"it has {', '.join(map(str, versions)) or 'none'}): release {requirement.name} first"
+    )
 
 
 def _version(filename: str) -> Version | None:

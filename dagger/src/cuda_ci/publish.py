@@ -7,9 +7,6 @@ index already holds is known to match; a re-run uploads only what is missing.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,11 +16,10 @@ from typing import Literal
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from cuda_ci.components import ReleaseUnit, dependency_closure, get_unit
+from cuda_ci.components import ReleaseUnit, get_unit
 from cuda_ci.declared import install_extras
 from cuda_ci.distfiles import identify
-from cuda_ci.envs import Env, install_release, install_third_party
-from cuda_ci.errors import CommandError, CudaCiError, UsageError
+from cuda_ci.errors import CudaCiError, UsageError
 from cuda_ci.git import Git
 from cuda_ci.github import Release
 from cuda_ci.httpclient import HttpClient
@@ -37,24 +33,11 @@ from cuda_ci.releases import ReleaseHost, make_latest
 from cuda_ci.rerun import compare_assets, published_release_problems, same_asset
 from cuda_ci.runtime import plan_runtime
 from cuda_ci.safepaths import listed_file
-from cuda_ci.secrets import write_netrc
 from cuda_ci.siblings import SIBLINGS_DIR
+from cuda_ci.uploads import IndexTarget, install_back, upload
 
 Target = Literal["github", "testpypi", "pypi", "finalize"]
 TARGETS: tuple[Target, ...] = ("github", "testpypi", "pypi", "finalize")
-UPLOAD_ATTEMPTS = 4
-UPLOAD_BACKOFF = 2.0  # seconds, times the attempt number, at most 10
-
-
-@dataclass(frozen=True, kw_only=True)
-class IndexTarget:
-    """An index to upload to: URLs, and the environment twine authenticates with (never printed)."""
-
-    name: str
-    upload_url: str
-    simple_url: str
-    twine_env: dict[str, str] = field(repr=False)
-    simple_auth: tuple[str, str] | None = field(default=None, repr=False)  # HTTP Basic, for this index only
 
 
 @dataclass
@@ -272,7 +255,7 @@ def publish_index(
     for entry in todo:
         _recheck(listed_file(folder.path, entry["path"]), entry["sha256"])
     if todo:  # one twine run; twine uploads in the order given (bindings before the metapackage)
-        _upload_with_retries(target, folder, todo, http, reporter)
+        upload(target, folder, todo, http, reporter)
     for entry in todo:
         log.add(target.name, entry["name"], "uploaded", entry["sha256"])
     requirements, third_party = _install_back_plan(folder, manifest, unit)
@@ -287,62 +270,6 @@ def publish_index(
         third_party=third_party,
     )
     log.add(target.name, None, "verified-install", f"{', '.join(unit.distributions)} {manifest['version']}")
-
-
-def _staged(folder: ReleaseFolder, entries: Sequence[FileEntry], tmp: Path) -> tuple[list[Path], bool]:
-    """The files to hand twine: with attestations, copied beside them (twine pairs them by name)."""
-    paths = [listed_file(folder.path, e["path"]) for e in entries]
-    pairs = find_attestations(folder.path, folder.load()).pairs
-    attestations = [pairs[p.name] for p in paths if p.name in pairs]
-    if not attestations:
-        return paths, False
-    staged = [Path(shutil.copy2(p, tmp / p.name)) for p in [*paths, *attestations]]
-    return staged, True
-
-
-def _upload_with_retries(
-    target: IndexTarget, folder: ReleaseFolder, entries: Sequence[FileEntry], http: HttpClient, reporter: Reporter
-) -> None:
-    """twine retries 5xx itself (visibly, reported here); a run it gives up on is retried, bounded,
-    with only the files the index does not hold yet."""
-    pending = list(entries)
-    env = {**target.twine_env, "NO_COLOR": "1", "TERM": "dumb"}
-    for attempt in range(1, UPLOAD_ATTEMPTS + 1):
-        names = ", ".join(e["name"] for e in pending)
-        with tempfile.TemporaryDirectory(prefix="cuda-ci-upload-") as tmp:
-            files, attested = _staged(folder, pending, Path(tmp))
-            argv = [PYTHON, "-m", "twine", "upload", "--non-interactive", "--disable-progress-bar", "--repository-url"]
-            argv += [target.upload_url, *(["--attestations"] if attested else []), *map(str, files)]
-            try:
-                result = run(
-                    argv, what=f"twine upload of {names} to {target.name}", reporter=reporter, env=env, timeout=900
-                )
-            except CommandError as error:
-                _report_twine_retries(error.problems[0], target, reporter)
-                # A response lost after the index stored a file is a success for that file: ask the index.
-                held: dict[str, str | None] = {}
-                for distribution in sorted({e["distribution"] or "" for e in pending}):
-                    held.update(files_on_index(http, target.simple_url, distribution, auth=target.simple_auth))
-                pending = [e for e in pending if held.get(e["name"]) != e["sha256"]]
-                if not pending:
-                    return
-                if attempt == UPLOAD_ATTEMPTS:
-                    raise CudaCiError(
-                        f"upload of {names} to {target.name} ({target.upload_url}) failed {attempt} times: "
-                        f"{error.problems[0].splitlines()[0]}"
-                    ) from None
-                reporter.info(f"upload of {names} to {target.name} failed; retry {attempt} of {UPLOAD_ATTEMPTS - 1}")
-                time.sleep(min(UPLOAD_BACKOFF * attempt, 10.0))
-                continue
-        _report_twine_retries(result.stdout, target, reporter)
-        reporter.info(f"uploaded {names} to {target.name}")
-        return
-
-
-def _report_twine_retries(output: str, target: IndexTarget, reporter: Reporter) -> None:
-    for line in output.splitlines():
-        if "Retry" in line or "Received" in line:
-            reporter.info(f"{target.name}: {line.strip()}")
 
 
 def seed_index(target: IndexTarget, wheels: Sequence[Path], reporter: Reporter) -> None:
@@ -372,73 +299,6 @@ def _install_back_plan(folder: ReleaseFolder, manifest: Manifest, unit: ReleaseU
     wheels = [*sorted(folder.dist.glob("*.whl")), *sorted((folder.path / SIBLINGS_DIR).glob("*.whl"))]
     plan = plan_runtime(requirements, wheels, what="install back", refuse_missing=False)
     return requirements, list(plan.third_party)
-
-
-def install_back(
-    target: IndexTarget,
-    manifest: Manifest,
-    unit: ReleaseUnit,
-    reporter: Reporter,
-    *,
-    pre: bool,
-    delay: float,
-    attempts: int = 6,
-    requirements: Sequence[str] | None = None,
-    third_party: Sequence[str] = (),
-) -> None:
-    """Install the release from the index alone (``--isolated``: no other index, no pip configuration);
-    its third-party requirements first, from the configured index (none of them may pull a component)."""
-    requirements = requirements or [f"{d}=={manifest['version']}" for d in unit.distributions]
-    check = "from importlib.metadata import version\n" + "".join(
-        f"assert version({d!r}) == {manifest['version']!r}\n" for d in unit.distributions
-    )
-    source_args = ["--no-cache-dir", "--index-url", target.simple_url, *(["--pre"] if pre else [])]
-    siblings = [c.distribution for c in dependency_closure(unit)]
-    last: CudaCiError | None = None
-    for attempt in range(1, attempts + 1):
-        with tempfile.TemporaryDirectory(prefix="cuda-ci-installback-") as tmp:
-            env = Env.create(Path(tmp) / "env", reporter)
-            try:
-                what = f"install of {' '.join(requirements)} from {target.name}"
-                install_third_party(env, third_party, what=what, reporter=reporter)
-                install_release(
-                    env,
-                    source_args=source_args,
-                    requirements=requirements,
-                    siblings=siblings,
-                    snapshot=manifest["snapshot"],
-                    what=what,
-                    reporter=reporter,
-                    installer_env=clean_environ(
-                        NETRC=str(write_netrc(Path(tmp), target.simple_url, target.simple_auth))
-                    )
-                    if target.simple_auth
-                    else None,
-                )
-                env.run_python(
-                    check, what=f"version check after install from {target.name}", reporter=reporter, cwd=Path(tmp)
-                )
-                reporter.info(f"installed {' '.join(requirements)} back from {target.name}")
-                return
-            except CommandError as error:
-                last = error
-        if attempt < attempts:
-            reporter.info(
-                f"{target.name} does not serve {' '.join(requirements)} yet; "
-                f"retry {attempt} of {attempts - 1} in {delay:.0f} s"
-            )
-            time.sleep(delay)
-    raise CudaCiError(
-        f"{' '.join(requirements)} could not be installed back from {target.name} ({target.simple_url})",
-        *(last.problems if last else ()),
-    )
-
-
-def _installer_env(target: IndexTarget, tmp: Path) -> dict[str, str] | None:
-    """With credentials in the simple URL, the installer alone gets them (a private netrc file)."""
-    if target.simple_auth is None:
-        return None
-    return clean_environ(NETRC=str(write_netrc(tmp, target.simple_url, target.simple_auth)))
 
 
 def twine_environment(

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from packaging.version import Version
 
@@ -21,10 +21,12 @@ from cuda_ci.errors import CudaCiError, TagError
 from cuda_ci.github import Asset, GitHub, Release, asset_of, release_of
 from cuda_ci.httpclient import Response, WriteFailed
 from cuda_ci.manifest import sha256_of, write_json_atomic
+from cuda_ci.retry import Retry, Transient
 from cuda_ci.tags import parse_tag
 
 WRITE_TRIES = 3  # a failed write is looked up, then tried again at most this often in all
 WRITE_BACKOFF = 2.0  # seconds, times the try number
+T = TypeVar("T")
 
 
 class ReleaseHost(Protocol):
@@ -94,22 +96,23 @@ class GitHubReleases:
             "prerelease": prerelease,
             "make_latest": "false",  # decided when the draft is published
         }
-        for attempt in range(1, WRITE_TRIES + 1):
+
+        def attempt(_: int) -> Release:
             try:
                 response = self.github.create_release(payload)
             except WriteFailed as error:
                 found = self.find(tag)
                 if found is not None:
                     return self._only_draft(tag, found)
-                self._again(f"creating the draft of {tag}", error, attempt)
-                continue
+                raise _not_done(error) from None
             if response.status == 422:  # GitHub: a published release of the tag exists
                 raise CudaCiError(
                     f"{self.describe()} refused a draft of {tag} ({_excerpt(response)}): "
                     "a published release of the tag exists; assets of a published release are never replaced"
                 )
             return self._only_draft(tag, release_of(response.json()))
-        raise AssertionError("unreachable")
+
+        return self._write(f"creating the draft of {tag}", attempt)
 
     def _only_draft(self, tag: str, release: Release) -> Release:
         """Read back: this must be the one draft of ``tag`` (another run may have made one too)."""
@@ -121,17 +124,17 @@ class GitHubReleases:
             )
         return found
 
-    def _again(self, what: str, error: WriteFailed, attempt: int) -> None:
-        if attempt >= WRITE_TRIES:
-            raise CudaCiError(
-                f"{what} failed {WRITE_TRIES} times ({error.problems[0]}): nothing half-made was left behind; "
+    def _write(self, what: str, attempt: Callable[[int], T]) -> T:
+        """A write tried at most WRITE_TRIES times, each retry only once the release was read back."""
+        retry = Retry(attempts=WRITE_TRIES, backoff=WRITE_BACKOFF, report=self.on_retry, sleep=self.sleep)
+
+        def give_up(failure: Transient, why: str) -> CudaCiError:
+            return CudaCiError(
+                f"{what} {why} ({failure.reason}): nothing half-made was left behind; "
                 "run `cuda-ci publish --target github` again when GitHub answers"
             )
-        delay = WRITE_BACKOFF * attempt
-        self.on_retry(
-            f"{what} failed ({error.problems[0]}); looked it up: not done; try {attempt + 1} in {delay:.0f} s"
-        )
-        self.sleep(delay)
+
+        return retry.run(what, attempt, give_up=give_up)
 
     def assets(self, release: Release) -> list[Asset]:
         return self.github.assets(release)
@@ -139,7 +142,8 @@ class GitHubReleases:
     def upload(self, release: Release, path: Path) -> Asset:
         """Upload; after a failure, an asset of that name that is complete counts, an incomplete one
         (GitHub leaves ``starter`` assets after a 502) is deleted before the next try."""
-        for attempt in range(1, WRITE_TRIES + 1):
+
+        def attempt(_: int) -> Asset:
             try:
                 response = self.github.upload_asset(release, path)
                 if response.status != 422:
@@ -152,8 +156,9 @@ class GitHubReleases:
                 return left
             if left is not None:
                 self.github.delete_asset(left)
-            self._again(f"uploading {path.name}", failure, attempt)
-        raise AssertionError("unreachable")
+            raise _not_done(failure)
+
+        return self._write(f"uploading {path.name}", attempt)
 
     def delete(self, asset: Asset) -> None:
         self.github.delete_asset(asset)
@@ -164,15 +169,22 @@ class GitHubReleases:
     def publish(self, release: Release, latest: bool) -> Release:
         """Un-draft, with an explicit ``make_latest``; a lost answer is checked before trying again."""
         payload = {"draft": False, "make_latest": "true" if latest else "false"}
-        for attempt in range(1, WRITE_TRIES + 1):
+
+        def attempt(_: int) -> Release:
             try:
                 return self.github.update_release(release, payload)
             except WriteFailed as error:
                 now = self.github.release(release["id"])
                 if now is not None and not now["draft"]:
                     return now
-                self._again(f"publishing {release['tag_name']}", error, attempt)
-        raise AssertionError("unreachable")
+                raise _not_done(error) from None
+
+        return self._write(f"publishing {release['tag_name']}", attempt)
+
+
+def _not_done(error: WriteFailed) -> Transient:
+    """A failed write that the read-back shows did not happen: it can be tried again."""
+    return Transient(f"{error.problems[0]}; looked it up: not done")
 
 
 def _excerpt(response: Response) -> str:

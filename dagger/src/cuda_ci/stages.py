@@ -20,7 +20,6 @@ from cuda_ci.manifest import Manifest, ReleaseFolder, write_json_atomic
 from cuda_ci.process import clean_environ
 from cuda_ci.publish import (
     TARGETS,
-    IndexTarget,
     PublishLog,
     Target,
     check_release_folder,
@@ -36,6 +35,7 @@ from cuda_ci.rerun import target_outcomes
 from cuda_ci.secrets import redact
 from cuda_ci.settings import IndexName, Settings
 from cuda_ci.siblings import SIBLINGS_DIR, sibling_wheels
+from cuda_ci.uploads import IndexTarget
 
 
 def github_client(settings: Settings, reporter: Reporter) -> GitHub:

@@ -37,11 +37,14 @@ class ReleaseTag:
 
 def valid_patterns() -> str:
     lines = [f"  {unit.tag_prefix}X.Y.Z   ({' + '.join(unit.distributions)})" for unit in UNITS]
+    examples = ", ".join(
+        f"{unit.tag_prefix}1.0.0{suffix}" for unit, suffix in zip(UNITS, ("", "rc1", ".post1"), strict=False)
+    )
     return (
         "valid release tags are:\n"
         + "\n".join(lines)
         + "\n  X.Y.Z are numbers without leading zeros, optionally followed by aN, bN or rcN"
-        " and/or .postN, in PEP 440 normal form (e.g. v13.0.1, cuda-core-v0.3.0rc1, v13.0.1.post1)"
+        f" and/or .postN, in PEP 440 normal form (e.g. {examples})"
     )
 
 
