@@ -82,6 +82,7 @@ def test_full_releases_in_dependency_order(
     assert _release(tagged_repo, "cuda-core-v0.3.0", tmp_path / "core-early") == 1
     err = capsys.readouterr().err
     assert "sibling-on-index: cuda-pathfinder<2,>=1.0 is not on testpypi" in err
+    assert "sibling-on-index: cuda-bindings<14,>=13.0 is not on testpypi" in err  # through cu13
     assert not (tmp_path / "core-early").exists(), "preflight refusals build nothing"
 
     for tag in ("cuda-pathfinder-v1.0.0", "v13.0.0", "cuda-core-v0.3.0"):

@@ -290,15 +290,20 @@ def _unverified(result: Preflight, reason: str, *, fix: str) -> None:
 
 
 def required_siblings(git: Git, commit: str, unit: ReleaseUnit) -> list[Requirement]:
-    """The requirements the unit's components declare at ``commit`` (PEP 621 ``dependencies``) on
-    components of the registry outside the unit: what must already be on the index it goes to."""
+    """The requirements the unit's components declare at ``commit`` (PEP 621 ``dependencies``, and the
+    optional ones of the extras every install asks for, ``[tool.cuda-ci] install-extras``) on components
+    of the registry outside the unit: what must already be on the index it goes to."""
     own = {canonicalize_name(d) for d in unit.distributions}
     requirements: list[Requirement] = []
     for component in unit.components:
         text = git.show(commit, f"{component.dir}/pyproject.toml")
         if text is None:
             continue
-        for line in tomllib.loads(text).get("project", {}).get("dependencies", []):
+        data = tomllib.loads(text)
+        project = data.get("project", {})
+        extras = data.get("tool", {}).get("cuda-ci", {}).get("install-extras", [])
+        optional = [line for extra in extras for line in project.get("optional-dependencies", {}).get(extra, [])]
+        for line in [*project.get("dependencies", []), *optional]:
             requirement = Requirement(line)
             if canonicalize_name(requirement.name) not in own and _is_sibling(requirement.name):
                 requirements.append(requirement)
