@@ -21,17 +21,16 @@ import dagger
 from cuda_ci.cli import build_parser
 from cuda_ci.cliflags import HANDOFF
 from cuda_ci.components import unit_names
-from cuda_ci.main import (
+from cuda_ci.graphparts import (
     CUDA_IMAGE,
     TOOL_PYTHON,
     TOOL_PYTHON_VERSION,
     TOOLING_IMAGE,
-    CiJobsFailed,
-    CudaCi,
     MissingHistoryError,
     python_path,
     smoke_versions,
 )
+from cuda_ci.main import CiJobsFailed, CudaCi
 from cuda_ci.wheelplan import linux_wheel_jobs, tooling_image
 from dagger import dag
 from tests.dagger_render import Call, contains_chain, execs, render, walk
@@ -181,7 +180,7 @@ def test_every_cuda_ci_argv_the_module_runs_is_one_the_cli_parses(module: CudaCi
 def test_the_smoke_runs_skip_the_tooling_interpreter_whichever_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
     assert python_path(TOOL_PYTHON_VERSION) == TOOL_PYTHON, "the tooling interpreter is named once"
     identifiers = ["cp312-manylinux_x86_64", "cp313-manylinux_x86_64", "cp313-manylinux_aarch64"]
-    monkeypatch.setattr("cuda_ci.main.TOOL_PYTHON_VERSION", "3.13")
+    monkeypatch.setattr("cuda_ci.graphparts.TOOL_PYTHON_VERSION", "3.13")
     assert smoke_versions(identifiers) == ["3.12"], "validate smoke-tests the tooling interpreter itself"
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, TypeVar, cast
@@ -18,6 +17,21 @@ import anyio
 
 import dagger
 from cuda_ci.components import dependency_closure, get_unit, unit_names
+from cuda_ci.graphparts import (
+    CUDA_CI,
+    CUDA_IMAGE,
+    DAGGER_IO,
+    PACKAGES_DIR,
+    PYPISERVER_ARGS,
+    SOURCE_IGNORE,
+    TOOL_PYTHON,
+    TOOLING_IMAGE,
+    MissingHistoryError,
+    new_invocation,
+    python_path,
+    selection,
+    smoke_versions,
+)
 from cuda_ci.tags import parse_tag
 from cuda_ci.wheelplan import LinuxWheelJob, linux_wheel_jobs
 from dagger import DefaultPath, Doc, Ignore, dag, function, object_type
@@ -33,68 +47,6 @@ def talks_to_the_world(fn: F) -> F:
     """
     # dagger-io 0.21's overloads of `function` omit its `cache` keyword; the runtime accepts it.
     return cast(F, function(fn, cache="never"))  # type: ignore[call-overload]
-
-
-# cibuildwheel's pinned list (cibuildwheel/resources/pinned_docker_images.cfg, [x86_64]
-# manylinux_2_28, "2026.10.26-1"); a test keeps it equal to the installed cibuildwheel's pin.
-TOOLING_IMAGE = (
-    "quay.io/pypa/manylinux_2_28_x86_64@sha256:e0adf18521ad35192df733a6c62d35df7801957d24e0470238aacecfab2188a3"
-)
-# nvidia/cuda:12.6.3-base-ubuntu24.04, the digest published in John the Ripper's release build
-# environments (docs: "Docker Image: FROM nvidia/cuda:12.6.3-base-ubuntu24.04@sha256:c87e7893...").
-CUDA_IMAGE = (
-    "nvidia/cuda:12.6.3-base-ubuntu24.04@sha256:c87e78933f4c16e3272123bf2f75537306596d0fbaa395a29696a22786e5ee0e"
-)
-TOOL_PYTHON_VERSION = "3.12"  # the tooling image's interpreter: cuda-ci runs, and validate smoke-tests, on it
-PACKAGES_DIR = "/srv/packages"
-PYPISERVER_ARGS = [
-    *("/opt/cuda-ci/bin/pypi-server", "run", "-p", "8080", "-i", "0.0.0.0", "-a", ".", "-P", "."),
-    *("--disable-fallback", "--hash-algo", "sha256", PACKAGES_DIR),
-]
-CUDA_CI = "/opt/cuda-ci/bin/cuda-ci"
-# The SDK of dagger.json's engineVersion, for the containers' lint (mypy against its types);
-# pip ignores the uv path source that gives the module runtime the engine's own copy.
-DAGGER_IO = "dagger-io==0.21.11"
-# The context of a local module call is the repository as it is on disk, `.git` included:
-# setuptools-scm needs its full history and tags. Nothing below may exclude `.git`. (A leading
-# "!" only re-includes what an earlier pattern excluded, so "!.git" would do nothing.)
-SOURCE_IGNORE = [
-    ".venv",
-    "**/.venv",
-    ".release",
-    "**/__pycache__",
-    "**/*.egg-info",
-    "**/build",
-    "**/*.so",
-    "**/*.pyd",
-    "**/dist",
-    "dagger/sdk",
-    ".mypy_cache",
-    ".ruff_cache",
-    ".pytest_cache",
-    ".hypothesis",
-    "bench/results",
-]
-
-
-def python_path(version: str) -> str:
-    """The manylinux image's interpreter for ``3.12`` → ``/opt/python/cp312-cp312/bin/python``
-    (free-threaded ``3.14t`` → ``/opt/python/cp314-cp314t/bin/python``)."""
-    tag = "cp" + version.replace(".", "").removesuffix("t")
-    return f"/opt/python/{tag}-{tag}{'t' if version.endswith('t') else ''}/bin/python"
-
-
-TOOL_PYTHON = python_path(TOOL_PYTHON_VERSION)
-
-
-def selection(
-    tag: str | None, component: str | None, snapshot: bool, rehearse: bool = False, ref: str | None = None
-) -> list[str]:
-    """The host CLI's release selection flags, the same checks as there."""
-    if snapshot:
-        return ["--snapshot", "--component", component or ""]
-    rehearsal = ["--rehearse", *([f"--ref={ref}"] if ref is not None else [])] if rehearse else []
-    return [f"--tag={tag or ''}", *([f"--component={component}"] if component else []), *rehearsal]
 
 
 @object_type
@@ -509,10 +461,6 @@ class CudaCi:
         return "\n".join(outputs[name] for name in jobs)
 
 
-class MissingHistoryError(Exception):
-    """The module's source cannot tell setuptools-scm the version."""
-
-
 class CiJobsFailed(Exception):
     """One or more CI jobs failed; the message names each, with its exit code and last output."""
 
@@ -525,24 +473,7 @@ class CiJobsFailed(Exception):
         self.failures = failures
 
 
-def new_invocation() -> str:
-    """A value unique to one function call."""
-    return uuid.uuid4().hex
-
-
 def with_invocation(container: dagger.Container, invocation: str) -> dagger.Container:
     """Key what follows to this call, so a step that talks to GitHub or an index is never taken from
     the layer cache of an earlier call with the same inputs."""
     return container.with_env_variable("CUDA_CI_INVOCATION", invocation)
-
-
-def smoke_versions(identifiers: list[str]) -> list[str]:
-    """Python versions of the x86_64 identifiers other than the tooling interpreter's (validate smoke-tests
-    with that one itself)."""
-    tooling = "cp" + TOOL_PYTHON_VERSION.replace(".", "")
-    versions = []
-    for identifier in identifiers:
-        interpreter, _, platform = identifier.partition("-")
-        if platform.endswith("x86_64") and interpreter != tooling:
-            versions.append(f"{interpreter[2]}.{interpreter[3:]}")
-    return versions
