@@ -7,6 +7,7 @@ the sdist builds a wheel and validate need not build it again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -99,21 +100,31 @@ def _wheels(
     # A pretended version (snapshot at a tag, rehearsal) holds for the wheel too: setuptools-scm
     # may re-derive the version from the sdist's recorded SCM data and not from PKG-INFO.
     pretended = {k: v for k, v in env.items() if k.startswith(PRETEND_PREFIX)}
-    outputs: list[Path] = []
-    for value in variants.values if variants else [None]:
+
+    def one(value: str | None, out: Path) -> None:
         suffix = f"-{value}" if value is not None else ""
         unpacked = staging.parent / f"{build.component.dir}-sdist{suffix}"
         folder = extract_sdist(source, unpacked)
         wheel_env = {**build_environ(int(env["SOURCE_DATE_EPOCH"]), unpacked), **pretended}
         if variants and value is not None:
             wheel_env.update(variants.environ(value))
-        out = staging / f"variant{suffix}" if variants else staging
         what = f" for {variants.variable}={value}" if variants else ""
         with reporter.step(f"wheel of {build.component.distribution}{what}"):
             pypa_build(wheel_build, folder, out, wheel_env, reporter, cwd=folder, kept=runner)
-        outputs.append(out)
-    wheels = merge_variant_folders(outputs, staging) if variants else sorted(staging.glob("*.whl"))
-    return {w: BuiltFile(sha256_of(w), built_from) for w in wheels}
+
+    return {w: BuiltFile(sha256_of(w), built_from) for w in _per_variant(variants, staging, one)}
+
+
+def _per_variant(variants: Variants | None, staging: Path, build_one: Callable[[str | None, Path], None]) -> list[Path]:
+    """``build_one(value, folder)`` once per declared value, then the wheels of each identifier merged
+    into ``staging``; without variants, once into ``staging``."""
+    if variants is None:
+        build_one(None, staging)
+        return sorted(staging.glob("*.whl"))
+    outputs = [staging / f"variant-{value}" for value in variants.values]
+    for value, out in zip(variants.values, outputs, strict=True):
+        build_one(value, out)
+    return merge_variant_folders(outputs, staging)
 
 
 def _repaired(
@@ -150,9 +161,8 @@ def _cibuildwheel(
     source = package_dir
     if build.container_engine or variants:
         source = _sdist(build, package_dir, staging / "sdist", env, reporter, tree, kept)
-    outputs: list[Path] = []
-    for value in variants.values if variants else [None]:
-        out = staging / f"variant-{value}" if variants else staging
+
+    def one(value: str | None, out: Path) -> None:
         run_env = {**env, **cibuildwheel_environ(build)}
         if variants and value is not None:
             run_env.update(variants.environ(value))
@@ -166,9 +176,8 @@ def _cibuildwheel(
             cwd=tree,
             env=run_env,
         )  # cibuildwheel writes no report
-        outputs.append(out)
-    wheels = merge_variant_folders(outputs, staging) if variants else sorted(staging.glob("*.whl"))
-    return {w: BuiltFile(sha256_of(w)) for w in wheels}
+
+    return {w: BuiltFile(sha256_of(w)) for w in _per_variant(variants, staging, one)}
 
 
 def write_build_requirements(package_dir: Path, folder: Path) -> Path:
