@@ -9,18 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from cuda_ci import checks, cliflags, commands
+from cuda_ci import checks, cliflags, commands, hostrun
 from cuda_ci.cli import HANDLERS, build_parser, main, settings_of
 from cuda_ci.errors import CudaCiError
 from cuda_ci.log import Reporter
 
 
 def test_every_cli_command_has_its_function_in_the_command_layer() -> None:
+    """One function per command; ``release`` is the host executor's (it runs a plan's nodes)."""
     names = {name: name.replace("-", "_") for name in HANDLERS}
     names["test"] = "ci_test"  # `test` would be collected by pytest wherever it is imported
-    missing = [f"{cli_name} → commands.{name}" for cli_name, name in names.items() if not hasattr(commands, name)]
+    layers = {name: hostrun if name == "release" else commands for name in HANDLERS}
+    missing = [f"{cli} → {layers[cli].__name__}.{n}" for cli, n in names.items() if not hasattr(layers[cli], n)]
     assert not missing
-    assert len(HANDLERS) == 14
+    assert len(HANDLERS) == 16
 
 
 @pytest.mark.parametrize("command", ["build", "preflight", "release"])
@@ -53,16 +55,16 @@ def test_hand_off_flags_are_the_runner_settings_and_the_environment_is_not() -> 
     handed = {"CUDA_CI_PREBUILT_WHEELS": "/x", "CUDA_CI_BUILD_PYTHON": "/py", "CUDA_CI_BUILT_BY": "dagger"}
     plain = settings_of(build_parser().parse_args(["build", "--tag=v13.0.0"]), handed)
     assert plain.runner.prebuilt_wheels is None and plain.runner.build_python is None
-    assert plain.runner.built_by == "host" and plain.runner.ci_gate is None
+    assert plain.runner.built_by == "host" and plain.runner.preflight_result is None
     args = build_parser().parse_args(
         [
             *("build", "--tag=v13.0.0", "--built-by=dagger", "--prebuilt-wheels=/prebuilt", "--build-python=/opt/py"),
-            *("--ci-gate=verified", "--ci-run-url=https://example.invalid/runs/1"),
+            "--preflight-result=/work/preflight.json",
         ]
     )
     runner = settings_of(args, {}).runner
     assert (runner.built_by, runner.prebuilt_wheels, runner.build_python) == ("dagger", "/prebuilt", "/opt/py")
-    assert (runner.ci_gate, runner.ci_run_url) == ("verified", "https://example.invalid/runs/1")
+    assert runner.preflight_result == "/work/preflight.json"
     publish = ["publish", "--release-dir=r", "--dry-run", "--dry-run-index=testpypi=http://t:8080"]
     urls = settings_of(build_parser().parse_args(publish), {}).runner.dry_run_index_urls
     assert urls == {"testpypi": "http://t:8080"}

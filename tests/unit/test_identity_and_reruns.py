@@ -16,6 +16,7 @@ from cuda_ci.identity import next_release, pretend_environ, snapshot_version
 from cuda_ci.manifest import check_schema
 from cuda_ci.preflight import PreflightRequest
 from cuda_ci.rerun import compare_assets, published_release_problems, target_outcomes
+from cuda_ci.selection import Selection
 
 COMMIT = "3b908b6f84ccb511d3b6e9e0cde234de1feab458"
 
@@ -104,10 +105,11 @@ def test_the_schema_holds_snapshots_to_dev_versions_and_rehearsals_to_pretend_ve
 def test_rehearse_and_ref_are_refused_where_they_make_no_sense() -> None:
     with pytest.raises(UsageError, match="--rehearse needs --dry-run"):
         PreflightRequest(tag="v13.1.0", component=None, snapshot=False, dry_run=False, rehearse=True)
-    with pytest.raises(UsageError, match="--rehearse needs --tag"):
-        PreflightRequest(tag=None, component="cuda-core", snapshot=True, dry_run=True, rehearse=True)
+    # The combination of flags is the selection's to check, once (nowhere else repeats it).
+    with pytest.raises(UsageError, match="--rehearse and --snapshot exclude each other"):
+        Selection(component="cuda-core", snapshot=True, rehearse=True).request(dry_run=True)
     with pytest.raises(UsageError, match="--ref needs --rehearse"):
-        PreflightRequest(tag="v13.1.0", component=None, snapshot=False, dry_run=True, ref="main")
+        Selection(tag="v13.1.0", ref="main").request(dry_run=True)
 
 
 def _asset(name: str, data: bytes, digest: str | None = None) -> Asset:

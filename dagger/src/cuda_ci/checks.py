@@ -20,8 +20,9 @@ from cuda_ci.errors import CommandError, CudaCiError
 from cuda_ci.git import Git
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import ReleaseFolder
+from cuda_ci.plan import WHEEL_GUARD, installed_test_steps
 from cuda_ci.process import PYTHON, run
-from cuda_ci.siblings import SIBLINGS_DIR, sibling_wheels
+from cuda_ci.siblings import folder_siblings
 
 WORKFLOWS = ".github/workflows"
 
@@ -67,6 +68,18 @@ def _tool(name: str) -> str:
     return str(local) if local.exists() else (shutil.which(name) or name)
 
 
+def install_wheel_guard(env: Env, reporter: Reporter) -> Path:
+    """The pytest plugin that stops a test run importing the source tree instead of the wheels."""
+    purelib = run(
+        [str(env.python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        what="the test env's site",
+        reporter=reporter,
+    ).stdout.strip()
+    target = Path(purelib) / f"{WHEEL_GUARD}.py"
+    shutil.copyfile(Path(__file__).with_name("wheelguard.py"), target)
+    return target
+
+
 def unit_tests(
     git: Git,
     source: BuildSource,
@@ -75,11 +88,12 @@ def unit_tests(
     requirements: Sequence[str],
     tmp: Path,
     reporter: Reporter,
+    marker: str | None = None,
 ) -> list[tuple[str, str]]:
     """Each component's tests from its own folder (its own pytest configuration), against the
     installed wheels: pytest's console script does not put the folder's sources on ``sys.path``."""
     manifest = folder.load()
-    siblings = sibling_wheels(git.root, source.commit, source.unit, folder.path / SIBLINGS_DIR, reporter)
+    siblings = folder_siblings(folder.path, source.commit, source.unit)
     env = Env.create(tmp / "test-env", reporter, python)
     install_from_run(
         env,
@@ -94,23 +108,20 @@ def unit_tests(
         requirements=requirements,
         python=python,
     )
+    install_wheel_guard(env, reporter)
     outputs: list[tuple[str, str]] = []
     problems: list[str] = []
     with git.worktree(source.commit) as tree:
-        for component in source.unit.components:
-            if not (tree / component.dir / "tests").is_dir():
+        for step in installed_test_steps(source.unit, str(env.script("pytest").parent), str(tree), marker):
+            if not (Path(step.workdir) / "tests").is_dir():
                 continue
             try:
-                result = run(
-                    [str(env.script("pytest")), "tests"],
-                    what=f"tests of {component.distribution}",
-                    reporter=reporter,
-                    cwd=tree / component.dir,
-                )
+                what = f"tests of {step.component}"
+                result = run(list(step.argv), what=what, reporter=reporter, cwd=Path(step.workdir))
             except CommandError as error:
-                problems += [f"the tests of {component.distribution} failed against the built wheels", *error.problems]
+                problems += [f"the tests of {step.component} failed against the built wheels", *error.problems]
                 continue
-            outputs.append((component.distribution, result.stdout))
+            outputs.append((step.component, result.stdout))
     if problems:
         raise CudaCiError(*problems)
     return outputs

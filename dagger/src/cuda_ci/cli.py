@@ -11,21 +11,16 @@ import threading
 import traceback
 from collections.abc import Callable, Sequence
 
-from cuda_ci import checks, commands, process, runs, secrets
+from cuda_ci import checks, commands, hostrun, process, runs, secrets
 from cuda_ci.cliflags import build_parser, settings_of
 from cuda_ci.errors import CudaCiError, UsageError
+from cuda_ci.hostrun import NODE_COMMANDS, run_parsed_node, selection_of
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import FileEntry, ReleaseFolder, ValidationEntry
-from cuda_ci.selection import Selection
+from cuda_ci.plan import PlanOptions, ReleasePlan
 from cuda_ci.settings import Settings
 
 Handler = Callable[[argparse.Namespace, Settings, Reporter], int]
-
-
-def _selection(args: argparse.Namespace) -> Selection:
-    return Selection(
-        tag=args.tag, component=args.component, snapshot=args.snapshot, rehearse=args.rehearse, ref=args.ref
-    )
 
 
 def _print_checks(entries: Sequence[ValidationEntry]) -> None:
@@ -39,24 +34,14 @@ def _cmd_version(args: argparse.Namespace, settings: Settings, reporter: Reporte
 
 
 def _cmd_build(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
-    manifest, folder = commands.build(
-        repo=args.repo,
-        selection=_selection(args),
-        wheels_only=args.wheels_only,
-        out=args.out,
-        settings=settings,
-        reporter=reporter,
-    )
+    manifest, folder = NODE_COMMANDS["build"](args, settings, reporter)
     print_summary(manifest["files"])
     print(f"release folder: {folder}")
     return 0
 
 
 def _cmd_preflight(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
-    selection = _selection(args)
-    found = commands.preflight(
-        repo=args.repo, selection=selection, dry_run=args.dry_run, settings=settings, reporter=reporter
-    )
+    found = NODE_COMMANDS["preflight"](args, settings, reporter)
     if args.json:
         print(json.dumps(found.as_json(), indent=2))
     else:
@@ -65,34 +50,43 @@ def _cmd_preflight(args: argparse.Namespace, settings: Settings, reporter: Repor
     return 0
 
 
-def _cmd_validate(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
-    manifest = commands.validate(
-        repo=args.repo, release_dir=args.release_dir, extra_dist=args.extra_dist, reporter=reporter
+def _cmd_plan(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
+    options = PlanOptions(
+        runner=args.runner, dry_run=args.dry_run, no_publish=args.no_publish, extra_dist=args.extra_dist
     )
+    decided = commands.plan(repo=args.repo, selection=selection_of(args), options=options, reporter=reporter)
+    if args.json:
+        print(json.dumps(decided.as_json(), indent=2))
+    else:
+        print_plan(decided)
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
+    manifest = NODE_COMMANDS["validate"](args, settings, reporter)
     _print_checks(manifest.get("validation", []))
     return 0
 
 
 def _cmd_smoke(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
-    _print_checks(commands.smoke(repo=args.repo, release_dir=args.release_dir, settings=settings, reporter=reporter))
+    _print_checks(NODE_COMMANDS["smoke"](args, settings, reporter))
     return 0
 
 
 def _cmd_docs(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
-    for path in commands.docs(repo=args.repo, release_dir=args.release_dir, reporter=reporter):
+    for path in NODE_COMMANDS["docs"](args, settings, reporter):
         print(f"docs: {path}")
     return 0
 
 
+def _cmd_record_docs(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
+    result = NODE_COMMANDS["record-docs"](args, settings, reporter)
+    print(f"docs: {result['status']} ({result['detail']})")
+    return 0
+
+
 def _cmd_publish(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
-    outcomes = commands.publish(
-        repo=args.repo,
-        release_dir=args.release_dir,
-        target=args.target,
-        dry_run=args.dry_run,
-        settings=settings,
-        reporter=reporter,
-    )
+    outcomes = NODE_COMMANDS["publish"](args, settings, reporter)
     for target, outcome in outcomes.items():
         print(f"{target:>10}: {outcome}")
     dry_run = ", dry-run" if args.dry_run else ""
@@ -101,9 +95,9 @@ def _cmd_publish(args: argparse.Namespace, settings: Settings, reporter: Reporte
 
 
 def _cmd_release(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
-    folder = commands.release(
+    folder = hostrun.release(
         repo=args.repo,
-        selection=_selection(args),
+        selection=selection_of(args),
         dry_run=args.dry_run,
         no_publish=args.no_publish,
         extra_dist=args.extra_dist,
@@ -176,11 +170,13 @@ def _cmd_ci(args: argparse.Namespace, settings: Settings, reporter: Reporter) ->
 
 HANDLERS: dict[str, Handler] = {
     "version": _cmd_version,
+    "plan": _cmd_plan,
     "build": _cmd_build,
     "preflight": _cmd_preflight,
     "validate": _cmd_validate,
     "smoke": _cmd_smoke,
     "docs": _cmd_docs,
+    "record-docs": _cmd_record_docs,
     "publish": _cmd_publish,
     "release": _cmd_release,
     "verify": _cmd_verify,
@@ -190,6 +186,20 @@ HANDLERS: dict[str, Handler] = {
     "test": _cmd_test,
     "ci": _cmd_ci,
 }
+
+
+def print_plan(plan: ReleasePlan) -> None:
+    """The plan for people: the source, then each node in order with what it waits for."""
+    source = plan.source
+    versions = ", ".join(f"{d} {v}" for d, v in source.versions.items())
+    print(f"{source.mode} of {source.unit} ({source.tag or 'no tag'}) at {source.commit}: {versions}")
+    print(f"runner: {plan.runner}; dry-run: {'yes' if plan.dry_run else 'no'}; folder: .release/{plan.folder}")
+    if source.siblings:
+        print(f"siblings (built from the same commit): {', '.join(source.siblings)}")
+    for wave, nodes in enumerate(plan.waves(), start=1):
+        for node in nodes:
+            after = f"  (after {', '.join(node.needs)})" if node.needs else ""
+            print(f"{wave:>3}. {node.id}: cuda-ci {' '.join(node.argv)}{after}")
 
 
 def print_summary(files: Sequence[FileEntry]) -> None:
@@ -214,6 +224,12 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise Terminated
 
 
+def _run_command(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
+    if args.node:  # a node of a release plan, run by the Dagger module in its own container
+        return int(run_parsed_node(args.node, args, settings, reporter, HANDLERS[args.command]))
+    return HANDLERS[args.command](args, settings, reporter)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     secrets.register_environment()
@@ -223,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
         with runs.run_folder(reporter):
-            return HANDLERS[args.command](args, settings, reporter)
+            return _run_command(args, settings, reporter)
     except CudaCiError as error:
         if args.debug:
             sys.stderr.write(secrets.redact(traceback.format_exc()))

@@ -22,6 +22,8 @@ class _Parser(argparse.ArgumentParser):
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repo", type=Path, default=Path("."), help="the monorepo checkout (default: .)")
     parser.add_argument("--debug", action="store_true", help="show commands, their output and tracebacks")
+    node = "run as this node of a release plan: logs/ID.json and run-log.json in the release folder"
+    parser.add_argument("--node", metavar="ID", help=node)
 
 
 def _release_selection(parser: argparse.ArgumentParser) -> None:
@@ -53,9 +55,8 @@ def _handoff(parser: argparse.ArgumentParser, *flags: str) -> None:
         group.add_argument("--built-by", choices=["host", "dagger"], default="host", help="the manifest's built_by")
         prebuilt = "Linux wheels already built and repaired per cibuildwheel identifier (taken instead of building)"
         group.add_argument("--prebuilt-wheels", type=Path, metavar="DIR", help=prebuilt)
-        gate = "preflight's CI gate, resolved in another container (default: not-verified, snapshot for --snapshot)"
-        group.add_argument("--ci-gate", choices=["verified", "not-verified", "snapshot"], help=gate)
-        group.add_argument("--ci-run-url", metavar="URL", help="the green ci.yml run of the gate")
+        gate = "preflight's --out JSON: its CI gate and the commit it checked (default: not-verified; snapshot)"
+        group.add_argument("--preflight-result", type=Path, metavar="FILE", help=gate)
     if "--dry-run-index" in flags:
         running = "an embedded index already running (a Dagger service) for --dry-run, NAME=URL (repeatable)"
         group.add_argument("--dry-run-index", type=_index_url, action="append", metavar="NAME=URL", help=running)
@@ -96,12 +97,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "preflight", "check that a tag may be released (all findings at once)", selection=True)
     p.add_argument("--dry-run", action="store_true", help="record unreachable GitHub checks as not verified")
     p.add_argument("--json", action="store_true", help="print the findings as JSON")
+    p.add_argument("--out", type=Path, metavar="FILE", help="also write the findings as JSON to FILE (for build)")
+
+    what = "what a release will build, check and publish, and where (writes nothing)"
+    p = _command(sub, "plan", what, selection=True)
+    p.add_argument("--dry-run", action="store_true", help=dry_run)
+    p.add_argument("--no-publish", action="store_true", help="stop after docs")
+    p.add_argument("--extra-dist", action="store_true", help="wheels from another platform will join validate")
+    runner = "the executor: host (this machine, cuda-ci release) or dagger (the module's containers)"
+    p.add_argument("--runner", choices=["host", "dagger"], default="host", help=runner)
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
 
     p = _command(sub, "validate", "check a release folder and freeze its manifest", release_dir=True)
     p.add_argument("--extra-dist", type=Path, help=extra_dist)
     p = _command(sub, "smoke", "install and import a release folder's wheels with --build-python", release_dir=True)
     _handoff(p, "--build-python")
-    _command(sub, "docs", "build the release unit's docs with this run's wheels installed", release_dir=True)
+    p = _command(sub, "docs", "build the release unit's docs with this run's wheels installed", release_dir=True)
+    beside = "run beside validate: the outcome goes to docs-outcome.json until record-docs"
+    p.add_argument("--beside-validate", action="store_true", help=beside)
+    _command(sub, "record-docs", "record docs' outcome in the validated manifest (after docs and validate)",
+             release_dir=True)  # fmt: skip
 
     p = _command(sub, "publish", "GitHub draft and assets, TestPyPI, PyPI, un-draft (resumable)", release_dir=True)
     p.add_argument("--target", choices=["github", "testpypi", "pypi", "finalize", "all"], default="all")
@@ -139,15 +154,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def settings_of(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
-    """The run's one :class:`Settings`: the environment's, and the Dagger hand-off flags' (``runner``)."""
+def runner_of(args: argparse.Namespace) -> RunnerSettings:
+    """The Dagger hand-off flags of one command line."""
     urls: dict[IndexName, str] = dict(getattr(args, "dry_run_index", None) or [])
-    runner = RunnerSettings(
+    return RunnerSettings(
         built_by=getattr(args, "built_by", "host"),
         prebuilt_wheels=str(args.prebuilt_wheels) if getattr(args, "prebuilt_wheels", None) else None,
         build_python=getattr(args, "build_python", None),
-        ci_gate=getattr(args, "ci_gate", None),
-        ci_run_url=getattr(args, "ci_run_url", None),
+        preflight_result=str(args.preflight_result) if getattr(args, "preflight_result", None) else None,
         dry_run_index_urls=urls or None,
     )
-    return Settings.from_environ(environ, runner=runner)
+
+
+def settings_of(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
+    """The run's one :class:`Settings`: the environment's, and the Dagger hand-off flags' (``runner``)."""
+    return Settings.from_environ(environ, runner=runner_of(args))

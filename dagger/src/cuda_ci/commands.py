@@ -10,30 +10,34 @@ returns what it made or found; it never prints. Stage timing and the translation
 from __future__ import annotations
 
 import errno
+import json
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from cuda_ci import checks, stages
+from cuda_ci import checks, publishable, stages
 from cuda_ci import verify as verify_checks
-from cuda_ci.build import BuildSource, execute_build, native_cibuildwheel_platform, plan_build
+from cuda_ci.build import BuildPlan, BuildSource, execute_build, native_cibuildwheel_platform, plan_build
 from cuda_ci.components import UNITS, get_component, get_unit
 from cuda_ci.declared import check_unit, docs_requirements, requirements_for_tests
 from cuda_ci.docs import build_docs, sphinx_env
 from cuda_ci.errors import CudaCiError, UsageError
-from cuda_ci.frontend import check_clone
+from cuda_ci.frontend import check_clone, refuse_shallow
 from cuda_ci.git import Git
 from cuda_ci.log import Reporter
-from cuda_ci.manifest import CiGate, DocsResult, Manifest, ReleaseFolder, ValidationEntry
+from cuda_ci.manifest import BuiltBy, CiGate, DocsResult, Manifest, ReleaseFolder, ValidationEntry
+from cuda_ci.plan import Mode, PlanOptions, ReleasePlan, plan_release
+from cuda_ci.planstate import repository_state
 from cuda_ci.preflight import Preflight, run_preflight
 from cuda_ci.process import PYTHON
 from cuda_ci.provenance import sign_release
-from cuda_ci.publish import TARGETS
-from cuda_ci.publishable import docs_outcome, record_docs
+from cuda_ci.publishable import docs_outcome, read_docs_outcome, write_docs_outcome
 from cuda_ci.reproducible import Comparison
 from cuda_ci.reproducible import verify_reproducible as rebuild_and_compare
+from cuda_ci.runlog import write_node_log
 from cuda_ci.selection import Selection, default_out, resolve_source
 from cuda_ci.settings import Settings
 from cuda_ci.siblings import SIBLINGS_DIR, sibling_wheels
@@ -80,8 +84,7 @@ def version(*, repo: Path, component: str) -> str:
     from cuda_ci.scm import component_version
 
     git = Git.open(repo)
-    if git.is_shallow():
-        raise CudaCiError(f"{git.root} is a shallow clone: fetch the full history (git fetch --unshallow)")
+    refuse_shallow(git)
     with git.worktree(git.head()) as tree:
         return component_version(tree, get_component(component))
 
@@ -89,11 +92,14 @@ def version(*, repo: Path, component: str) -> str:
 def build(
     *, repo: Path, selection: Selection, wheels_only: bool, out: Path | None, settings: Settings, reporter: Reporter
 ) -> tuple[Manifest, Path]:
-    """``cuda-ci build``: without preflight the CI gate is not verified, unless the runner hands it over."""
+    """``cuda-ci build``: the unit's files, and the sibling wheels every later stage installs beside
+    them (a named output of the build, never made again later). Without preflight's result the CI
+    gate is not verified."""
     selection.checked()
     git = Git.open(repo)
     check_clone(git, reporter)
     source = resolve_source(git, selection)
+    found = read_preflight_result(settings.runner.preflight_result, source)
     check_unit(git, source.commit, source.unit)  # bad declarations are refused before anything is built
     folder = ReleaseFolder.fresh((out or default_out(git, source)).resolve())
     runner = settings.runner
@@ -116,19 +122,44 @@ def build(
         container_engine=engine,
         test_siblings=tuple(siblings),
     )
-    gate = CiGate(status=runner.ci_gate, run_url=runner.ci_run_url) if runner.ci_gate else None
-    gate = gate or CiGate(status="snapshot" if source.snapshot else "not-verified", run_url=None)
-    with stage(reporter, "build"):
-        manifest = execute_build(plan, git, folder, reporter, gate, runner.built_by)
+    gate = CiGate(status="snapshot" if source.snapshot else "not-verified", run_url=None)
+    gate = CiGate(status=found["ci_gate"]["status"], run_url=found["ci_gate"].get("run_url")) if found else gate
+    if wheels_only:
+        with stage(reporter, "build"):
+            manifest = execute_build(plan, git, folder, reporter, gate, runner.built_by)
+    else:
+        manifest = _build_with_siblings(git, plan, folder, gate, runner.built_by, reporter)
+    if found and isinstance(found.get("log"), dict):
+        write_node_log(folder.path, found["log"])
     return manifest, folder.path
+
+
+def read_preflight_result(path: str | None, source: BuildSource) -> dict[str, Any] | None:
+    """Preflight's JSON result (``preflight --out``), for the build node of a plan: its CI gate, and
+    the commit it checked, which must still be the one the tag names (a tag moved in between is refused)."""
+    if path is None:
+        return None
+    try:
+        found = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise CudaCiError(f"--preflight-result {path} cannot be read as JSON ({error}): run preflight again") from None
+    gate = found.get("ci_gate") if isinstance(found, dict) else None
+    if not isinstance(gate, dict) or gate.get("status") not in ("verified", "not-verified", "snapshot"):
+        raise CudaCiError(f"--preflight-result {path} is not preflight's JSON result (no ci_gate): run preflight again")
+    if found.get("commit") not in (None, source.commit):
+        what = source.tag.name if source.tag else "HEAD"
+        raise CudaCiError(
+            f"{what} moved after preflight: preflight checked {str(found['commit'])[:12]}, it now names "
+            f"{source.commit[:12]}; nothing was built: run the release again from the start"
+        )
+    return dict(found)
 
 
 def preflight(*, repo: Path, selection: Selection, dry_run: bool, settings: Settings, reporter: Reporter) -> Preflight:
     """``cuda-ci preflight``: every finding at once (a :class:`PreflightError` listing them)."""
     request = selection.request(dry_run)
     git = Git.open(repo)
-    if request.snapshot:
-        check_clone(git, reporter)
+    refuse_shallow(git)
     with stage(reporter, "preflight"):
         return run_preflight(git, request, settings, reporter)
 
@@ -145,8 +176,9 @@ def smoke(*, repo: Path, release_dir: Path, settings: Settings, reporter: Report
         return smoke_release(folder, repo, settings.runner.build_python or PYTHON, reporter)
 
 
-def docs(*, repo: Path, release_dir: Path, reporter: Reporter) -> list[Path]:
-    """The docs stage; its result (built or failed) is recorded in the validated manifest."""
+def docs(*, repo: Path, release_dir: Path, reporter: Reporter, beside_validate: bool = False) -> list[Path]:
+    """The docs stage. On its own (after validate) its outcome, built or failed, goes into the
+    manifest; beside validate it goes to ``docs-outcome.json``, which :func:`record_docs` takes in."""
     folder = ReleaseFolder.existing(release_dir)
     problems = folder.verify_hashes(folder.load())
     if problems:
@@ -154,10 +186,25 @@ def docs(*, repo: Path, release_dir: Path, reporter: Reporter) -> list[Path]:
     outcome: list[DocsResult] = []
     try:
         with stage(reporter, "docs"), docs_outcome(folder, outcome):
-            return build_docs(folder, repo, reporter)
+            return build_docs(folder, repo, reporter, alongside_validate=beside_validate)
     finally:
-        if outcome:
-            record_docs(folder, outcome[0])
+        if outcome and beside_validate:
+            write_docs_outcome(folder, outcome[0])
+        elif outcome:
+            publishable.record_docs(folder, outcome[0])
+
+
+def record_docs(*, release_dir: Path, reporter: Reporter) -> DocsResult:
+    """``cuda-ci record-docs``: the outcome docs left beside validate, into the validated manifest."""
+    folder = ReleaseFolder.existing(release_dir)
+    with stage(reporter, "docs"):
+        result = read_docs_outcome(folder)
+        if "validation" not in folder.load():
+            raise CudaCiError(f"{folder.path} is not validated: run `cuda-ci validate --release-dir {folder.path}`")
+        publishable.record_docs(folder, result)
+    if result["status"] != "built":
+        raise CudaCiError(f"the docs of {folder.path} failed: {result['detail']}")
+    return result
 
 
 def publish(
@@ -168,49 +215,30 @@ def publish(
         return stages.publish_folder(repo, release_dir, target, dry_run, settings, reporter)
 
 
-def release(
+def plan(
     *,
     repo: Path,
     selection: Selection,
-    dry_run: bool,
-    no_publish: bool,
-    extra_dist: Path | None,
-    out: Path | None,
-    settings: Settings,
+    options: PlanOptions,
     reporter: Reporter,
-) -> Path:
-    """preflight → build (once) → validate → docs → publish, handing the release folder along."""
-    request = selection.request(dry_run)
+) -> ReleasePlan:
+    """``cuda-ci plan``: what a release of the selection will run, decided once; nothing is written."""
+    request = selection.request(options.dry_run)
     git = Git.open(repo)
-    check_clone(git, reporter)
-    dry_run = request.lenient
-    if out is not None:  # refused before anything runs; the default folder is known after preflight
-        ReleaseFolder.fresh(out.resolve())
-    found = preflight(repo=repo, selection=selection, dry_run=request.dry_run, settings=settings, reporter=reporter)
-    source = found.source
-    # Checked again before anything is written: a refused run writes nothing, not even run-log.json.
-    folder = ReleaseFolder.fresh((out or default_out(git, source)).resolve())
-    lock_name = source.tag.name if source.tag else f"snapshot-{source.unit.name}"
-    with stages.release_lock(git, lock_name), stages.run_log(folder.path, reporter, "release"), ExitStack() as stack:
-        _build_with_siblings(git, source, folder, found.ci_gate, reporter)
-        started = None
-        if dry_run and not no_publish:  # the embedded indexes start while validate and docs run
-            started = stack.enter_context(
-                stages.dry_run_indexes(folder, TARGETS, repo, folder.load(), settings, reporter)
-            )
-        _validate_and_docs(repo, folder, extra_dist, reporter)
-        if not no_publish:
-            with stage(reporter, "publish"):
-                stages.publish_folder(repo, folder.path, "all", dry_run, settings, reporter, started)
-    return folder.path
+    refuse_shallow(git)
+    source = resolve_source(git, selection)
+    state = repository_state(git, source, options.runner, reporter)
+    mode: Mode = "snapshot" if source.snapshot else "rehearsal" if source.rehearsal else "release"
+    tag = source.tag.name if source.tag else None
+    return plan_release(source.unit, tag, mode, request.ref, options, state)
 
 
 def _build_with_siblings(
-    git: Git, source: BuildSource, folder: ReleaseFolder, ci_gate: CiGate, reporter: Reporter
-) -> None:
-    """The release's build, and beside it what later stages need: the sibling wheels its installs
-    take (same commit) and the kept Sphinx environment of the ``docs`` groups. The components'
-    declarations are checked first: a bad one is refused before anything is built."""
+    git: Git, plan: BuildPlan, folder: ReleaseFolder, ci_gate: CiGate, built_by: BuiltBy, reporter: Reporter
+) -> Manifest:
+    """The build, and beside it the sibling wheels every later stage installs (same commit) and the
+    kept Sphinx environment of the ``docs`` groups."""
+    source = plan.source
     siblings = folder.path / SIBLINGS_DIR
     requirements = docs_requirements(check_unit(git, source.commit, source.unit).values())
     with (
@@ -220,25 +248,7 @@ def _build_with_siblings(
         ),
         stage(reporter, "build"),
     ):
-        execute_build(plan_build(source), git, folder, reporter, ci_gate)
-
-
-def _validate_and_docs(repo: Path, folder: ReleaseFolder, extra_dist: Path | None, reporter: Reporter) -> None:
-    """validate and docs side by side (both read the built files; only validate writes the manifest)."""
-    manifest = folder.load()
-    sibling_wheels(repo, manifest["commit"], get_unit(manifest["component"]), folder.path / SIBLINGS_DIR, reporter)
-    outcome: list[DocsResult] = []
-
-    def run_docs(child: Reporter) -> None:
-        with stage(child, "docs"), docs_outcome(folder, outcome):
-            build_docs(folder, repo, child, alongside_validate=True)
-
-    try:
-        with reporter.alongside(run_docs):
-            validate(repo=repo, release_dir=folder.path, extra_dist=extra_dist, reporter=reporter)
-    finally:  # recorded once validate has written the manifest (only a validated manifest takes it)
-        if outcome:
-            record_docs(folder, outcome[0])
+        return execute_build(plan, git, folder, reporter, ci_gate, built_by)
 
 
 # --- checking a release ----------------------------------------------------------------------------

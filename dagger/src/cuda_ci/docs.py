@@ -24,7 +24,7 @@ from cuda_ci.log import Reporter
 from cuda_ci.manifest import ReleaseFolder
 from cuda_ci.process import PYTHON, clean_environ, run
 from cuda_ci.sdists import extract_sdist
-from cuda_ci.siblings import SIBLINGS_DIR, sibling_wheels
+from cuda_ci.siblings import folder_siblings
 from cuda_ci.toolenvs import tool_env, tool_environ
 from cuda_ci.wheels import installable_here
 
@@ -62,7 +62,7 @@ def build_docs(
         raise CudaCiError(
             f"{folder.path} is not validated yet: run `cuda-ci validate --release-dir {folder.path}` first"
         )
-    siblings = sibling_wheels(repo, manifest["commit"], unit, folder.path / SIBLINGS_DIR, reporter)
+    siblings = folder_siblings(folder.path, manifest["commit"], unit)
     wheels = [folder.path / f["path"] for f in manifest["files"] if f["kind"] == "wheel"]
     if not any(installable_here(w.name) for w in wheels):
         raise CudaCiError(f"no wheel in {folder.dist} installs on this machine: build docs where one does")

@@ -99,13 +99,18 @@ def build_environ(commit_time: int, tree: Path | None = None) -> dict[str, str]:
     return clean_environ(PATH=path, SOURCE_DATE_EPOCH=str(commit_time), PYTHONHASHSEED="0", **extra)
 
 
-def check_clone(git: Git, reporter: Reporter) -> None:
-    """Refuse a shallow clone; warn about work that a build of HEAD leaves out."""
+def refuse_shallow(git: Git) -> None:
+    """setuptools-scm needs the whole history and the tags: a shallow clone is refused, everywhere."""
     if git.is_shallow():
         raise CudaCiError(
             f"{git.root} is a shallow clone: setuptools-scm cannot see the tags and would build 0.1.dev1. "
             "Fetch the full history (git fetch --unshallow, or actions/checkout with fetch-depth: 0)"
         )
+
+
+def check_clone(git: Git, reporter: Reporter) -> None:
+    """Refuse a shallow clone; warn about work that a build of HEAD leaves out."""
+    refuse_shallow(git)
     changes = git.uncommitted_changes()
     if changes:
         reporter.warn(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import uuid
 
+from cuda_ci.plan import TOOL_PYTHON_VERSION
+
 # cibuildwheel's pinned list (cibuildwheel/resources/pinned_docker_images.cfg, [x86_64]
 # manylinux_2_28, "2026.10.26-1"); a test keeps it equal to the installed cibuildwheel's pin.
 TOOLING_IMAGE = (
@@ -15,7 +17,6 @@ TOOLING_IMAGE = (
 CUDA_IMAGE = (
     "nvidia/cuda:12.6.3-base-ubuntu24.04@sha256:c87e78933f4c16e3272123bf2f75537306596d0fbaa395a29696a22786e5ee0e"
 )
-TOOL_PYTHON_VERSION = "3.12"  # the tooling image's interpreter: cuda-ci runs, and validate smoke-tests, on it
 PACKAGES_DIR = "/srv/packages"
 PYPISERVER_ARGS = [
     *("/opt/cuda-ci/bin/pypi-server", "run", "-p", "8080", "-i", "0.0.0.0", "-a", ".", "-P", "."),
@@ -55,16 +56,29 @@ def python_path(version: str) -> str:
 
 
 TOOL_PYTHON = python_path(TOOL_PYTHON_VERSION)
+# Where a plan node's placeholders point inside its container (cuda_ci.plan.fill).
+NODE_PATHS = {
+    "repo": "/src",
+    "release": "/release",
+    "out": "/out",
+    "prebuilt": "/prebuilt",
+    "preflight": "/preflight/preflight.json",
+    "extra": "/extra",
+}
 
 
 def selection(
     tag: str | None, component: str | None, snapshot: bool, rehearse: bool = False, ref: str | None = None
 ) -> list[str]:
-    """The host CLI's release selection flags, the same checks as there."""
-    if snapshot:
-        return ["--snapshot", "--component", component or ""]
-    rehearsal = ["--rehearse", *([f"--ref={ref}"] if ref is not None else [])] if rehearse else []
-    return [f"--tag={tag or ''}", *([f"--component={component}"] if component else []), *rehearsal]
+    """The release selection as the CLI's flags, every one given passed on: the CLI checks the
+    combination (a snapshot with a tag, a ref without a rehearsal) and refuses it, here as there."""
+    return [
+        *([f"--tag={tag}"] if tag is not None else []),
+        *([f"--component={component}"] if component else []),
+        *(["--snapshot"] if snapshot else []),
+        *(["--rehearse"] if rehearse else []),
+        *([f"--ref={ref}"] if ref is not None else []),
+    ]
 
 
 class MissingHistoryError(Exception):
@@ -74,15 +88,3 @@ class MissingHistoryError(Exception):
 def new_invocation() -> str:
     """A value unique to one function call."""
     return uuid.uuid4().hex
-
-
-def smoke_versions(identifiers: list[str]) -> list[str]:
-    """Python versions of the x86_64 identifiers other than the tooling interpreter's (validate smoke-tests
-    with that one itself)."""
-    tooling = "cp" + TOOL_PYTHON_VERSION.replace(".", "")
-    versions = []
-    for identifier in identifiers:
-        interpreter, _, platform = identifier.partition("-")
-        if platform.endswith("x86_64") and interpreter != tooling:
-            versions.append(f"{interpreter[2]}.{interpreter[3:]}")
-    return versions

@@ -8,9 +8,7 @@ stage inside one call, so a release builds once and publishes exactly what it va
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, TypeVar, cast
 
 import anyio
@@ -21,6 +19,7 @@ from cuda_ci.graphparts import (
     CUDA_CI,
     CUDA_IMAGE,
     DAGGER_IO,
+    NODE_PATHS,
     PACKAGES_DIR,
     PYPISERVER_ARGS,
     SOURCE_IGNORE,
@@ -30,11 +29,13 @@ from cuda_ci.graphparts import (
     new_invocation,
     python_path,
     selection,
-    smoke_versions,
 )
-from cuda_ci.tags import parse_tag
-from cuda_ci.wheelplan import LinuxWheelJob, linux_wheel_jobs
+from cuda_ci.plan import WHEEL_GUARD, Node, ReleasePlan, fill, installed_test_steps
+from cuda_ci.runlog import LOGS_DIR, node_log_name
 from dagger import DefaultPath, Doc, Ignore, dag, function, object_type
+
+# Where each kind of node leaves what it made; every other node leaves the release folder.
+NODE_OUTPUT = {"preflight": "/preflight", "wheel": "/out/dist"}
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -82,9 +83,10 @@ class CudaCi:
             .with_workdir("/src")
         )
 
-    def _tooling(self, platform: str | None = None, image: str = TOOLING_IMAGE) -> dagger.Container:
-        base = dag.container(platform=dagger.Platform(platform)) if platform else dag.container()
-        return self._with_cuda_ci(base.from_(image))
+    def _tooling(self, platform: str = "linux/amd64", image: str = TOOLING_IMAGE) -> dagger.Container:
+        """cuda-ci in a pinned image; the platform is always named (the manylinux images are
+        single-architecture: on an arm64 engine an unnamed one would not match, or not run)."""
+        return self._with_cuda_ci(dag.container(platform=dagger.Platform(platform)).from_(image))
 
     @staticmethod
     def _with_github(
@@ -108,22 +110,133 @@ class CudaCi:
             "dagger call release ...`, or pass one with `dagger -m <module> call --source=<full clone> ...`"
         )
 
-    # --- preflight ---------------------------------------------------------------------------
-    def preflight_container(
+    # --- the plan, and its nodes as containers ----------------------------------------------
+    async def plan(
         self,
-        tag: str | None,
-        component: str | None,
-        snapshot: bool,
-        dry_run: bool,
-        github_token: dagger.Secret | None,
+        tag: Annotated[str | None, Doc("the release tag, e.g. v13.1.0")] = None,
+        component: Annotated[str | None, Doc("the release unit")] = None,
+        snapshot: Annotated[bool, Doc("plan HEAD without a tag")] = False,
+        dry_run: Annotated[bool, Doc("publish to embedded indexes only")] = False,
+        rehearse: Annotated[bool, Doc("plan ref as if the tag pointed at it (with dry-run)")] = False,
+        ref: Annotated[str | None, Doc("the commit a rehearsal builds (default: main's head)")] = None,
+        no_publish: Annotated[bool, Doc("stop after docs")] = False,
+        extra_dist: Annotated[bool, Doc("wheels from another platform join validate")] = False,
+    ) -> str:
+        """What a release will build, check and publish, and where: the plan as JSON."""
+        await self._require_history()
+        flags = [*selection(tag, component, snapshot, rehearse, ref), *(["--dry-run"] if dry_run or snapshot else [])]
+        flags += [*(["--no-publish"] if no_publish else []), *(["--extra-dist"] if extra_dist else [])]
+        return await self.plan_container(flags).stdout()
+
+    def plan_container(self, flags: list[str]) -> dagger.Container:
+        """``cuda-ci plan --runner=dagger --json``: decided in the tooling image, by its cibuildwheel."""
+        return self._tooling().with_exec([CUDA_CI, "plan", *flags, "--runner=dagger", "--json", "--repo", "/src"])
+
+    async def _release_plan(self, flags: list[str]) -> ReleasePlan:
+        return ReleasePlan.from_json(json.loads(await self.plan_container(flags).stdout()))
+
+    def plan_graph(
+        self,
+        plan: ReleasePlan,
+        extra_dist: dagger.Directory | None,
+        tokens: dict[str, dagger.Secret | None],
         github_repository: str,
         invocation: str,
-        rehearse: bool = False,
-        ref: str | None = None,
+        until: str | None = None,
+    ) -> dict[str, dagger.Directory]:
+        """Every node of ``plan`` (up to ``until``) as a container running its ``cuda-ci`` command line;
+        what each made, by node id. Nodes that need nothing of each other run side by side."""
+        made: dict[str, dagger.Directory] = {}
+        for wave in plan.waves():
+            for node in wave:
+                wheels = [n.id for n in plan.of_kind("wheel")]
+                container = self.node_container(node, made, extra_dist, wheels, plan)
+                if node.kind in ("preflight", "publish"):  # talks to the world: never a cached layer
+                    container = self._with_world(container, node, plan.dry_run, tokens, github_repository, invocation)
+                argv = [CUDA_CI, *fill(node.argv, NODE_PATHS), *self._handoff(node, plan.dry_run)]
+                made[node.id] = container.with_exec(argv).directory(NODE_OUTPUT.get(node.kind, "/release"))
+                if node.id == until:
+                    return made
+        return made
+
+    def node_container(
+        self,
+        node: Node,
+        made: dict[str, dagger.Directory],
+        extra_dist: dagger.Directory | None,
+        wheels: list[str] | None = None,
+        plan: ReleasePlan | None = None,
     ) -> dagger.Container:
-        argv = [CUDA_CI, "preflight", *selection(tag, component, snapshot, rehearse, ref), "--json", "--repo", "/src"]
-        container = self._with_github(self._tooling(), github_token, github_repository)
-        return with_invocation(container, invocation).with_exec([*argv, *(["--dry-run"] if dry_run else [])])
+        """The node's image with what its command line reads mounted where its placeholders point."""
+        if node.kind == "wheel":
+            assert node.image is not None and node.platform is not None and node.python is not None
+            container = self._tooling(platform=node.platform, image=node.image)
+            container = container.with_exec([node.python, "-m", "pip", "install", "--quiet", "build"])
+        else:
+            container = self._tooling()
+        line = " ".join(node.argv)
+        if "{preflight}" in line:
+            container = container.with_directory("/preflight", made["preflight"])
+        if "{prebuilt}" in line:
+            prebuilt = dag.directory()
+            for wheel in wheels or []:
+                prebuilt = prebuilt.with_directory(".", made[wheel])
+            container = container.with_directory("/prebuilt", prebuilt)
+        if "{extra}" in line and extra_dist is not None:
+            container = container.with_directory("/extra", extra_dist)
+        if "{release}" in line and node.kind != "build":
+            container = container.with_directory("/release", self.folder_for(node, made, plan))
+        return container
+
+    @staticmethod
+    def folder_for(node: Node, made: dict[str, dagger.Directory], plan: ReleasePlan | None = None) -> dagger.Directory:
+        """The release folder a node reads: its first need's, with what the other needs made beside
+        it (docs' pages, each node's log) laid over it."""
+        folders = [n for n in node.needs if n in made and n != "preflight" and not n.startswith("wheel:")]
+        folder = made[folders[0]]
+        for other in folders[1:]:
+            source = made[other]
+            nodes = {n.id: n for n in plan.nodes} if plan else {}
+            outputs = nodes[other].outputs if other in nodes else ()
+            for path in (*outputs, f"{LOGS_DIR}/{node_log_name(other)}"):
+                if path.endswith((".json", ".log")):
+                    folder = folder.with_file(path, source.file(path))
+                else:
+                    folder = folder.with_directory(path, source.directory(path))
+        return folder
+
+    @staticmethod
+    def _handoff(node: Node, dry_run: bool) -> list[str]:
+        """Hand-off flags that only a container needs: the dry-run's index services."""
+        if node.kind == "publish" and dry_run:
+            target = node.id.partition(":")[2]
+            if target in ("testpypi", "pypi"):
+                return [f"--dry-run-index={target}=http://{target}:8080"]
+        return []
+
+    def _with_world(
+        self,
+        container: dagger.Container,
+        node: Node,
+        dry_run: bool,
+        tokens: dict[str, dagger.Secret | None],
+        github_repository: str,
+        invocation: str,
+    ) -> dagger.Container:
+        """A node that reads or writes GitHub or an index: this call's key, the credentials it needs
+        (only as secrets), and for a dry-run's upload its embedded index as a service."""
+        container = with_invocation(container, invocation)
+        target = node.id.partition(":")[2]
+        if node.kind == "publish" and dry_run:
+            if target in ("testpypi", "pypi"):
+                container = container.with_service_binding(target, self._index_service(target, invocation))
+            return container
+        container = self._with_github(container, tokens.get("GITHUB_TOKEN"), github_repository)
+        if node.kind == "publish" and target in ("testpypi", "pypi"):
+            variable = f"CUDA_CI_{target.upper()}_TOKEN"
+            secret = tokens.get(variable)
+            container = container.with_secret_variable(variable, secret) if secret is not None else container
+        return container
 
     @talks_to_the_world
     async def preflight(
@@ -137,53 +250,15 @@ class CudaCi:
         github_token: Annotated[dagger.Secret | None, Doc("token for the CI gate and releases")] = None,
         github_repository: Annotated[str, Doc("owner/name on GitHub")] = "NVIDIA/cuda-python",
     ) -> str:
-        """Check that a tag may be released; the findings as JSON."""
+        """Check that a tag may be released; the findings as JSON (the plan's preflight node)."""
         await self._require_history()
-        container = self.preflight_container(
-            tag, component, snapshot, dry_run, github_token, github_repository, new_invocation(), rehearse, ref
-        )
-        return await container.stdout()
+        flags = [*selection(tag, component, snapshot, rehearse, ref), *(["--dry-run"] if dry_run or snapshot else [])]
+        plan = await self._release_plan([*flags, "--no-publish"])
+        made = self.plan_graph(plan, None, {"GITHUB_TOKEN": github_token}, github_repository, new_invocation(),
+                               until="preflight")  # fmt: skip
+        return await made["preflight"].file("preflight.json").contents()
 
-    # --- build -------------------------------------------------------------------------------
-    async def _wheel_jobs(self, tag: str | None, component: str | None) -> list[LinuxWheelJob]:
-        """cibuildwheel's Linux selection for the unit's platform component (read from the source)."""
-        unit = parse_tag(tag).unit if tag else get_unit(component or "")
-        platform = [c for c in unit.components if c.wheel == "platform"]
-        if not platform:
-            return []
-        pyproject = await self.source.file(f"{platform[0].dir}/pyproject.toml").contents()
-        with tempfile.TemporaryDirectory() as tmp:
-            (Path(tmp) / "pyproject.toml").write_text(pyproject)
-            return linux_wheel_jobs(Path(tmp))
-
-    def linux_wheel(self, job: LinuxWheelJob, flags: list[str]) -> dagger.Directory:
-        """One identifier's wheel, built from the tag and repaired in cibuildwheel's pinned image."""
-        handoff = [f"--build-python={job.python}"]  # the Dagger → CLI contract: `cuda-ci build --help`
-        return (
-            self._tooling(platform=job.platform, image=job.image)
-            .with_exec([str(job.python), "-m", "pip", "install", "--quiet", "build"])
-            .with_exec([CUDA_CI, "build", *flags, "--wheels-only", *handoff, "--repo", "/src", "--out", "/out"])
-            .directory("/out/dist")
-        )
-
-    def build_graph(
-        self, flags: list[str], jobs: list[LinuxWheelJob], ci_gate: dict[str, str | None] | None = None
-    ) -> dagger.Directory:
-        """Wheels per identifier in parallel, then the sdists, pure wheels, archive and manifest once."""
-        wheels = dag.directory()
-        for job in jobs:
-            wheels = wheels.with_directory(".", self.linux_wheel(job, flags))
-        container = self._tooling()
-        handoff = ["--built-by=dagger"]  # the Dagger → CLI contract: `cuda-ci build --help`
-        if jobs:
-            container = container.with_directory("/prebuilt", wheels)
-            handoff.append("--prebuilt-wheels=/prebuilt")
-        if ci_gate is not None:
-            handoff.append(f"--ci-gate={ci_gate['status']}")
-            handoff += [f"--ci-run-url={ci_gate['run_url']}"] if ci_gate.get("run_url") else []
-        argv = [CUDA_CI, "build", *flags, *handoff, "--repo", "/src", "--out", "/release"]
-        return container.with_exec(argv).directory("/release")
-
+    # --- build, validate, docs ---------------------------------------------------------------
     @function
     async def build(
         self,
@@ -193,34 +268,23 @@ class CudaCi:
         rehearse: Annotated[bool, Doc("build ref as if the tag pointed at it")] = False,
         ref: Annotated[str | None, Doc("the commit a rehearsal builds (default: main's head)")] = None,
     ) -> dagger.Directory:
-        """Build the unit's sdists and wheels once; the release folder so far."""
+        """Build the unit's sdists and wheels once (the plan up to its build node); the release folder so far."""
         await self._require_history()
-        jobs = await self._wheel_jobs(tag, component)
-        return self.build_graph(selection(tag, component, snapshot, rehearse, ref), jobs)
+        flags = [*selection(tag, component, snapshot, rehearse, ref), "--dry-run", "--no-publish"]
+        plan = await self._release_plan(flags)
+        return self.plan_graph(plan, None, {}, "NVIDIA/cuda-python", new_invocation(), until="build")["build"]
 
-    # --- validate, docs ----------------------------------------------------------------------
-    def validate_graph(
-        self, release: dagger.Directory, extra_dist: dagger.Directory | None, smoke_pythons: list[str]
+    def single_node(
+        self, argv: list[str], release: dagger.Directory, extra: dagger.Directory | None = None
     ) -> dagger.Directory:
-        """validate in one container, then one smoke install per other supported Python."""
+        """One stage's command on a release folder handed in from outside a plan."""
         container = self._tooling().with_directory("/release", release)
-        argv = [CUDA_CI, "validate", "--release-dir", "/release", "--repo", "/src"]
-        if extra_dist is not None:
-            container = container.with_directory("/extra", extra_dist)
-            argv += ["--extra-dist", "/extra"]
-        validated = container.with_exec(argv)
-        result = validated
-        smoke = [CUDA_CI, "smoke", "--release-dir", "/release", "--repo", "/src"]
-        for python in smoke_pythons:
-            smoke_log = (
-                self._tooling()
-                .with_directory("/release", validated.directory("/release"))
-                .with_exec([*smoke, f"--build-python={python_path(python)}"], redirect_stdout="/smoke.log")
-                .file("/smoke.log")
-            )
-            # The returned folder depends on every smoke run, so none can be skipped.
-            result = result.with_file(f"/smoke/{python}.log", smoke_log)
-        return result.directory("/release")
+        if extra is not None:
+            container = container.with_directory("/extra", extra)
+            argv = [*argv, "--extra-dist", "/extra"]
+        return container.with_exec([CUDA_CI, *argv, "--release-dir", "/release", "--repo", "/src"]).directory(
+            "/release"
+        )
 
     @function
     async def validate(
@@ -229,19 +293,12 @@ class CudaCi:
         extra_dist: Annotated[dagger.Directory | None, Doc("wheels built on another platform in this run")] = None,
     ) -> dagger.Directory:
         """Validate the release folder and freeze its manifest."""
-        manifest = json.loads(await release.file("release-manifest.json").contents())
-        return self.validate_graph(release, extra_dist, smoke_versions(manifest["build_identifiers"]))
-
-    def docs_graph(self, release: dagger.Directory) -> dagger.Directory:
-        container = self._tooling().with_directory("/release", release)
-        return container.with_exec([CUDA_CI, "docs", "--release-dir", "/release", "--repo", "/src"]).directory(
-            "/release"
-        )
+        return self.single_node(["validate"], release, extra_dist)
 
     @function
     def docs(self, release: Annotated[dagger.Directory, Doc("the validated release folder")]) -> dagger.Directory:
         """Build the unit's docs with this run's wheels installed."""
-        return self.docs_graph(release)
+        return self.single_node(["docs"], release)
 
     # --- publish -----------------------------------------------------------------------------
     def _index_service(self, name: str, invocation: str) -> dagger.Service:
@@ -258,30 +315,6 @@ class CudaCi:
             .with_exposed_port(8080)
             .as_service(args=PYPISERVER_ARGS)
         )
-
-    def publish_container(
-        self,
-        release: dagger.Directory,
-        target: str,
-        dry_run: bool,
-        tokens: dict[str, dagger.Secret | None],
-        github_repository: str,
-        invocation: str,
-    ) -> dagger.Container:
-        container = with_invocation(self._tooling().with_directory("/release", release), invocation)
-        argv = [CUDA_CI, "publish", "--release-dir", "/release", "--target", target, "--repo", "/src"]
-        if dry_run:
-            for name in ("testpypi", "pypi"):
-                service = self._index_service(name, invocation)
-                container = container.with_service_binding(name, service)
-                argv.append(f"--dry-run-index={name}=http://{name}:8080")
-            return container.with_exec([*argv, "--dry-run"])
-        container = self._with_github(container, tokens.get("GITHUB_TOKEN"), github_repository)
-        for variable in ("CUDA_CI_TESTPYPI_TOKEN", "CUDA_CI_PYPI_TOKEN"):
-            secret = tokens.get(variable)
-            if secret is not None:
-                container = container.with_secret_variable(variable, secret)
-        return container.with_exec(argv)
 
     @talks_to_the_world
     async def publish(
@@ -300,8 +333,18 @@ class CudaCi:
             "CUDA_CI_TESTPYPI_TOKEN": testpypi_token,
             "CUDA_CI_PYPI_TOKEN": pypi_token,
         }
-        container = self.publish_container(release, target, dry_run, tokens, github_repository, new_invocation())
-        return container.directory("/release")
+        invocation = new_invocation()
+        targets = ("github", "testpypi", "pypi", "finalize") if target == "all" else (target,)
+        folder = release
+        for name in targets:  # the plan's publish nodes, on a folder handed in
+            at = ("--release-dir", "{release}", "--repo", "{repo}")
+            node = Node(id=f"publish:{name}", kind="publish", needs=("release",),
+                        argv=("publish", *at, f"--target={name}", *(["--dry-run"] if dry_run else [])))  # fmt: skip
+            container = self.node_container(node, {"release": folder}, None)
+            container = self._with_world(container, node, dry_run, tokens, github_repository, invocation)
+            argv = [CUDA_CI, *fill(node.argv, NODE_PATHS), *self._handoff(node, dry_run)]
+            folder = container.with_exec(argv).directory("/release")
+        return folder
 
     # --- the release -------------------------------------------------------------------------
     @talks_to_the_world
@@ -320,45 +363,18 @@ class CudaCi:
         github_token: Annotated[dagger.Secret | None, Doc("GitHub token")] = None,
         github_repository: Annotated[str, Doc("owner/name on GitHub")] = "NVIDIA/cuda-python",
     ) -> dagger.Directory:
-        """preflight → build → validate → docs → publish in one graph; the release folder."""
+        """The release plan's nodes in one graph: preflight → wheels → build → validate beside docs → publish."""
         await self._require_history()
-        dry_run = dry_run or snapshot
-        invocation = new_invocation()
-        checked = self.preflight_container(
-            tag, component, snapshot, dry_run, github_token, github_repository, invocation, rehearse, ref
-        )
-        found = json.loads(await checked.stdout())
-        jobs = await self._wheel_jobs(tag, component)
+        flags = [*selection(tag, component, snapshot, rehearse, ref), *(["--dry-run"] if dry_run or snapshot else [])]
+        flags += [*(["--no-publish"] if no_publish else []), *(["--extra-dist"] if extra_dist is not None else [])]
+        plan = await self._release_plan(flags)
         tokens = {
             "GITHUB_TOKEN": github_token,
             "CUDA_CI_TESTPYPI_TOKEN": testpypi_token,
             "CUDA_CI_PYPI_TOKEN": pypi_token,
         }
-        return self.release_graph(
-            selection(tag, component, snapshot, rehearse, ref), jobs, found["ci_gate"], extra_dist, no_publish,
-            dry_run, tokens, github_repository, invocation,
-        )  # fmt: skip
-
-    def release_graph(
-        self,
-        flags: list[str],
-        jobs: list[LinuxWheelJob],
-        ci_gate: dict[str, str | None],
-        extra_dist: dagger.Directory | None,
-        no_publish: bool,
-        dry_run: bool,
-        tokens: dict[str, dagger.Secret | None],
-        github_repository: str,
-        invocation: str,
-    ) -> dagger.Directory:
-        """The one graph: each stage consumes the Directory the previous one returned."""
-        built = self.build_graph(flags, jobs, ci_gate)
-        validated = self.validate_graph(built, extra_dist, smoke_versions([j.identifier for j in jobs]))
-        documented = self.docs_graph(validated)
-        if no_publish:
-            return documented
-        publishing = self.publish_container(documented, "all", dry_run, tokens, github_repository, invocation)
-        return publishing.directory("/release")
+        made = self.plan_graph(plan, extra_dist, tokens, github_repository, new_invocation())
+        return made[plan.nodes[-1].id]
 
     # --- CI ----------------------------------------------------------------------------------
     def lint_container(self) -> dagger.Container:
@@ -382,25 +398,27 @@ class CudaCi:
     ) -> dagger.Container:
         """The wheels a test job built and tested, on a CUDA base image with every GPU attached.
 
-        The interpreter is the ``--python`` the wheels were built for (a uv-managed CPython, since the
-        CUDA image's system Python is one fixed version); wheels are named, never globbed. Each
-        component's ``test`` group (and each asked-for group) is installed, this run's files and
-        siblings from the job's folders only, then their third-party requirements from the index;
-        each component's tests run from its own folder, with its own pytest configuration.
+        The interpreter is the ``--python`` the wheels were built for (a uv-managed CPython kept in the
+        image's own layer, never only in a cache volume that can be pruned apart from it); wheels are
+        named, never globbed. Each component's ``test`` group (and each asked-for group) is installed,
+        this run's files and siblings from the job's folders only, then their third-party requirements
+        from the index. The tests are the plan's test steps (``cuda_ci.plan.installed_test_steps``):
+        the pytest console script from each component's folder, the wheel guard stopping a run that
+        would import the source tree instead of the installed wheels.
         """
         unit = get_unit(component)
         siblings = dependency_closure(unit)
         find_links = ["--find-links", "/wheels/dist", *(["--find-links", "/wheels/siblings"] if siblings else [])]
         distributions = [*unit.distributions, *(c.distribution for c in siblings)]
         pip = ["uv", "pip", "install", "--python", "/venv/bin/python"]
-        major, minor = python.split(".")
+        major, minor = python.removesuffix("t").split(".")
         container = (
-            dag.container()
+            dag.container(platform=dagger.Platform("linux/amd64"))
             .from_(CUDA_IMAGE)
             .experimental_with_all_gp_us()
             .with_file("/usr/local/bin/uv", self._tooling().file("/opt/cuda-ci/bin/uv"))
             .with_mounted_cache("/root/.cache/uv", dag.cache_volume("cuda-ci-uv"))
-            .with_env_variable("UV_PYTHON_INSTALL_DIR", "/root/.cache/uv/python")
+            .with_env_variable("UV_PYTHON_INSTALL_DIR", "/opt/uv-python")
             .with_exec(["uv", "venv", "--python", python, "--python-preference", "only-managed", "/venv"])
             .with_exec(["/venv/bin/python", "-c", f"import sys; assert sys.version_info[:2] == ({major}, {minor})"])
             .with_directory("/wheels", built)
@@ -413,10 +431,11 @@ class CudaCi:
         # then the same names again, already satisfied, so only third-party requirements are fetched.
         container = container.with_exec([*pip, "--no-deps", "--no-index", *find_links, *distributions])
         container = container.with_exec([*pip, *distributions])
-        for c in unit.components:
-            container = container.with_workdir(f"/src/{c.dir}").with_exec(
-                ["/venv/bin/python", "-m", "pytest", "-p", "no:cacheprovider", "-m", "gpu", "-v", "tests"]
-            )
+        purelib = f"/venv/lib/python{major}.{minor}{'t' if python.endswith('t') else ''}/site-packages"
+        guard = self.source.file("dagger/src/cuda_ci/wheelguard.py")
+        container = container.with_file(f"{purelib}/{WHEEL_GUARD}.py", guard)
+        for step in installed_test_steps(unit, "/venv/bin", "/src", marker="gpu"):
+            container = container.with_workdir(step.workdir).with_exec(list(step.argv))
         return container
 
     @function

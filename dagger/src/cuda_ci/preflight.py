@@ -44,12 +44,9 @@ class PreflightRequest:
     ref: str | None = None
 
     def __post_init__(self) -> None:
-        if self.rehearse and (self.snapshot or self.tag is None):
-            raise UsageError("--rehearse needs --tag T (the tag to rehearse), not --snapshot")
+        # The combination of flags is checked once, by the selection (selection.Selection.checked).
         if self.rehearse and not self.dry_run:
             raise UsageError("--rehearse needs --dry-run: a rehearsal publishes only to the embedded indexes")
-        if self.ref is not None and not self.rehearse:
-            raise UsageError("--ref needs --rehearse: a release builds its tag's commit, a snapshot HEAD")
 
     @property
     def lenient(self) -> bool:
@@ -141,20 +138,24 @@ def _parse_tag(request: PreflightRequest, result: Preflight) -> ReleaseTag | Non
     return result.tag
 
 
+def missing_tag(git: Git, tag: ReleaseTag) -> str:
+    """Why ``tag`` names no commit here, and what to do (the one wording, for preflight and build)."""
+    kind = git.peeled_type(tag.ref)
+    if kind:
+        return f"tag {tag.name} names a {kind}, not a commit"
+    return (
+        f"tag {tag.name} does not exist in {git.root}: create it on a green main commit "
+        f"(git tag -a {tag.name} <commit>) and push it, or fetch tags (git fetch --tags)"
+    )
+
+
 def _tag_checks(git: Git, request: PreflightRequest, result: Preflight) -> None:
     tag = _parse_tag(request, result)
     if tag is None:
         return
     commit = git.commit_of(tag.ref)
     if commit is None:
-        kind = git.peeled_type(tag.ref)
-        detail = (
-            f"tag {tag.name} names a {kind}, not a commit"
-            if kind
-            else f"tag {tag.name} does not exist in {git.root}: create it on a green main commit "
-            f"(git tag -a {tag.name} <commit>) and push it, or fetch tags (git fetch --tags)"
-        )
-        result.record("tag", "failed", detail)
+        result.record("tag", "failed", missing_tag(git, tag))
         return
     result.commit = commit
     result.record("tag", "passed", f"{tag.name} → {commit}")

@@ -8,12 +8,13 @@ rehearsal's files never reach a real index or GitHub: publish takes such a folde
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from cuda_ci.components import get_unit
 from cuda_ci.errors import CudaCiError
-from cuda_ci.manifest import DocsResult, Manifest, ReleaseFolder
+from cuda_ci.manifest import DocsResult, Manifest, ReleaseFolder, write_json_atomic
 
 DETAIL_LIMIT = 300
 
@@ -95,3 +96,27 @@ def record_docs(folder: ReleaseFolder, result: DocsResult) -> None:
         return
     manifest["docs"] = result
     folder.save(manifest)
+
+
+DOCS_OUTCOME = "docs-outcome.json"
+
+
+def write_docs_outcome(folder: ReleaseFolder, result: DocsResult) -> None:
+    """What docs did beside validate, until :func:`record_docs` can take it into the validated manifest."""
+    write_json_atomic(folder.path / DOCS_OUTCOME, dict(result))
+
+
+def read_docs_outcome(folder: ReleaseFolder) -> DocsResult:
+    """The outcome docs left in the folder (a plain, small file), checked before use."""
+    rerun = f"cuda-ci docs --release-dir {folder.path} --beside-validate"
+    path = folder.path / DOCS_OUTCOME
+    if path.is_symlink() or not path.is_file() or path.stat().st_size > 64 * 1024:
+        raise CudaCiError(f"{path} is missing (or not a plain file): docs did not run; run `{rerun}`")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise CudaCiError(f"{path} cannot be read as JSON ({error}): run `{rerun}` again") from None
+    shaped = isinstance(data, dict) and data.get("status") in ("built", "failed")
+    if not shaped or not isinstance(data.get("detail"), str):
+        raise CudaCiError(f"{path} is not what docs writes (status built|failed, detail): run `{rerun}` again")
+    return DocsResult(status=data["status"], detail=data["detail"])

@@ -10,7 +10,7 @@ from cuda_ci.build import BuildSource
 from cuda_ci.components import UNITS, get_unit
 from cuda_ci.errors import CudaCiError, UsageError
 from cuda_ci.git import Git
-from cuda_ci.preflight import PreflightRequest
+from cuda_ci.preflight import PreflightRequest, missing_tag
 from cuda_ci.rehearsal import checked_ref
 from cuda_ci.tags import ReleaseTag, parse_tag
 
@@ -64,10 +64,7 @@ def resolve_source(git: Git, selection: Selection) -> BuildSource:
         return BuildSource(unit=release_tag.unit, commit=rehearsed, tag=release_tag, rehearsal=True)
     commit = git.commit_of(release_tag.ref)
     if commit is None:
-        tag = release_tag.name
-        kind = git.peeled_type(release_tag.ref)
-        what = f"names a {kind}, not a commit" if kind else "does not exist in " + str(git.root)
-        raise CudaCiError(f"tag {tag} {what}: create it on a main commit (git tag -a {tag} <commit>) and fetch tags")
+        raise CudaCiError(missing_tag(git, release_tag))
     return BuildSource(unit=release_tag.unit, commit=commit, tag=release_tag)
 
 

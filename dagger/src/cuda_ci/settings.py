@@ -39,7 +39,7 @@ OIDC_VARIABLES = ("ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKE
 @dataclass(frozen=True, kw_only=True)
 class RunnerSettings:
     """What the Dagger module hands to ``cuda-ci`` inside its containers, as command-line flags
-    (``--built-by``, ``--prebuilt-wheels``, ``--build-python``, ``--ci-gate``/``--ci-run-url``,
+    (``--built-by``, ``--prebuilt-wheels``, ``--build-python``, ``--preflight-result``,
     ``--dry-run-index``; see ``cuda-ci <command> --help``). The host CLI leaves them at their defaults."""
 
     built_by: Literal["host", "dagger"] = "host"
@@ -47,9 +47,8 @@ class RunnerSettings:
     prebuilt_wheels: str | None = None
     # The interpreter that builds or smoke-tests wheels (default: the one running cuda-ci).
     build_python: str | None = None
-    # Preflight's CI gate, handed to a build that runs in another container.
-    ci_gate: CiGateStatus | None = None
-    ci_run_url: str | None = None
+    # Preflight's JSON result (its CI gate, the commit it checked), handed to the build node.
+    preflight_result: str | None = None
     # Embedded indexes already running (Dagger services) for a dry-run: name → base URL.
     dry_run_index_urls: Mapping[IndexName, str] | None = None
 

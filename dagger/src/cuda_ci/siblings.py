@@ -13,6 +13,7 @@ from pathlib import Path
 
 from cuda_ci.buildenv import build_tool_env
 from cuda_ci.components import Component, ReleaseUnit, dependency_closure
+from cuda_ci.errors import CudaCiError
 from cuda_ci.frontend import ComponentBuild, build_environ, check_clone, run_frontend
 from cuda_ci.git import Git
 from cuda_ci.log import Reporter
@@ -36,6 +37,29 @@ def sibling_wheels(
         lock = _FOLDER_LOCKS.setdefault(dest.resolve(), threading.Lock())
     with lock:
         return _build_once(repo, commit, needed, dest, reporter, python, sdists=False)
+
+
+def folder_siblings(folder: Path, commit: str, unit: ReleaseUnit) -> list[Path]:
+    """The sibling wheels ``build`` put in a release folder; refused (never built here) when missing.
+
+    Every stage after build reads them from the folder, so a folder that lacks them is incomplete:
+    it was not made by ``cuda-ci build`` (or was cut short), and nothing later makes up for it.
+    """
+    needed = dependency_closure(unit)
+    if not needed:
+        return []
+    dest = folder / SIBLINGS_DIR
+    marker = dest / f".commit-{commit}"
+    wheels = sorted(p for p in dest.glob("*.whl") if p.is_file() and not p.is_symlink()) if dest.is_dir() else []
+    found = {p.name.split("-")[0].lower() for p in wheels}
+    missing = [c.distribution for c in needed if c.project_name.lower() not in found]
+    if dest.is_symlink() or not marker.is_file() or missing:
+        names = ", ".join(missing or [c.distribution for c in needed])
+        raise CudaCiError(
+            f"{dest} lacks the sibling wheels {unit.name} needs ({names}, built by `cuda-ci build` at {commit[:12]}): "
+            "the release folder is incomplete; build it again (cuda-ci build, or the whole release)"
+        )
+    return wheels
 
 
 def sibling_sdists(repo: Path, commit: str, unit: ReleaseUnit, dest: Path, reporter: Reporter) -> list[Path]:

@@ -34,7 +34,7 @@ from cuda_ci.releases import GitHubReleases, LocalReleases, ReleaseHost
 from cuda_ci.rerun import target_outcomes
 from cuda_ci.secrets import redact
 from cuda_ci.settings import IndexName, Settings
-from cuda_ci.siblings import SIBLINGS_DIR, sibling_wheels
+from cuda_ci.siblings import folder_siblings
 from cuda_ci.uploads import IndexTarget
 
 
@@ -103,7 +103,7 @@ def dry_run_indexes(
     the upload that publish checks.
     """
     unit = get_unit(manifest["component"])
-    siblings = sibling_wheels(repo, manifest["commit"], unit, folder.path / SIBLINGS_DIR, reporter)
+    siblings = folder_siblings(folder.path, manifest["commit"], unit)
     names: list[IndexName] = [name for name in ("testpypi", "pypi") if name in targets]
     running = settings.runner.dry_run_index_urls or {}
     env = clean_environ(TWINE_USERNAME="cuda-ci", TWINE_PASSWORD="dry-run", TWINE_NON_INTERACTIVE="1")

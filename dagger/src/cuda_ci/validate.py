@@ -25,7 +25,7 @@ from cuda_ci.process import PYTHON, run
 from cuda_ci.safepaths import FolderProblem, listed_file
 from cuda_ci.sdistchecks import sdist_checks
 from cuda_ci.sdists import extract_sdist
-from cuda_ci.siblings import SIBLINGS_DIR, sibling_wheels
+from cuda_ci.siblings import folder_siblings
 from cuda_ci.variants import missing_variants
 from cuda_ci.wheels import cibuildwheel_identifiers, wheel_identifiers
 
@@ -293,7 +293,7 @@ def validate_release(folder: ReleaseFolder, repo: Path, extra_dist: Path | None,
         extra_windows = windows_identifiers(folder, unit, extra) if extra else []
         dists = static_checks(folder, manifest, unit, extra_windows, findings)
         findings.raise_if_any("validate")
-    siblings = sibling_wheels(repo, manifest["commit"], unit, folder.path / SIBLINGS_DIR, reporter)
+    siblings = folder_siblings(folder.path, manifest["commit"], unit)
     # The tools only read dist/, the install only writes its own environment: side by side, each
     # with its own findings, merged in a fixed order so that the manifest does not depend on timing.
     tools_findings, install_findings = Findings(), Findings()
@@ -319,7 +319,7 @@ def smoke_release(folder: ReleaseFolder, repo: Path, python: str, reporter: Repo
     manifest = folder.load()
     unit = get_unit(manifest["component"])
     dists = [identify(p) for p in dist_files(folder, manifest)]
-    siblings = sibling_wheels(repo, manifest["commit"], unit, folder.path / SIBLINGS_DIR, reporter)
+    siblings = folder_siblings(folder.path, manifest["commit"], unit)
     findings = Findings()
     install_checks(dists, unit, manifest, folder, siblings, reporter, findings, python)
     findings.raise_if_any(f"smoke install with {python}")
