@@ -1,11 +1,17 @@
-"""Render the lazy call chains the Dagger SDK builds offline (no engine), for assertions."""
+"""Render the lazy call chains the Dagger SDK builds offline (no engine), for assertions; and the
+release plans those chains are made from, decided offline."""
 
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from cuda_ci.components import get_unit
+from cuda_ci.plan import Mode, PlanOptions, ReleasePlan, RepositoryState, WheelJob, plan_release
+from tests.helpers import REPO_ROOT
 
 
 @dataclass(frozen=True)
@@ -57,3 +63,74 @@ def contains_chain(outer: list[Call], inner: list[Call]) -> bool:
 
 def execs(chain: list[Call]) -> list[list[str]]:
     return [c.args["args"] for c in walk(chain) if c.name == "withExec"]
+
+
+def derives_from(outer: list[Call], inner: list[Call]) -> bool:
+    """Whether an argument somewhere inside ``outer`` is ``inner`` or a chain built on it (a folder
+    with more files laid over it, say): what a consumer reads holds what ``inner`` made."""
+    for call in walk(outer):
+        for value in call.args.values():
+            if isinstance(value, list) and value[: len(inner)] == inner:
+                return True
+    return False
+
+
+def chains(chain: list[Call]) -> Iterator[list[Call]]:
+    """``chain`` and every chain inside it, depth first."""
+    yield chain
+    for call in chain:
+        for value in call.args.values():
+            yield from _chains_in(value)
+
+
+def _chains_in(value: Any) -> Iterator[list[Call]]:
+    if isinstance(value, list) and value and isinstance(value[0], Call):
+        yield from chains(value)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _chains_in(item)
+
+
+def own_exec(chain: list[Call]) -> list[str]:
+    """The last command a container chain runs itself (not one inside a chain it reads)."""
+    return [c.args["args"] for c in chain if c.name == "withExec"][-1]
+
+
+# --- release plans made offline (what `cuda-ci plan --runner=dagger --json` would print) ----------
+FAKE_COMMIT = "0" * 40
+
+
+@functools.cache
+def wheel_jobs(unit_name: str) -> tuple[WheelJob, ...]:
+    """cibuildwheel's Linux jobs for the unit's platform component, as the plan takes them."""
+    from cuda_ci.wheelplan import linux_wheel_jobs
+
+    platform = [c for c in get_unit(unit_name).components if c.wheel == "platform"]
+    if not platform:
+        return ()
+    return tuple(
+        WheelJob(identifier=job.identifier, platform=job.platform, image=job.image, python=str(job.python))
+        for job in linux_wheel_jobs(REPO_ROOT / platform[0].dir)
+    )
+
+
+def offline_plan(
+    unit_name: str,
+    tag: str | None,
+    mode: Mode = "release",
+    *,
+    dry_run: bool = False,
+    no_publish: bool = False,
+    extra_dist: bool = False,
+    ref: str | None = None,
+) -> ReleasePlan:
+    """The Dagger runner's release plan for this checkout's components, at a fake commit."""
+    unit = get_unit(unit_name)
+    version = tag.removeprefix(unit.tag_prefix) if tag else "0.1.dev1+g0000000"
+    state = RepositoryState(
+        commit=FAKE_COMMIT,
+        versions={c.distribution: version for c in unit.components},
+        wheel_jobs=wheel_jobs(unit_name),
+    )
+    options = PlanOptions(runner="dagger", dry_run=dry_run, no_publish=no_publish, extra_dist=extra_dist)
+    return plan_release(unit, tag, mode, ref, options, state)

@@ -11,7 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from cuda_ci import checks
+from cuda_ci.build import BuildSource
 from cuda_ci.cli import main
+from cuda_ci.components import get_unit
+from cuda_ci.declared import check_unit, requirements_for_tests
+from cuda_ci.git import Git
+from cuda_ci.log import Reporter
+from cuda_ci.manifest import ReleaseFolder
+from cuda_ci.plan import installed_test_steps
+from cuda_ci.process import PYTHON
 from tests.helpers import REPO_ROOT, git
 
 pytestmark = pytest.mark.e2e
@@ -40,6 +49,31 @@ def test_a_test_job_builds_validates_documents_and_runs_the_units_tests(
     # one wheel, a compiled build per declared variant (CUDA_CORE_BUILD_MAJOR=12 and 13), no Cython source
     assert {n.split("/")[2] for n in names if n.endswith(".so")} == {"_cu12", "_cu13"}
     assert not [n for n in names if n.endswith((".pyx", ".c"))]
+    _the_gpu_jobs_test_step_imports_the_installed_wheels(monorepo, out, tmp_path)
+
+
+def _the_gpu_jobs_test_step_imports_the_installed_wheels(repo: Path, folder: Path, tmp_path: Path) -> None:
+    """The GPU job's test step, as the plan gives it (argv, working folder), run here on the built
+    wheels: without a GPU the gpu tests skip, but collection and imports run, from the wheels; run
+    as ``python -m pytest`` from the same folder, the source tree would shadow them, and the guard stops it."""
+    unit = get_unit("cuda-core")
+    manifest = json.loads((folder / "release-manifest.json").read_text())
+    source = BuildSource(unit=unit, commit=manifest["commit"])
+    reporter = Reporter()
+    requirements = requirements_for_tests(check_unit(Git(repo), manifest["commit"], unit).values(), [])
+    env = checks.installed_env(source, ReleaseFolder(folder), PYTHON, requirements, tmp_path, reporter)
+    [step] = installed_test_steps(unit, str(env.script("pytest").parent), str(repo), marker="gpu")
+    assert step.workdir == f"{repo}/cuda_core" and "-m" in step.argv and "gpu" in step.argv
+    ran = subprocess.run(step.argv, cwd=step.workdir, capture_output=True, text=True)
+    assert ran.returncode in (0, 5), ran.stdout[-3000:]  # 5: every test deselected or skipped is fine here
+    where = [str(env.python), "-c", "import sysconfig; print(sysconfig.get_path('platlib'))"]
+    site = subprocess.run(where, capture_output=True, text=True).stdout.strip()
+    assert f"cuda-ci wheel guard: cuda.core imported from {site}" in ran.stdout, ran.stdout[-3000:]
+    shadowing = [str(env.python), "-m", "pytest", *step.argv[1:]]
+    shadowed = subprocess.run(shadowing, cwd=step.workdir, capture_output=True, text=True)
+    assert shadowed.returncode == 4, shadowed.stdout[-3000:]
+    assert f"cuda.core was imported from {repo}/cuda_core/cuda/core" in shadowed.stdout
+    assert "the source tree shadows the installed wheel" in shadowed.stdout
 
 
 def test_a_failing_unit_test_fails_the_job(monorepo: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -95,6 +95,7 @@ def test_a_docs_warning_in_each_component_stops_the_release_before_publish(
     for distribution in ("cuda-bindings", "cuda-python"):  # the cause of docs beside validate, kept
         assert any(e.startswith(f"Sphinx build of {distribution} docs failed") for e in run_log["errors"])
     assert not (out / "github-release").exists(), "no GitHub release"
-    # The embedded indexes started beside validate and docs hold the siblings only, none of the release's files.
+    # Publish's nodes never ran: no embedded index holds any of the release's files.
     held = [p.name for p in (out / "index").rglob("*") if p.is_file()]
-    assert held and not [name for name in held if name.startswith(("cuda_bindings", "cuda_python"))]
+    assert not [name for name in held if name.startswith(("cuda_bindings", "cuda_python"))]
+    assert {n["node"] for n in run_log["nodes"]} == {"preflight", "build", "validate", "docs"}

@@ -50,6 +50,9 @@ def _assert_published(folder: Path, tag: str, github: FakeGitHub, indexes: dict[
     run_log = json.loads((folder / "run-log.json").read_text())
     assert run_log["status"] == "succeeded"
     assert set(run_log["stages"]) == {"preflight", "build", "validate", "docs", "publish"}
+    publish = [f"publish:{t}" for t in ("github", "testpypi", "pypi", "finalize")]
+    assert [n["node"] for n in run_log["nodes"]][-5:] == ["record-docs", *publish], "the plan's order"
+    assert {n["node"] for n in run_log["nodes"]} == {"preflight", "build", "validate", "docs", "record-docs", *publish}
     sums = subprocess.run(
         ["sha256sum", "-c", str(folder / "SHA256SUMS")],
         cwd=github_assets_dir(github, tag, folder),

@@ -183,7 +183,9 @@ def test_a_folder_whose_docs_failed_is_refused_naming_the_docs_stage(
     out = tmp_path / "snap"
     argv = ["release", "--snapshot", "--component", "cuda-pathfinder", "--repo", str(tagged_repo), "--out", str(out)]
     assert main(argv) == 1
-    docs = _manifest(out)["docs"]
+    # Docs ran beside validate and failed: their outcome is kept beside the manifest (record-docs never ran).
+    assert "docs" not in _manifest(out)
+    docs = json.loads((out / "docs-outcome.json").read_text())
     assert docs["status"] == "failed" and "Sphinx build of cuda-pathfinder docs failed" in docs["detail"]
     capsys.readouterr()
     assert _publish(out, tagged_repo, "--dry-run") == 1

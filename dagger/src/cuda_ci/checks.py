@@ -91,7 +91,30 @@ def unit_tests(
     marker: str | None = None,
 ) -> list[tuple[str, str]]:
     """Each component's tests from its own folder (its own pytest configuration), against the
-    installed wheels: pytest's console script does not put the folder's sources on ``sys.path``."""
+    installed wheels: the plan's test steps (:func:`cuda_ci.plan.installed_test_steps`)."""
+    env = installed_env(source, folder, python, requirements, tmp, reporter)
+    outputs: list[tuple[str, str]] = []
+    problems: list[str] = []
+    with git.worktree(source.commit) as tree:
+        for step in installed_test_steps(source.unit, str(env.script("pytest").parent), str(tree), marker):
+            if not (Path(step.workdir) / "tests").is_dir():
+                continue
+            try:
+                what = f"tests of {step.component}"
+                result = run(list(step.argv), what=what, reporter=reporter, cwd=Path(step.workdir))
+            except CommandError as error:
+                problems += [f"the tests of {step.component} failed against the built wheels", *error.problems]
+                continue
+            outputs.append((step.component, result.stdout))
+    if problems:
+        raise CudaCiError(*problems)
+    return outputs
+
+
+def installed_env(
+    source: BuildSource, folder: ReleaseFolder, python: str, requirements: Sequence[str], tmp: Path, reporter: Reporter
+) -> Env:
+    """A fresh environment with the folder's wheels, its siblings, the test groups and the wheel guard."""
     manifest = folder.load()
     siblings = folder_siblings(folder.path, source.commit, source.unit)
     env = Env.create(tmp / "test-env", reporter, python)
@@ -109,19 +132,4 @@ def unit_tests(
         python=python,
     )
     install_wheel_guard(env, reporter)
-    outputs: list[tuple[str, str]] = []
-    problems: list[str] = []
-    with git.worktree(source.commit) as tree:
-        for step in installed_test_steps(source.unit, str(env.script("pytest").parent), str(tree), marker):
-            if not (Path(step.workdir) / "tests").is_dir():
-                continue
-            try:
-                what = f"tests of {step.component}"
-                result = run(list(step.argv), what=what, reporter=reporter, cwd=Path(step.workdir))
-            except CommandError as error:
-                problems += [f"the tests of {step.component} failed against the built wheels", *error.problems]
-                continue
-            outputs.append((step.component, result.stdout))
-    if problems:
-        raise CudaCiError(*problems)
-    return outputs
+    return env

@@ -160,7 +160,13 @@ def release(
     if out is not None:  # refused before anything runs; the default folder is known from the plan
         ReleaseFolder.fresh(out.resolve())
     options = PlanOptions(runner="host", dry_run=dry_run, no_publish=no_publish, extra_dist=extra_dist is not None)
-    decided = commands.plan(repo=repo, selection=selection, options=options, reporter=reporter)
+    try:
+        decided = commands.plan(repo=repo, selection=selection, options=options, reporter=reporter)
+    except UsageError:
+        raise
+    except CudaCiError:  # no plan without a commit (a missing tag): preflight tells every finding at once
+        commands.preflight(repo=repo, selection=selection, dry_run=dry_run, settings=settings, reporter=reporter)
+        raise
     git = Git.open(repo)
     folder = ReleaseFolder.fresh((out or git.root / ".release" / decided.folder).resolve())
     source = decided.source

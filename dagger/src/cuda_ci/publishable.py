@@ -47,6 +47,8 @@ def docs_problems(folder: ReleaseFolder, manifest: Manifest) -> list[str]:
     """The docs are part of what is published: built by the docs stage, for every component."""
     rerun = f"cuda-ci docs --release-dir {folder.path}"
     docs = manifest.get("docs")
+    if docs is None and (folder.path / DOCS_OUTCOME).is_file():  # docs ran beside validate, then the run stopped
+        docs = read_docs_outcome(folder)
     if docs is None:
         return [f"the docs of {folder.path} were not built: run the docs stage (`{rerun}`), then publish again"]
     if docs["status"] != "built":

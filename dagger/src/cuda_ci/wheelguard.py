@@ -43,6 +43,11 @@ def shadowed(names: list[str]) -> list[str]:
     return problems
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    for name in config.getoption("--cuda-ci-installed"):
+        terminalreporter.write_line(f"cuda-ci wheel guard: {name} imported from {imported_from(name)}")
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     problems = shadowed(session.config.getoption("--cuda-ci-installed"))
     if problems:
