@@ -1,14 +1,20 @@
 """The Dagger layer, inspected offline: the SDK builds lazy call chains without an engine.
 
-Nothing here runs Dagger; these tests prove what the graph would ask the engine to do.
+Nothing here runs Dagger; these tests prove what the graph would ask the engine to do. Every graph
+is derived from a release plan (``cuda_ci.plan``), decided here offline (``offline_plan``), and the
+host executor (``cuda_ci.hostrun``) is held to run the very same nodes.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import inspect
+import json
 import re
+import threading
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
@@ -18,32 +24,59 @@ import pytest
 from dagger._exceptions import QueryErrorValue
 
 import dagger
+from cuda_ci import hostrun
 from cuda_ci.cli import build_parser
 from cuda_ci.cliflags import HANDOFF
-from cuda_ci.components import unit_names
+from cuda_ci.components import get_unit, unit_names
 from cuda_ci.graphparts import (
+    CUDA_CI,
     CUDA_IMAGE,
+    NODE_PATHS,
     TOOL_PYTHON,
-    TOOL_PYTHON_VERSION,
     TOOLING_IMAGE,
     MissingHistoryError,
     python_path,
+)
+from cuda_ci.log import Reporter
+from cuda_ci.main import NODE_OUTPUT, CiJobsFailed, CudaCi
+from cuda_ci.plan import (
+    TOOL_PYTHON_VERSION,
+    WHEEL_GUARD,
+    Mode,
+    Node,
+    ReleasePlan,
+    fill,
+    installed_test_steps,
     smoke_versions,
 )
-from cuda_ci.main import CiJobsFailed, CudaCi
+from cuda_ci.settings import Settings
 from cuda_ci.wheelplan import linux_wheel_jobs, tooling_image
 from dagger import dag
-from tests.dagger_render import Call, contains_chain, execs, render, walk
+from tests.dagger_render import (
+    Call,
+    chains,
+    contains_chain,
+    derives_from,
+    execs,
+    offline_plan,
+    own_exec,
+    render,
+    walk,
+    wheel_jobs,
+)
 from tests.helpers import REPO_ROOT
 
-FUNCTIONS = ["build", "ci", "docs", "lint", "preflight", "publish", "release", "test", "validate"]
+FUNCTIONS = ["build", "ci", "docs", "lint", "plan", "preflight", "publish", "release", "test", "validate"]
 JOBS = linux_wheel_jobs(REPO_ROOT / "cuda_bindings")
+TAGS = {"cuda-pathfinder": "cuda-pathfinder-v1.3.0", "cuda-bindings": "v13.1.0", "cuda-core": "cuda-core-v0.3.0"}
 TOKENS = {
     "GITHUB_TOKEN": dag.set_secret("gh", "ghs_secret_value_for_graph_tests"),
     "CUDA_CI_TESTPYPI_TOKEN": dag.set_secret("tp", "pypi-testpypi-secret-value"),
     "CUDA_CI_PYPI_TOKEN": dag.set_secret("pp", "pypi-pypi-secret-value"),
 }
 PLAINTEXTS = ["ghs_secret_value_for_graph_tests", "pypi-testpypi-secret-value", "pypi-pypi-secret-value"]
+INVOCATION = "0123456789abcdef"
+MODULE = CudaCi(source=dag.directory())  # type: ignore[call-arg]
 
 
 @pytest.fixture
@@ -51,20 +84,68 @@ def module() -> CudaCi:
     return CudaCi(source=dag.directory())  # type: ignore[call-arg]
 
 
+# --- plans and their graphs, made once per test session -------------------------------------------
+def _plan(
+    unit_name: str, tag: str | None, mode: Mode = "release", dry_run: bool = False, no_publish: bool = False
+) -> ReleasePlan:
+    """The Dagger runner's plan for this checkout, offline (cibuildwheel's jobs, a fake commit)."""
+    return offline_plan(unit_name, tag, mode, dry_run=dry_run, no_publish=no_publish)
+
+
+@functools.cache
+def _graph(
+    unit: str = "cuda-bindings", dry_run: bool = False, no_publish: bool = False
+) -> tuple[ReleasePlan, dict[str, dagger.Directory]]:
+    """A tag's release plan and what each of its nodes made in the Dagger graph, by node id."""
+    plan = _plan(unit, TAGS[unit], dry_run=dry_run, no_publish=no_publish)
+    return plan, MODULE.plan_graph(plan, None, TOKENS, "NVIDIA/cuda-python", INVOCATION)
+
+
+@functools.cache
+def _node_chain(unit: str, dry_run: bool, no_publish: bool, node_id: str) -> list[Call]:
+    """The chain of the container that runs one node, ending in the folder it made."""
+    return render(_graph(unit, dry_run, no_publish)[1][node_id])
+
+
+def _release(unit: str = "cuda-bindings", *, dry_run: bool = False, no_publish: bool = False) -> list[Call]:
+    """The whole release, as the release function returns it: what the plan's last node made."""
+    plan, _ = _graph(unit, dry_run, no_publish)
+    return _node_chain(unit, dry_run, no_publish, plan.nodes[-1].id)
+
+
 def _images(chain: list[Call]) -> set[str]:
     return {c.args["address"] for c in walk(chain) if c.name == "from"}
 
 
-INVOCATION = "0123456789abcdef"
-GATE: dict[str, str | None] = {"status": "verified", "run_url": "https://github.com/NVIDIA/cuda-python/actions/runs/1"}
+def _bases(chain: list[Call]) -> set[tuple[str | None, str]]:
+    """(platform, image) of every container the chain starts, nested ones included."""
+    return {(c[0].args.get("platform"), c[1].args["address"]) for c in chains(chain) if c[0].name == "container"}
 
 
-def _release(module: CudaCi, *, dry_run: bool = False, no_publish: bool = False) -> list[Call]:
-    gate = GATE
-    graph = module.release_graph(
-        ["--tag=v13.1.0"], JOBS, gate, None, no_publish, dry_run, TOKENS, "NVIDIA/cuda-python", INVOCATION
-    )
-    return render(graph)
+def _node_execs(chain: list[Call]) -> dict[str, list[list[str]]]:
+    """Every distinct cuda-ci argv in the chain, by the plan node it runs as (``--node=ID``)."""
+    found: dict[str, list[list[str]]] = {}
+    for argv in execs(chain):
+        node = _flag(argv, "--node")
+        if argv[0] == CUDA_CI and node is not None and argv not in found.setdefault(node, []):
+            found[node].append(argv)
+    return found
+
+
+def _flag(argv: Sequence[str], flag: str) -> str | None:
+    """The value of ``--flag=value`` in an argv (how the plan writes its hand-off flags)."""
+    return next((a.split("=", 1)[1] for a in argv if a.startswith(f"{flag}=")), None)
+
+
+def _top(chain: list[Call], name: str) -> list[Call]:
+    """The chain's own calls of that name (not those of the chains it reads)."""
+    return [c for c in chain if c.name == name]
+
+
+def _mounted(chain: list[Call], path: str) -> list[Call]:
+    (mount,) = [c for c in _top(chain, "withDirectory") if c.args["path"] == path]
+    source: list[Call] = mount.args["source"]
+    return source
 
 
 def test_the_module_registers_every_function_with_docs() -> None:
@@ -89,90 +170,142 @@ def test_the_module_registers_every_function_with_docs() -> None:
 
 
 def test_every_image_is_pinned_by_digest_and_the_tooling_pin_is_cibuildwheels(module: CudaCi) -> None:
-    chains = [
-        _release(module),
+    chains_ = [
+        _release(),
+        _release("cuda-core"),
         render(module.test_container("cuda-core", "3.12", gpu=True)),
         render(module.lint_container()),
+        render(module.plan_container(["--tag=v13.1.0"])),
     ]
-    images = set().union(*(_images(c) for c in chains))
+    images = set().union(*(_images(c) for c in chains_))
     assert images, "the graph starts from images"
     assert all("@sha256:" in image for image in images), images
     assert tooling_image() == TOOLING_IMAGE, "keep TOOLING_IMAGE equal to cibuildwheel's pinned manylinux_2_28"
     assert CUDA_IMAGE in images
+    # Every container names its platform: the manylinux images are single-architecture.
+    bases = set().union(*(_bases(c) for c in chains_))
+    expected = {(j.platform, j.image) for j in JOBS} | {("linux/amd64", TOOLING_IMAGE), ("linux/amd64", CUDA_IMAGE)}
+    assert bases == expected
 
 
-def test_wheel_builds_cover_exactly_cibuildwheels_identifiers(module: CudaCi) -> None:
-    chain = render(module.build_graph(["--tag=v13.1.0"], JOBS))
-    per_job = [a for a in execs(chain) if "--wheels-only" in a]
-    assert sorted(_flag(a, "--build-python") for a in per_job) == sorted(str(j.python) for j in JOBS)
-    platforms = [c.args["platform"] for c in walk(chain) if c.name == "container" and "platform" in c.args]
-    assert sorted(platforms) == sorted(j.platform for j in JOBS)
-    assert {j.image for j in JOBS} <= _images(chain)
-    wheel_builds = [a for a in execs(chain) if "--wheels-only" in a]
+def test_wheel_builds_cover_exactly_cibuildwheels_identifiers() -> None:
+    plan, _ = _graph()
+    wheels = plan.of_kind("wheel")
+    assert [(w.identifier, w.platform, w.image, w.python) for w in wheels] == [
+        (j.identifier, j.platform, j.image, str(j.python)) for j in JOBS
+    ]
+    for job in JOBS:
+        chain = _node_chain("cuda-bindings", False, False, f"wheel:{job.identifier}")
+        assert chain[0].args == {"platform": job.platform} and chain[1].args == {"address": job.image}
+        python = str(job.python)
+        assert [python, "-m", "pip", "install", "--quiet", "build"] in execs(chain)
+        assert own_exec(chain) == [CUDA_CI, "build", "--tag=v13.1.0", "--component=cuda-bindings", "--wheels-only",
+                                   f"--build-python={python}", "--repo", "/src", "--out", "/out",
+                                   f"--node=wheel:{job.identifier}"]  # fmt: skip
+        assert chain[-1].name == "directory" and chain[-1].args["path"] == NODE_OUTPUT["wheel"]
+    per_job = [a for a in execs(_release()) if "--wheels-only" in a]
+    assert sorted({_flag(a, "--build-python") for a in per_job}) == sorted({str(j.python) for j in JOBS})
     # upstream's selection: CPython 3.10-3.14 and free-threaded 3.14t (cibuildwheel 4 has no 3.13t), two arches
-    assert len(wheel_builds) == len(JOBS) == 12
+    assert len({tuple(a) for a in per_job}) == len(JOBS) == 12
     assert {j.identifier.split("-")[0] for j in JOBS} == {"cp310", "cp311", "cp312", "cp313", "cp314", "cp314t"}
     assert {j.arch for j in JOBS} == {"x86_64", "aarch64"}
-    once = ["--tag=v13.1.0", "--built-by=dagger", "--prebuilt-wheels=/prebuilt", "--repo", "/src", "--out", "/release"]
-    assert ["/opt/cuda-ci/bin/cuda-ci", "build", *once] in execs(chain)
+    once = ["--tag=v13.1.0", "--component=cuda-bindings", "--built-by=dagger", "--prebuilt-wheels=/prebuilt",
+            "--preflight-result=/preflight/preflight.json", "--repo", "/src", "--out=/release", "--node=build"]  # fmt: skip
+    assert [CUDA_CI, "build", *once] in execs(_release())
 
 
-def test_compiled_cuda_core_has_wheel_jobs_for_the_same_selection(module: CudaCi) -> None:
+def test_compiled_cuda_core_has_wheel_jobs_for_the_same_selection() -> None:
     core_jobs = linux_wheel_jobs(REPO_ROOT / "cuda_core")
     assert [j.identifier for j in core_jobs] == [j.identifier for j in JOBS]
-    chain = render(module.build_graph(["--tag=cuda-core-v0.3.0"], core_jobs))
-    wheel_builds = [a for a in execs(chain) if "--wheels-only" in a]
+    assert [j.identifier for j in wheel_jobs("cuda-core")] == [j.identifier for j in core_jobs]
+    wheel_builds = {tuple(a) for a in execs(_release("cuda-core")) if "--wheels-only" in a}
     assert len(wheel_builds) == 12 and all("--tag=cuda-core-v0.3.0" in a for a in wheel_builds)
     assert "/opt/python/cp314-cp314t/bin/python" in {_flag(a, "--build-python") for a in wheel_builds}
 
 
-def test_stages_hand_the_same_directory_along(module: CudaCi) -> None:
-    built = render(module.build_graph(["--tag=v13.1.0"], JOBS, GATE))
-    smokes = smoke_versions([j.identifier for j in JOBS])
-    validated = module.validate_graph(module.build_graph(["--tag=v13.1.0"], JOBS, GATE), None, smokes)
-    assert contains_chain(render(validated), built), "validate consumes build's Directory"
-    documented = render(module.docs_graph(validated))
-    assert contains_chain(documented, render(validated)), "docs consume validate's Directory"
-    released = _release(module)
-    assert contains_chain(released, documented), "publish consumes docs' Directory"
-    builds = {tuple(a) for a in execs(released) if a[:2] == ["/opt/cuda-ci/bin/cuda-ci", "build"]}
+def test_pure_cuda_pathfinder_builds_once_without_wheel_jobs_or_smoke_runs() -> None:
+    plan, _ = _graph("cuda-pathfinder")
+    assert not plan.of_kind("wheel") and not plan.of_kind("smoke")
+    chain = _release("cuda-pathfinder")
+    assert not [a for a in execs(chain) if "--wheels-only" in a or a[1:2] == ["smoke"]]
+    build = _node_chain("cuda-pathfinder", False, False, "build")
+    assert "--prebuilt-wheels=/prebuilt" not in own_exec(build)
+    assert not [c for c in _top(build, "withDirectory") if c.args["path"] == "/prebuilt"]
+
+
+def test_nodes_hand_the_same_directory_along() -> None:
+    """Each node reads the Directory the nodes it needs made: one graph, one build, what was validated is published."""
+    plan, made = _graph()
+    chain = functools.partial(_node_chain, "cuda-bindings", False, False)
+    build = chain("build")
+    assert _mounted(build, "/preflight") == chain("preflight"), "build reads preflight's folder, as it made it"
+    assert chain("preflight")[-1].args["path"] == NODE_OUTPUT["preflight"] == "/preflight"
+    prebuilt = _mounted(build, "/prebuilt")
+    for wheel in plan.of_kind("wheel"):
+        assert contains_chain(prebuilt, chain(wheel.id)), f"{wheel.id}'s wheel is in /prebuilt"
+    for node_id in ("validate", "docs"):
+        assert _mounted(chain(node_id), "/release") == build, f"{node_id} reads build's Directory"
+    for smoke in plan.of_kind("smoke"):
+        assert _mounted(chain(smoke.id), "/release") == chain("validate"), f"{smoke.id} reads validate's"
+    record = _mounted(chain("record-docs"), "/release")
+    assert record[: len(chain("validate"))] == chain("validate"), "record-docs reads validate's folder"
+    for other in ("docs", *(s.id for s in plan.of_kind("smoke"))):
+        assert derives_from(record, chain(other)), f"with what {other} made laid over it"
+    previous = "record-docs"
+    for publish in plan.of_kind("publish"):
+        assert _mounted(chain(publish.id), "/release") == chain(previous), f"{publish.id} reads {previous}'s"
+        previous = publish.id
+    released = _release()
+    assert released == chain(plan.nodes[-1].id) and set(made) == {n.id for n in plan.nodes}
+    builds = {tuple(a) for a in execs(released) if a[:2] == [CUDA_CI, "build"] and "--wheels-only" not in a}
     # The same node may appear under several consumers; the engine runs it once. One build of the sdists and manifest.
-    assert len([b for b in builds if "--wheels-only" not in b]) == 1
+    assert len(builds) == 1
     assert not any(c.name == "host" for c in walk(released)), "no dag.host() inside functions"
     assert not any(c.name in ("http", "git") and c.type_name == "Query" for c in walk(released)), "no re-download"
 
 
-def _flag(argv: list[str], flag: str) -> str | None:
-    """The value of ``--flag=value`` in an argv (how main.py passes the hand-off flags)."""
-    return next((a.split("=", 1)[1] for a in argv if a.startswith(f"{flag}=")), None)
-
-
 def _cuda_ci_argvs(chain: list[Call]) -> list[list[str]]:
-    return [a[1:] for a in execs(chain) if a and a[0] == "/opt/cuda-ci/bin/cuda-ci"]
+    return [a[1:] for a in execs(chain) if a and a[0] == CUDA_CI]
+
+
+def _standalone_chains(module: CudaCi, dry_run: bool) -> list[list[Call]]:
+    """The functions that run nodes outside a release: test, validate, docs, publish, plan."""
+    published = anyio.run(CudaCi.publish, module, dag.directory(), "all", dry_run)
+    return [
+        render(module.test_container("cuda-core", "3.13", gpu=False)),
+        render(module.single_node(["validate"], dag.directory(), dag.directory())),
+        render(module.single_node(["docs"], dag.directory())),
+        render(published),
+        render(module.plan_container(["--tag=v13.1.0", *(["--dry-run"] if dry_run else [])])),
+    ]
 
 
 @pytest.mark.parametrize("dry_run", [False, True])
 def test_every_cuda_ci_argv_the_module_runs_is_one_the_cli_parses(module: CudaCi, dry_run: bool) -> None:
     """The Dagger → CLI hand-off is the CLI's flags, nothing else: no CUDA_CI_* variable carries a setting."""
-    chain = _release(module, dry_run=dry_run)
-    argvs = _cuda_ci_argvs(chain) + _cuda_ci_argvs(render(module.test_container("cuda-core", "3.13", gpu=False)))
-    checked = module.preflight_container("v13.1.0", None, False, dry_run, None, "NVIDIA/cuda-python", INVOCATION)
-    argvs += _cuda_ci_argvs(render(checked))
-    assert {a[0] for a in argvs} >= {"preflight", "build", "validate", "smoke", "docs", "publish", "test"}
+    chain = _release(dry_run=dry_run)
+    argvs = _cuda_ci_argvs(chain) + [a for c in _standalone_chains(module, dry_run) for a in _cuda_ci_argvs(c)]
+    assert {a[0] for a in argvs} >= {"preflight", "build", "validate", "smoke", "docs", "record-docs", "publish",
+                                     "test", "plan"}  # fmt: skip
     for argv in argvs:
         build_parser().parse_args(argv)  # exits on an unknown flag
-    handed = {n for c in walk(chain) if c.name == "withEnvVariable" for n in [c.args["name"]]}
+    handed = {c.args["name"] for c in walk(chain) if c.name == "withEnvVariable"}
     assert handed <= {"GITHUB_REPOSITORY", "CUDA_CI_INVOCATION", "CUDA_CI_INDEX_NAME", "UV_PYTHON_INSTALL_DIR"}, handed
     builds = [a for a in argvs if a[0] == "build" and "--wheels-only" not in a]
-    assert {(_flag(a, "--ci-gate"), _flag(a, "--ci-run-url"), _flag(a, "--built-by")) for a in builds} == {
-        ("verified", GATE["run_url"], "dagger")
+    # preflight's result reaches build as the file preflight wrote (--out), in the folder it handed on
+    assert {(_flag(a, "--preflight-result"), _flag(a, "--built-by")) for a in builds} == {
+        (f"{NODE_OUTPUT['preflight']}/preflight.json", "dagger")
     }
-    publishes = [a for a in argvs if a[0] == "publish"]
-    if dry_run:
-        assert all(
-            "--dry-run-index=testpypi=http://testpypi:8080" in a and "--dry-run-index=pypi=http://pypi:8080" in a
-            for a in publishes
-        )
+    assert {_flag(a, "--out") for a in argvs if a[0] == "preflight"} == {NODE_PATHS["preflight"]}
+    assert not [a for a in argvs if _flag(a, "--ci-gate") or _flag(a, "--ci-run-url")], "no gate in argv any more"
+    publishes = {_flag(a, "--target"): a for a in argvs if a[0] == "publish" and _flag(a, "--node")}
+    indexes = {t: [x for x in a if x.startswith("--dry-run-index")] for t, a in publishes.items()}
+    assert indexes == {
+        "github": [],
+        "testpypi": ["--dry-run-index=testpypi=http://testpypi:8080"] if dry_run else [],
+        "pypi": ["--dry-run-index=pypi=http://pypi:8080"] if dry_run else [],
+        "finalize": [],
+    }
     smokes = [a for a in argvs if a[0] == "smoke"]
     assert smokes and all(_flag(a, "--build-python") for a in smokes)
 
@@ -180,37 +313,68 @@ def test_every_cuda_ci_argv_the_module_runs_is_one_the_cli_parses(module: CudaCi
 def test_the_smoke_runs_skip_the_tooling_interpreter_whichever_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
     assert python_path(TOOL_PYTHON_VERSION) == TOOL_PYTHON, "the tooling interpreter is named once"
     identifiers = ["cp312-manylinux_x86_64", "cp313-manylinux_x86_64", "cp313-manylinux_aarch64"]
-    monkeypatch.setattr("cuda_ci.graphparts.TOOL_PYTHON_VERSION", "3.13")
+    monkeypatch.setattr("cuda_ci.plan.TOOL_PYTHON_VERSION", "3.13")
     assert smoke_versions(identifiers) == ["3.12"], "validate smoke-tests the tooling interpreter itself"
 
 
-def test_one_smoke_install_per_other_supported_python(module: CudaCi) -> None:
-    assert smoke_versions([j.identifier for j in JOBS]) == ["3.10", "3.11", "3.13", "3.14", "3.14t"]
+def test_one_smoke_install_per_other_supported_python() -> None:
+    versions = smoke_versions([j.identifier for j in JOBS])
+    assert versions == ["3.10", "3.11", "3.13", "3.14", "3.14t"]
     assert python_path("3.14t") == "/opt/python/cp314-cp314t/bin/python", "manylinux's free-threaded prefix"
-    assert {str(j.python) for j in JOBS} >= {python_path(v) for v in smoke_versions([j.identifier for j in JOBS])}
-    chain = _release(module, no_publish=True)
-    smokes = [a for a in execs(chain) if a[1:2] == ["smoke"]]
-    assert len(smokes) == 5
+    assert {str(j.python) for j in JOBS} >= {python_path(v) for v in versions}
+    plan, _ = _graph(no_publish=True)
+    chain = _release(no_publish=True)
+    smokes = {tuple(a) for a in execs(chain) if a[1:2] == ["smoke"]}
+    assert sorted(_flag(a, "--build-python") or "" for a in smokes) == sorted(python_path(v) for v in versions)
+    assert plan.nodes[-1].id == "record-docs"
+    for smoke in plan.of_kind("smoke"):
+        run = _node_chain("cuda-bindings", False, True, smoke.id)
+        assert run[1].args["address"] == TOOLING_IMAGE, "the tooling image holds every interpreter"
+        # The returned folder depends on every smoke run, so none can be skipped.
+        assert own_exec(run) in execs(chain) and smoke.id in plan.node("record-docs").needs
 
 
-def test_tokens_enter_only_as_secrets(module: CudaCi) -> None:
-    chain = _release(module)
-    secret_vars = {c.args["name"] for c in walk(chain) if c.name == "withSecretVariable"}
-    assert secret_vars == set(TOKENS)
+def _secrets_by_node(unit: str, dry_run: bool) -> dict[str, set[str]]:
+    plan, _ = _graph(unit, dry_run)
+    found = {}
+    for node in plan.nodes:
+        chain = _node_chain(unit, dry_run, False, node.id)
+        found[node.id] = {c.args["name"] for c in _top(chain, "withSecretVariable")}
+    return found
+
+
+def test_tokens_enter_only_as_secrets_and_only_where_needed() -> None:
+    by_node = _secrets_by_node("cuda-bindings", False)
+    assert {n: s for n, s in by_node.items() if s} == {
+        "preflight": {"GITHUB_TOKEN"},
+        "publish:github": {"GITHUB_TOKEN"},
+        "publish:testpypi": {"GITHUB_TOKEN", "CUDA_CI_TESTPYPI_TOKEN"},
+        "publish:pypi": {"GITHUB_TOKEN", "CUDA_CI_PYPI_TOKEN"},
+        "publish:finalize": {"GITHUB_TOKEN"},
+    }, "builds, checks and docs see no token; each index token only its own upload"
+    chain = _release()
+    assert {c.args["name"] for c in walk(chain) if c.name == "withSecretVariable"} == set(TOKENS)
     env_names = [c.args["name"] for c in walk(chain) if c.name == "withEnvVariable"]
     assert not [n for n in env_names if "TOKEN" in n or "PASSWORD" in n]
     visible = [c for c in walk(chain) if c.name in ("withExec", "withEnvVariable", "withNewFile", "withLabel")]
     for call in visible:
         assert not any(p in repr(call.args) for p in PLAINTEXTS), call
+    for argv in execs(chain):
+        assert not [a for a in argv if "TOKEN" in a or "token" in a], argv
 
 
-def test_dry_run_publishes_to_pypiserver_services(module: CudaCi) -> None:
-    chain = _release(module, dry_run=True)
-    bindings = [c for c in walk(chain) if c.name == "withServiceBinding"]
-    assert sorted(c.args["alias"] for c in bindings) == ["pypi", "testpypi"]
-    assert all(any(x.name == "asService" for x in c.args["service"]) for c in bindings)
-    assert not any(c.name == "withSecretVariable" for c in walk(chain)), "a dry-run carries no token"
-    assert any("--dry-run" in a for a in execs(chain))
+def test_dry_run_publishes_to_pypiserver_services() -> None:
+    plan, _ = _graph(dry_run=True)
+    bound = {}
+    for node in plan.of_kind("publish"):
+        bindings = _top(_node_chain("cuda-bindings", True, False, node.id), "withServiceBinding")
+        assert all(any(x.name == "asService" for x in c.args["service"]) for c in bindings)
+        bound[node.id] = [c.args["alias"] for c in bindings]
+    assert bound == {"publish:github": [], "publish:testpypi": ["testpypi"], "publish:pypi": ["pypi"],
+                     "publish:finalize": []}  # fmt: skip
+    carried = {n: s for n, s in _secrets_by_node("cuda-bindings", True).items() if s}
+    assert carried == {"preflight": {"GITHUB_TOKEN"}}, "a dry-run publishes with no token (preflight still reads GitHub)"
+    assert all("--dry-run" in own_exec(_node_chain("cuda-bindings", True, False, n.id)) for n in plan.of_kind("publish"))
 
 
 def test_gpu_adds_the_gpu_call_and_only_then(module: CudaCi) -> None:
@@ -218,9 +382,13 @@ def test_gpu_adds_the_gpu_call_and_only_then(module: CudaCi) -> None:
     without = render(module.test_container("cuda-bindings", "3.12", gpu=False))
     assert any(c.name == "experimentalWithAllGPUs" for c in walk(with_gpu))
     assert not any(c.name == "experimentalWithAllGPUs" for c in walk(without))
-    workdirs = [c.args["path"] for c in walk(with_gpu) if c.name == "withWorkdir"]
+    workdirs = [c.args["path"] for c in _top(with_gpu, "withWorkdir")]
     assert workdirs[-2:] == ["/src/cuda_bindings", "/src/cuda_python"], "each component's tests from its own folder"
-    assert [a[-1] for a in execs(with_gpu) if "pytest" in a and "-m" in a][-2:] == ["tests", "tests"]
+    steps = installed_test_steps(get_unit("cuda-bindings"), "/venv/bin", "/src", marker="gpu")
+    tail = [(c.name, c.args.get("path") or c.args.get("args")) for c in with_gpu[-4:]]
+    assert tail == [x for s in steps for x in (("withWorkdir", s.workdir), ("withExec", list(s.argv)))]
+    assert [a for a in execs(with_gpu) if a[0] == "/venv/bin/pytest"] == [list(s.argv) for s in steps]
+    assert all(s.argv[-3:] == ("-m", "gpu", "tests") and s.argv[1:3] == ("-p", WHEEL_GUARD) for s in steps)
     groups = [a for a in execs(with_gpu) if "--group" in a]
     assert groups[0][-4:] == [
         "--group",
@@ -230,8 +398,22 @@ def test_gpu_adds_the_gpu_call_and_only_then(module: CudaCi) -> None:
     ]
 
 
-def test_caches_are_named_volumes(module: CudaCi) -> None:
-    mounts = [c for c in walk(_release(module)) if c.name == "withMountedCache"]
+@pytest.mark.parametrize(("python", "purelib"), [("3.12", "python3.12"), ("3.14t", "python3.14t")])
+def test_the_gpu_job_runs_its_tests_with_the_wheel_guard(module: CudaCi, python: str, purelib: str) -> None:
+    chain = render(module.test_container("cuda-core", python, gpu=True))
+    (guard,) = [c for c in _top(chain, "withFile") if WHEEL_GUARD in c.args["path"]]
+    assert guard.args["path"] == f"/venv/lib/{purelib}/site-packages/{WHEEL_GUARD}.py", "importable by pytest -p"
+    assert guard.args["source"][-1].args == {"path": "dagger/src/cuda_ci/wheelguard.py"}
+    runs = [(i, c.args["args"][0]) for i, c in enumerate(chain) if c.name == "withExec"]
+    last_install = max(i for i, program in runs if program == "uv")
+    first_test = min(i for i, program in runs if program == "/venv/bin/pytest")
+    assert last_install < chain.index(guard) < first_test, "written after the installs, before the tests"
+    assert own_exec(chain)[:3] == ["/venv/bin/pytest", "-p", WHEEL_GUARD]
+    assert "--cuda-ci-installed=cuda.core" in own_exec(chain)
+
+
+def test_caches_are_named_volumes() -> None:
+    mounts = [c for c in walk(_release()) if c.name == "withMountedCache"]
     assert mounts
     keys = {c.args["cache"][0].args["key"] for c in mounts}
     assert keys == {"cuda-ci-pip", "cuda-ci-uv", "cuda-ci-tool-envs"}
@@ -240,8 +422,10 @@ def test_caches_are_named_volumes(module: CudaCi) -> None:
 
 
 # Flags that exist on one side only, by design (DESIGN.md: host-only and Dagger-only arguments); the
-# hand-off flags (cliflags.HANDOFF) are the ones main.py passes itself.
+# hand-off flags (cliflags.HANDOFF) are the ones main.py passes itself; the plan's own flags (a node's
+# id, docs beside validate, the runner a plan is for) are what the plan writes into its nodes.
 HOST_ONLY = {"repo", "debug", "out", "wheels_only", "release_dir", "json", "help"}
+PLAN_ONLY = {"node", "beside_validate", "runner"}
 DAGGER_ONLY = {"python", "gpu", "github_token", "pypi_token", "testpypi_token", "github_repository", "release"}
 
 
@@ -249,10 +433,10 @@ def _cli_flags(command: str) -> set[str]:
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     handoff = {a.dest for g in sub.choices[command]._action_groups if g.title == HANDOFF for a in g._group_actions}
-    return {a.dest for a in sub.choices[command]._actions} - HOST_ONLY - handoff
+    return {a.dest for a in sub.choices[command]._actions} - HOST_ONLY - PLAN_ONLY - handoff
 
 
-@pytest.mark.parametrize("name", ["preflight", "build", "validate", "docs", "publish", "release", "lint", "test", "ci"])
+@pytest.mark.parametrize("name", FUNCTIONS)
 def test_dagger_arguments_mirror_the_cli_flags(name: str) -> None:
     parameters = set(inspect.signature(getattr(CudaCi, name)).parameters) - {"self"} - DAGGER_ONLY
     assert parameters == _cli_flags(name)
@@ -264,6 +448,167 @@ def test_importing_the_module_needs_no_engine() -> None:
     del real_subprocess
     assert Path(inspect.getfile(CudaCi)).name == "main.py"
     assert "dagger" not in (REPO_ROOT / "dagger/src/cuda_ci/__init__.py").read_text().split("import")[-1]
+
+
+# --- the plan, run by both executors (issue 23) ---------------------------------------------------
+HOST_PATHS = {
+    "repo": "/host/repo",
+    "release": "/host/.release/run",
+    "preflight": "/host/tmp/preflight.json",
+    "out": "/host/out",
+    "prebuilt": "/host/prebuilt",
+    "extra": "/host/extra",
+}
+MODES: dict[str, tuple[Mode, bool, str | None]] = {
+    "tag-dry-run": ("release", True, None),
+    "snapshot": ("snapshot", True, None),
+    "rehearsal": ("rehearsal", True, "main"),
+}
+
+
+class Recorder:
+    """Stands in for ``hostrun.run_node``: records each node's start and end instead of running it
+    (the host runs a wave's nodes on threads)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.events: list[tuple[str, str]] = []
+        self.argv: dict[str, list[list[str]]] = {}
+
+    def __call__(self, node_id: str, argv: Sequence[str], settings: Settings, reporter: Reporter) -> None:
+        assert isinstance(reporter, Reporter) and isinstance(settings, Settings)
+        with self.lock:
+            self.events.append(("start", node_id))
+            self.argv.setdefault(node_id, []).append(list(argv))
+        with self.lock:
+            self.events.append(("end", node_id))
+
+
+def _template(argv: Sequence[str], paths: dict[str, str]) -> list[str]:
+    """An executor's argv with its paths put back as the plan's placeholders (whole values only)."""
+    by_value = {value: "{" + name + "}" for name, value in paths.items()}
+    templated = []
+    for arg in argv:
+        flag, sep, value = arg.partition("=")
+        if arg in by_value:
+            templated.append(by_value[arg])
+        elif arg.startswith("--") and sep and value in by_value:
+            templated.append(f"{flag}={by_value[value]}")
+        else:
+            templated.append(arg)
+    return templated
+
+
+def _handoff(plan: ReleasePlan, node: Node) -> list[str]:
+    """What only a container adds to a node's command line: a dry-run upload's index service."""
+    target = _flag(node.argv, "--target")
+    if plan.dry_run and node.kind == "publish" and target in ("testpypi", "pypi"):
+        return [f"--dry-run-index={target}=http://{target}:8080"]
+    return []
+
+
+def _host_run(plan: ReleasePlan) -> Recorder:
+    recorder = Recorder()
+    hostrun.execute_plan(plan, HOST_PATHS, Settings.from_environ({}), Reporter(), runner=recorder)
+    return recorder
+
+
+def _check_host_order(plan: ReleasePlan, events: list[tuple[str, str]]) -> None:
+    for node in plan.nodes:
+        start = events.index(("start", node.id))
+        for need in node.needs:
+            assert events.index(("end", need)) < start, f"host: {node.id} started before {need} ended"
+
+
+def _check_dagger_order(plan: ReleasePlan, made: dict[str, dagger.Directory], runs: dict[str, list[str]]) -> None:
+    for node in plan.nodes:
+        chain = render(made[node.id])
+        assert own_exec(chain) == runs[node.id], f"{node.id}: made[{node.id!r}] is the container that runs it"
+        inside = execs(chain)[:-1]
+        for need in node.needs:
+            assert runs[need] in inside, f"Dagger: {node.id} does not wait for {need}"
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("unit", list(TAGS))
+def test_the_host_and_dagger_run_the_same_plan(unit: str, mode: str) -> None:
+    """One plan, two executors: the same nodes, each with the same command line, in an order the plan allows."""
+    kind, dry_run, ref = MODES[mode]
+    tag = None if kind == "snapshot" else TAGS[unit]
+    plan = offline_plan(unit, tag, kind, dry_run=dry_run, ref=ref)
+    assert ReleasePlan.from_json(json.loads(json.dumps(plan.as_json()))) == plan, "the plan the module reads back"
+    recorder = _host_run(plan)
+    made = MODULE.plan_graph(plan, None, TOKENS, "NVIDIA/cuda-python", INVOCATION)
+    dagger_runs = _node_execs(render(made[plan.nodes[-1].id]))
+    ids = {n.id for n in plan.nodes}
+    assert set(recorder.argv) == ids == set(dagger_runs) == set(made), "every node, and only the plan's"
+    runs: dict[str, list[str]] = {}
+    for node in plan.nodes:
+        (host,) = recorder.argv[node.id]  # each node once
+        (ran,) = dagger_runs[node.id]  # the same node everywhere in the graph: the engine runs it once
+        assert host == fill(node.argv, HOST_PATHS)
+        assert ran == [CUDA_CI, *fill(node.argv, NODE_PATHS), *_handoff(plan, node)]
+        dagger_argv = ran[1 : len(ran) - len(_handoff(plan, node))]
+        assert _template(host, HOST_PATHS) == _template(dagger_argv, NODE_PATHS) == list(node.argv), node.id
+        build_parser().parse_args(host)
+        runs[node.id] = ran
+    _check_host_order(plan, recorder.events)
+    _check_dagger_order(plan, made, runs)
+
+
+# --- the functions: each runs the plan `cuda-ci plan` printed ------------------------------------
+def _printing_plans(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Full history, and a `cuda-ci plan --json` that prints the offline plan of the flags it got."""
+    asked: list[list[str]] = []
+
+    async def exists(self: dagger.Directory, path: str, **_: object) -> bool:
+        return True
+
+    async def stdout(self: dagger.Container) -> str:
+        argv = own_exec(render(self))
+        asked.append(argv)
+        args = build_parser().parse_args(argv[1:])
+        mode: Mode = "snapshot" if args.snapshot else "rehearsal" if args.rehearse else "release"
+        plan = offline_plan(args.component or "cuda-bindings", args.tag, mode, dry_run=args.dry_run,
+                            no_publish=args.no_publish, extra_dist=args.extra_dist, ref=args.ref)  # fmt: skip
+        return json.dumps(plan.as_json())
+
+    monkeypatch.setattr(dagger.Directory, "exists", exists)
+    monkeypatch.setattr(dagger.Container, "stdout", stdout)
+    return asked
+
+
+def test_release_and_build_run_the_plan_cuda_ci_plan_printed(module: CudaCi, monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = _printing_plans(monkeypatch)
+    released = render(anyio.run(functools.partial(CudaCi.release, module, "v13.1.0", dry_run=True)))
+    assert asked[-1] == [CUDA_CI, "plan", "--tag=v13.1.0", "--dry-run", "--runner=dagger", "--json", "--repo", "/src"]
+    plan = _plan("cuda-bindings", "v13.1.0", dry_run=True)
+    expected = _node_execs(_release(dry_run=True))
+    assert _node_execs(released) == expected and set(expected) == {n.id for n in plan.nodes}
+    built = render(anyio.run(functools.partial(CudaCi.build, module, component="cuda-core", snapshot=True)))
+    assert asked[-1][1:] == ["plan", "--component=cuda-core", "--snapshot", "--dry-run", "--no-publish",
+                             "--runner=dagger", "--json", "--repo", "/src"]  # fmt: skip
+    assert own_exec(built)[1] == "build" and _flag(own_exec(built), "--node") == "build"
+    assert not [a for a in execs(built) if a[1:2] in (["validate"], ["docs"], ["publish"])], "build stops at build"
+
+
+def test_preflight_runs_the_plans_preflight_node(module: CudaCi, monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = _printing_plans(monkeypatch)
+    read: list[list[Call]] = []
+
+    async def contents(self: dagger.File) -> str:
+        read.append(render(self))
+        return "{}"
+
+    monkeypatch.setattr(dagger.File, "contents", contents)
+    token = dag.set_secret("gh2", "ghs_other")
+    assert anyio.run(functools.partial(CudaCi.preflight, module, "v13.1.0", github_token=token)) == "{}"
+    assert asked[-1][1:] == ["plan", "--tag=v13.1.0", "--no-publish", "--runner=dagger", "--json", "--repo", "/src"]
+    (chain,) = read
+    assert chain[-1].args == {"path": "preflight.json"} and chain[-2].args == {"path": "/preflight"}
+    assert own_exec(chain[:-1])[1:] == ["preflight", "--tag=v13.1.0", "--component=cuda-bindings", "--json",
+                                        "--repo", "/src", "--out=/preflight/preflight.json", "--node=preflight"]  # fmt: skip
+    assert {c.args["name"] for c in _top(chain, "withSecretVariable")} == {"GITHUB_TOKEN"}
 
 
 # --- behaviour a real engine would show (issue: the module on a real engine) ----------------------
@@ -280,7 +625,7 @@ def _exec_error(command: list[str], exit_code: int, stderr: str) -> dagger.ExecE
 
 
 def _job_name(container: dagger.Container) -> str:
-    argv = next(a for a in reversed(execs(render(container))) if a[0] == "/opt/cuda-ci/bin/cuda-ci")
+    argv = next(a for a in reversed(execs(render(container))) if a[0] == CUDA_CI)
     return "lint" if argv[1] == "lint" else f"test --component {argv[3]}"
 
 
@@ -317,23 +662,27 @@ async def _passing_stdout(self: dagger.Container) -> str:
     return f"{_job_name(self)} ok"
 
 
-def test_side_effecting_steps_are_never_served_from_a_cache(module: CudaCi) -> None:
-    def invocations(chain: list[Call]) -> set[str]:
-        return {
-            c.args["value"]
-            for c in walk(chain)
-            if c.name == "withEnvVariable" and c.args["name"] == "CUDA_CI_INVOCATION"
-        }
+def _invocations(chain: list[Call]) -> set[str]:
+    return {c.args["value"] for c in walk(chain) if c.name == "withEnvVariable" and c.args["name"] == "CUDA_CI_INVOCATION"}
 
+
+def test_side_effecting_steps_are_never_served_from_a_cache(module: CudaCi) -> None:
     first = render(anyio.run(CudaCi.publish, module, dag.directory()))
     second = render(anyio.run(CudaCi.publish, module, dag.directory()))
-    assert len(invocations(first)) == 1 and invocations(first) != invocations(second)
-    released = _release(module, dry_run=True)
-    assert invocations(released) == {INVOCATION}, "publish and both index services are keyed to the call"
-    services = [c for c in walk(released) if c.name == "asService"]
-    assert len(services) == 2
-    built = render(module.build_graph(["--tag=v13.1.0"], JOBS, GATE))
-    assert not invocations(built), "builds stay cacheable: the same commit gives the same files"
+    assert len(_invocations(first)) == 1 and _invocations(first) != _invocations(second)
+    plan, _ = _graph(dry_run=True)
+    assert _invocations(_release(dry_run=True)) == {INVOCATION}, "publish and both index services are keyed to the call"
+    for node in plan.nodes:
+        own = {c.args["value"] for c in _top(_node_chain("cuda-bindings", True, False, node.id), "withEnvVariable")
+               if c.args["name"] == "CUDA_CI_INVOCATION"}  # fmt: skip
+        assert own == ({INVOCATION} if node.kind in ("preflight", "publish") else set()), node.id
+    services = [c.args["service"] for c in walk(_release(dry_run=True)) if c.name == "withServiceBinding"]
+    names = {c.args["value"] for s in services for c in s if c.name == "withEnvVariable" and c.args["name"] == "CUDA_CI_INDEX_NAME"}
+    assert names == {"testpypi", "pypi"}, "two services, not one deduplicated"
+    assert all(_invocations(s) == {INVOCATION} for s in services), "each starts empty in every call"
+    for wheel in plan.of_kind("wheel"):
+        assert not _invocations(_node_chain("cuda-bindings", True, False, wheel.id)), "wheels stay cacheable"
+    assert not _invocations(render(module.lint_container()))
 
 
 def test_publish_returns_the_release_folder(module: CudaCi) -> None:
@@ -341,16 +690,11 @@ def test_publish_returns_the_release_folder(module: CudaCi) -> None:
     assert isinstance(published, dagger.Directory)
     chain = render(published)
     assert chain[-1].name == "directory" and chain[-1].args["path"] == "/release"
-    assert [
-        "/opt/cuda-ci/bin/cuda-ci",
-        "publish",
-        "--release-dir",
-        "/release",
-        "--target",
-        "github",
-        "--repo",
-        "/src",
-    ] in execs(chain)
+    assert own_exec(chain) == [CUDA_CI, "publish", "--release-dir", "/release", "--repo", "/src", "--target=github"]
+    every = render(anyio.run(CudaCi.publish, module, dag.directory(), "all", True))
+    targets = [_flag(a, "--target") for a in execs(every) if a[1:2] == ["publish"]]
+    assert targets == ["github", "testpypi", "pypi", "finalize"], "each target after the one before, on its folder"
+    assert _mounted(every, "/release")[-1].args == {"path": "/release"}
 
 
 def test_the_gpu_job_uses_the_requested_python_and_names_its_wheels(module: CudaCi) -> None:
@@ -365,6 +709,7 @@ def test_the_gpu_job_uses_the_requested_python_and_names_its_wheels(module: Cuda
     assert install[-3:] == ["cuda-core", "cuda-pathfinder", "cuda-bindings"]
     assert install[install.index("/wheels/siblings") - 1] == "--find-links"
     assert not [a for a in argvs + core if a[0] in ("sh", "bash") or any("*" in x for x in a if x.startswith("/"))]
+    assert chain[0].args == {"platform": "linux/amd64"} and chain[1].args == {"address": CUDA_IMAGE}
 
 
 @pytest.mark.parametrize(("has_git", "shallow"), [(False, False), (True, True)])
@@ -374,8 +719,12 @@ def test_a_source_without_full_history_is_refused_before_any_container(
     async def exists(self: dagger.Directory, path: str, **_: object) -> bool:
         return {".git": has_git, ".git/shallow": shallow}[path]
 
+    async def stdout(self: dagger.Container) -> str:
+        raise AssertionError("a container ran")
+
     monkeypatch.setattr(dagger.Directory, "exists", exists)
-    for function in (CudaCi.preflight, CudaCi.build, CudaCi.release):
+    monkeypatch.setattr(dagger.Container, "stdout", stdout)
+    for function in (CudaCi.plan, CudaCi.preflight, CudaCi.build, CudaCi.release):
         with pytest.raises(
             MissingHistoryError, match=r"remote module call loads a depth-1 tree without tags"
         ) as refused:

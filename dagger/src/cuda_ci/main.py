@@ -14,10 +14,10 @@ from typing import Annotated, TypeVar, cast
 import anyio
 
 import dagger
-from cuda_ci.components import dependency_closure, get_unit, unit_names
+from cuda_ci.components import unit_names
+from cuda_ci.daggernodes import NODE_OUTPUT, CiJobsFailed, folder_for, gpu_test_container, handoff, with_invocation
 from cuda_ci.graphparts import (
     CUDA_CI,
-    CUDA_IMAGE,
     DAGGER_IO,
     NODE_PATHS,
     PACKAGES_DIR,
@@ -30,12 +30,8 @@ from cuda_ci.graphparts import (
     python_path,
     selection,
 )
-from cuda_ci.plan import WHEEL_GUARD, Node, ReleasePlan, fill, installed_test_steps
-from cuda_ci.runlog import LOGS_DIR, node_log_name
+from cuda_ci.plan import Node, ReleasePlan, fill
 from dagger import DefaultPath, Doc, Ignore, dag, function, object_type
-
-# Where each kind of node leaves what it made; every other node leaves the release folder.
-NODE_OUTPUT = {"preflight": "/preflight", "wheel": "/out/dist"}
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -111,6 +107,7 @@ class CudaCi:
         )
 
     # --- the plan, and its nodes as containers ----------------------------------------------
+    @function
     async def plan(
         self,
         tag: Annotated[str | None, Doc("the release tag, e.g. v13.1.0")] = None,
@@ -153,7 +150,7 @@ class CudaCi:
                 container = self.node_container(node, made, extra_dist, wheels, plan)
                 if node.kind in ("preflight", "publish"):  # talks to the world: never a cached layer
                     container = self._with_world(container, node, plan.dry_run, tokens, github_repository, invocation)
-                argv = [CUDA_CI, *fill(node.argv, NODE_PATHS), *self._handoff(node, plan.dry_run)]
+                argv = [CUDA_CI, *fill(node.argv, NODE_PATHS), *handoff(node, plan.dry_run)]
                 made[node.id] = container.with_exec(argv).directory(NODE_OUTPUT.get(node.kind, "/release"))
                 if node.id == until:
                     return made
@@ -185,34 +182,8 @@ class CudaCi:
         if "{extra}" in line and extra_dist is not None:
             container = container.with_directory("/extra", extra_dist)
         if "{release}" in line and node.kind != "build":
-            container = container.with_directory("/release", self.folder_for(node, made, plan))
+            container = container.with_directory("/release", folder_for(node, made, plan))
         return container
-
-    @staticmethod
-    def folder_for(node: Node, made: dict[str, dagger.Directory], plan: ReleasePlan | None = None) -> dagger.Directory:
-        """The release folder a node reads: its first need's, with what the other needs made beside
-        it (docs' pages, each node's log) laid over it."""
-        folders = [n for n in node.needs if n in made and n != "preflight" and not n.startswith("wheel:")]
-        folder = made[folders[0]]
-        for other in folders[1:]:
-            source = made[other]
-            nodes = {n.id: n for n in plan.nodes} if plan else {}
-            outputs = nodes[other].outputs if other in nodes else ()
-            for path in (*outputs, f"{LOGS_DIR}/{node_log_name(other)}"):
-                if path.endswith((".json", ".log")):
-                    folder = folder.with_file(path, source.file(path))
-                else:
-                    folder = folder.with_directory(path, source.directory(path))
-        return folder
-
-    @staticmethod
-    def _handoff(node: Node, dry_run: bool) -> list[str]:
-        """Hand-off flags that only a container needs: the dry-run's index services."""
-        if node.kind == "publish" and dry_run:
-            target = node.id.partition(":")[2]
-            if target in ("testpypi", "pypi"):
-                return [f"--dry-run-index={target}=http://{target}:8080"]
-        return []
 
     def _with_world(
         self,
@@ -342,7 +313,7 @@ class CudaCi:
                         argv=("publish", *at, f"--target={name}", *(["--dry-run"] if dry_run else [])))  # fmt: skip
             container = self.node_container(node, {"release": folder}, None)
             container = self._with_world(container, node, dry_run, tokens, github_repository, invocation)
-            argv = [CUDA_CI, *fill(node.argv, NODE_PATHS), *self._handoff(node, dry_run)]
+            argv = [CUDA_CI, *fill(node.argv, NODE_PATHS), *handoff(node, dry_run)]
             folder = container.with_exec(argv).directory("/release")
         return folder
 
@@ -391,52 +362,10 @@ class CudaCi:
         asked = [arg for group in groups or [] for arg in ("--group", group)]
         argv = [CUDA_CI, "test", "--component", component, *asked, f"--build-python={python_path(python)}"]
         tested = self._tooling().with_exec([*argv, "--repo", "/src", "--out", "/w"])
-        return self.gpu_test_container(component, python, tested.directory("/w"), groups or []) if gpu else tested
-
-    def gpu_test_container(
-        self, component: str, python: str, built: dagger.Directory, groups: list[str]
-    ) -> dagger.Container:
-        """The wheels a test job built and tested, on a CUDA base image with every GPU attached.
-
-        The interpreter is the ``--python`` the wheels were built for (a uv-managed CPython kept in the
-        image's own layer, never only in a cache volume that can be pruned apart from it); wheels are
-        named, never globbed. Each component's ``test`` group (and each asked-for group) is installed,
-        this run's files and siblings from the job's folders only, then their third-party requirements
-        from the index. The tests are the plan's test steps (``cuda_ci.plan.installed_test_steps``):
-        the pytest console script from each component's folder, the wheel guard stopping a run that
-        would import the source tree instead of the installed wheels.
-        """
-        unit = get_unit(component)
-        siblings = dependency_closure(unit)
-        find_links = ["--find-links", "/wheels/dist", *(["--find-links", "/wheels/siblings"] if siblings else [])]
-        distributions = [*unit.distributions, *(c.distribution for c in siblings)]
-        pip = ["uv", "pip", "install", "--python", "/venv/bin/python"]
-        major, minor = python.removesuffix("t").split(".")
-        container = (
-            dag.container(platform=dagger.Platform("linux/amd64"))
-            .from_(CUDA_IMAGE)
-            .experimental_with_all_gp_us()
-            .with_file("/usr/local/bin/uv", self._tooling().file("/opt/cuda-ci/bin/uv"))
-            .with_mounted_cache("/root/.cache/uv", dag.cache_volume("cuda-ci-uv"))
-            .with_env_variable("UV_PYTHON_INSTALL_DIR", "/opt/uv-python")
-            .with_exec(["uv", "venv", "--python", python, "--python-preference", "only-managed", "/venv"])
-            .with_exec(["/venv/bin/python", "-c", f"import sys; assert sys.version_info[:2] == ({major}, {minor})"])
-            .with_directory("/wheels", built)
-            .with_directory("/src", self.source)
-        )
-        for group in ["test", *groups]:
-            declared = [("--group", f"/src/{c.dir}/pyproject.toml:{group}") for c in unit.components]
-            container = container.with_exec([*pip, *(arg for pair in declared for arg in pair)])
-        # Own files and siblings from this job only (their names hold other builds on the index);
-        # then the same names again, already satisfied, so only third-party requirements are fetched.
-        container = container.with_exec([*pip, "--no-deps", "--no-index", *find_links, *distributions])
-        container = container.with_exec([*pip, *distributions])
-        purelib = f"/venv/lib/python{major}.{minor}{'t' if python.endswith('t') else ''}/site-packages"
-        guard = self.source.file("dagger/src/cuda_ci/wheelguard.py")
-        container = container.with_file(f"{purelib}/{WHEEL_GUARD}.py", guard)
-        for step in installed_test_steps(unit, "/venv/bin", "/src", marker="gpu"):
-            container = container.with_workdir(step.workdir).with_exec(list(step.argv))
-        return container
+        if not gpu:
+            return tested
+        uv = self._tooling().file("/opt/cuda-ci/bin/uv")
+        return gpu_test_container(self.source, uv, component, python, tested.directory("/w"), groups or [])
 
     @function
     async def test(
@@ -478,21 +407,3 @@ class CudaCi:
         if failures:
             raise CiJobsFailed(failures)
         return "\n".join(outputs[name] for name in jobs)
-
-
-class CiJobsFailed(Exception):
-    """One or more CI jobs failed; the message names each, with its exit code and last output."""
-
-    def __init__(self, failures: dict[str, dagger.ExecError]) -> None:
-        lines = [f"{len(failures)} CI job(s) failed (reproduce each with `dagger call <job>`):"]
-        for name, error in sorted(failures.items()):
-            tail = "\n    ".join((error.stderr or error.stdout).strip().splitlines()[-15:])
-            lines.append(f"- {name}: exit code {error.exit_code}\n    {tail}")
-        super().__init__("\n".join(lines))
-        self.failures = failures
-
-
-def with_invocation(container: dagger.Container, invocation: str) -> dagger.Container:
-    """Key what follows to this call, so a step that talks to GitHub or an index is never taken from
-    the layer cache of an earlier call with the same inputs."""
-    return container.with_env_variable("CUDA_CI_INVOCATION", invocation)
