@@ -209,8 +209,8 @@ def test_wheel_builds_cover_exactly_cibuildwheels_identifiers() -> None:
     assert len({tuple(a) for a in per_job}) == len(JOBS) == 12
     assert {j.identifier.split("-")[0] for j in JOBS} == {"cp310", "cp311", "cp312", "cp313", "cp314", "cp314t"}
     assert {j.arch for j in JOBS} == {"x86_64", "aarch64"}
-    once = ["--tag=v13.1.0", "--component=cuda-bindings", "--built-by=dagger", "--prebuilt-wheels=/prebuilt",
-            "--preflight-result=/preflight/preflight.json", "--repo", "/src", "--out=/release", "--node=build"]  # fmt: skip
+    handoff = ["--built-by=dagger", "--prebuilt-wheels=/prebuilt", "--preflight-result=/preflight/preflight.json"]
+    once = ["--tag=v13.1.0", "--component=cuda-bindings", *handoff, "--repo", "/src", "--out=/release", "--node=build"]
     assert [CUDA_CI, "build", *once] in execs(_release())
 
 
@@ -373,8 +373,9 @@ def test_dry_run_publishes_to_pypiserver_services() -> None:
     assert bound == {"publish:github": [], "publish:testpypi": ["testpypi"], "publish:pypi": ["pypi"],
                      "publish:finalize": []}  # fmt: skip
     carried = {n: s for n, s in _secrets_by_node("cuda-bindings", True).items() if s}
-    assert carried == {"preflight": {"GITHUB_TOKEN"}}, "a dry-run publishes with no token (preflight still reads GitHub)"
-    assert all("--dry-run" in own_exec(_node_chain("cuda-bindings", True, False, n.id)) for n in plan.of_kind("publish"))
+    assert carried == {"preflight": {"GITHUB_TOKEN"}}, "a dry-run publishes without tokens (preflight reads GitHub)"
+    for node in plan.of_kind("publish"):
+        assert "--dry-run" in own_exec(_node_chain("cuda-bindings", True, False, node.id))
 
 
 def test_gpu_adds_the_gpu_call_and_only_then(module: CudaCi) -> None:
@@ -606,8 +607,9 @@ def test_preflight_runs_the_plans_preflight_node(module: CudaCi, monkeypatch: py
     assert asked[-1][1:] == ["plan", "--tag=v13.1.0", "--no-publish", "--runner=dagger", "--json", "--repo", "/src"]
     (chain,) = read
     assert chain[-1].args == {"path": "preflight.json"} and chain[-2].args == {"path": "/preflight"}
-    assert own_exec(chain[:-1])[1:] == ["preflight", "--tag=v13.1.0", "--component=cuda-bindings", "--json",
-                                        "--repo", "/src", "--out=/preflight/preflight.json", "--node=preflight"]  # fmt: skip
+    selected = ["--tag=v13.1.0", "--component=cuda-bindings"]
+    out = ["--out=/preflight/preflight.json", "--node=preflight"]
+    assert own_exec(chain[:-1])[1:] == ["preflight", *selected, "--json", "--repo", "/src", *out]
     assert {c.args["name"] for c in _top(chain, "withSecretVariable")} == {"GITHUB_TOKEN"}
 
 
@@ -662,8 +664,12 @@ async def _passing_stdout(self: dagger.Container) -> str:
     return f"{_job_name(self)} ok"
 
 
+def _env(chain: Sequence[Call], name: str) -> set[str]:
+    return {c.args["value"] for c in chain if c.name == "withEnvVariable" and c.args["name"] == name}
+
+
 def _invocations(chain: list[Call]) -> set[str]:
-    return {c.args["value"] for c in walk(chain) if c.name == "withEnvVariable" and c.args["name"] == "CUDA_CI_INVOCATION"}
+    return _env(list(walk(chain)), "CUDA_CI_INVOCATION")
 
 
 def test_side_effecting_steps_are_never_served_from_a_cache(module: CudaCi) -> None:
@@ -673,11 +679,10 @@ def test_side_effecting_steps_are_never_served_from_a_cache(module: CudaCi) -> N
     plan, _ = _graph(dry_run=True)
     assert _invocations(_release(dry_run=True)) == {INVOCATION}, "publish and both index services are keyed to the call"
     for node in plan.nodes:
-        own = {c.args["value"] for c in _top(_node_chain("cuda-bindings", True, False, node.id), "withEnvVariable")
-               if c.args["name"] == "CUDA_CI_INVOCATION"}  # fmt: skip
+        own = _env(_node_chain("cuda-bindings", True, False, node.id), "CUDA_CI_INVOCATION")
         assert own == ({INVOCATION} if node.kind in ("preflight", "publish") else set()), node.id
     services = [c.args["service"] for c in walk(_release(dry_run=True)) if c.name == "withServiceBinding"]
-    names = {c.args["value"] for s in services for c in s if c.name == "withEnvVariable" and c.args["name"] == "CUDA_CI_INDEX_NAME"}
+    names = {name for s in services for name in _env(s, "CUDA_CI_INDEX_NAME")}
     assert names == {"testpypi", "pypi"}, "two services, not one deduplicated"
     assert all(_invocations(s) == {INVOCATION} for s in services), "each starts empty in every call"
     for wheel in plan.of_kind("wheel"):

@@ -181,29 +181,9 @@ def plan_release(
     )
     wheels = _wheel_nodes(selection, state, options.runner) if unit.has_platform_wheels else []
     build = _build_node(selection, state, options.runner, [w.id for w in wheels], unit)
-    validate = Node(
-        id="validate",
-        kind="validate",
-        argv=("validate", *at, *(("--extra-dist", "{extra}") if options.extra_dist else ())),
-        needs=("build",),
-        outputs=("release-manifest.json", "SHA256SUMS"),
-    )
-    docs = Node(
-        id="docs",
-        kind="docs",
-        argv=("docs", *at, "--beside-validate"),
-        needs=("build",),
-        outputs=("docs", "docs-outcome.json"),
-    )
     smokes = _smoke_nodes(state, options.runner, at) if unit.has_platform_wheels else []
-    record = Node(
-        id="record-docs",
-        kind="record-docs",
-        argv=("record-docs", *at),
-        needs=("validate", "docs", *(s.id for s in smokes)),
-        outputs=("release-manifest.json",),
-    )
-    nodes = [preflight, *wheels, build, validate, docs, *smokes, record]
+    checks = _check_nodes(at, options.extra_dist, [s.id for s in smokes])
+    nodes = [preflight, *wheels, build, *checks[:2], *smokes, checks[2]]
     if not options.no_publish:
         nodes += _publish_nodes(at, dry_run)
     # Every node runs as itself: its log in the release folder (see cuda_ci.runlog).
@@ -223,6 +203,28 @@ def plan_release(
         folder=_folder_name(unit.name, tag, mode, state.commit),
         indexes=() if options.no_publish else ("testpypi", "pypi"),
     )
+
+
+def _check_nodes(at: tuple[str, ...], extra_dist: bool, smokes: list[str]) -> list[Node]:
+    """validate and docs side by side on build's folder, then record-docs once both (and every
+    smoke run) are done."""
+    validate = Node(
+        id="validate",
+        kind="validate",
+        argv=("validate", *at, *(("--extra-dist", "{extra}") if extra_dist else ())),
+        needs=("build",),
+        outputs=("release-manifest.json", "SHA256SUMS"),
+    )
+    docs = Node(id="docs", kind="docs", argv=("docs", *at, "--beside-validate"), needs=("build",),
+                outputs=("docs", "docs-outcome.json"))  # fmt: skip
+    record = Node(
+        id="record-docs",
+        kind="record-docs",
+        argv=("record-docs", *at),
+        needs=("validate", "docs", *smokes),
+        outputs=("release-manifest.json",),
+    )
+    return [validate, docs, record]
 
 
 def _folder_name(unit: str, tag: str | None, mode: Mode, commit: str) -> str:
