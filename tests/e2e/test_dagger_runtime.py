@@ -27,7 +27,7 @@ import pytest
 
 from cuda_ci.main import CUDA_CI, PYPISERVER_ARGS, SOURCE_IGNORE, CudaCi
 from dagger import dag
-from tests.dagger_render import Call, execs, render, walk
+from tests.dagger_render import Call, execs, offline_plan, render, walk
 from tests.helpers import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
@@ -35,6 +35,7 @@ VENV_BIN = Path(sys.executable).parent
 # What the runtime sets (sdk/python/runtime: WithSource) for the module named "cuda-ci".
 RUNTIME_ENV = {"DAGGER_MODULE": "cuda-ci", "DAGGER_DEFAULT_PYTHON_PACKAGE": "cuda_ci", "DAGGER_MAIN_OBJECT": "CudaCi"}
 NEVER_CACHED = {"preflight", "publish", "release"}
+TAGS = {"cuda-pathfinder": "cuda-pathfinder-v1.3.0", "cuda-bindings": "v13.1.0", "cuda-core": "cuda-core-v0.3.0"}
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +121,9 @@ def test_the_runtime_environment_holds_the_engines_sdk_and_the_cli(runtime_pytho
 
 def test_every_function_registers_with_its_types_defaults_and_cache_policy(registered: dict[str, Any]) -> None:
     functions = registered["functions"]
-    assert sorted(functions) == ["build", "ci", "docs", "lint", "preflight", "publish", "release", "test", "validate"]
+    assert sorted(functions) == [
+        "build", "ci", "docs", "lint", "plan", "preflight", "publish", "release", "test", "validate",
+    ]  # fmt: skip
     for name, function in functions.items():
         assert function["cache"] == ("Never" if name in NEVER_CACHED else None), name
         assert function.get("doc"), f"{name} has a description"
@@ -128,7 +131,7 @@ def test_every_function_registers_with_its_types_defaults_and_cache_policy(regis
     assert returns == {
         "build": "Directory", "validate": "Directory", "docs": "Directory", "publish": "Directory",
         "release": "Directory", "preflight": "STRING_KIND", "lint": "STRING_KIND", "test": "STRING_KIND",
-        "ci": "STRING_KIND",
+        "ci": "STRING_KIND", "plan": "STRING_KIND",
     }  # fmt: skip
     release = functions["release"]["args"]
     assert release["tag"] == {"kind": "STRING_KIND", "optional": True, "defaultValue": "null", "defaultPath": None}
@@ -140,6 +143,9 @@ def test_every_function_registers_with_its_types_defaults_and_cache_policy(regis
     assert test["component"] == {"kind": "STRING_KIND", "optional": False, "defaultPath": None}
     assert test["python"]["defaultValue"] == '"3.12"'
     assert functions["publish"]["args"]["release"]["kind"] == "Directory"
+    plan = functions["plan"]["args"]
+    assert set(plan) == {"tag", "component", "snapshot", "dry_run", "rehearse", "ref", "no_publish", "extra_dist"}
+    assert plan["extra_dist"]["kind"] == "BOOLEAN_KIND", "plan only asks whether other wheels will join validate"
 
 
 def test_the_constructor_loads_the_repository_with_its_history(registered: dict[str, Any]) -> None:
@@ -220,14 +226,18 @@ def test_every_cuda_ci_exec_is_accepted_by_the_host_cli() -> None:
     module = CudaCi(source=dag.directory())  # type: ignore[call-arg]
     chains = [render(c) for c in module.ci_jobs(None).values()]
     chains.append(render(module.test_container("cuda-core", "3.11", gpu=True)))
-    chains.append(render(module.preflight_container("v13.1.0", None, False, True, None, "o/r", "i")))
-    for dry_run in (True, False):
-        graph = module.release_graph(["--tag=v13.1.0"], [], {"status": "verified"}, dag.directory(), False, dry_run,
-                                     {}, "o/r", "i")  # fmt: skip
-        chains.append(render(graph))
+    chains.append(render(module.plan_container(["--tag=v13.1.0", "--dry-run"])))
+    chains.append(render(module.single_node(["validate"], dag.directory(), dag.directory())))
+    chains.append(render(module.single_node(["docs"], dag.directory())))
+    for dry_run in (True, False):  # every node of every unit's release plan, as the release function runs it
+        for unit, tag in TAGS.items():
+            plan = offline_plan(unit, tag, dry_run=dry_run, extra_dist=True)
+            made = module.plan_graph(plan, dag.directory(), {}, "o/r", "i")
+            chains.append(render(made[plan.nodes[-1].id]))
     argvs = [a for chain in chains for a in execs(chain) if a[0] == CUDA_CI]
     commands = {a[1] for a in argvs}
-    assert commands >= {"lint", "test", "preflight", "build", "validate", "docs", "publish"}
+    assert commands >= {"lint", "test", "plan", "preflight", "build", "validate", "smoke", "docs", "record-docs",
+                        "publish"}  # fmt: skip
     for argv in argvs:
         _parse(argv)
     shells = [

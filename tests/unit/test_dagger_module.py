@@ -15,6 +15,7 @@ import re
 import threading
 import typing
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -86,31 +87,50 @@ def module() -> CudaCi:
 
 # --- plans and their graphs, made once per test session -------------------------------------------
 def _plan(
-    unit_name: str, tag: str | None, mode: Mode = "release", dry_run: bool = False, no_publish: bool = False
+    unit_name: str,
+    tag: str | None,
+    mode: Mode = "release",
+    dry_run: bool = False,
+    no_publish: bool = False,
+    ref: str | None = None,
+    extra_dist: bool = False,
 ) -> ReleasePlan:
-    """The Dagger runner's plan for this checkout, offline (cibuildwheel's jobs, a fake commit)."""
-    return offline_plan(unit_name, tag, mode, dry_run=dry_run, no_publish=no_publish)
+    """The Dagger runner's plan for this checkout, offline: cibuildwheel's Linux jobs for the unit's
+    platform component (``wheelplan.linux_wheel_jobs``) as ``plan.WheelJob``s, a fake commit."""
+    return offline_plan(unit_name, tag, mode, dry_run=dry_run, no_publish=no_publish, ref=ref, extra_dist=extra_dist)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run the tests derive a plan, and its Dagger graph, for."""
+
+    unit: str = "cuda-bindings"
+    mode: Mode = "release"
+    dry_run: bool = False
+    no_publish: bool = False
+    ref: str | None = None
+
+
+RELEASE, DRY_RUN, NO_PUBLISH = Run(), Run(dry_run=True), Run(no_publish=True)
 
 
 @functools.cache
-def _graph(
-    unit: str = "cuda-bindings", dry_run: bool = False, no_publish: bool = False
-) -> tuple[ReleasePlan, dict[str, dagger.Directory]]:
-    """A tag's release plan and what each of its nodes made in the Dagger graph, by node id."""
-    plan = _plan(unit, TAGS[unit], dry_run=dry_run, no_publish=no_publish)
+def _graph(run: Run) -> tuple[ReleasePlan, dict[str, dagger.Directory]]:
+    """The run's plan and what each of its nodes made in the Dagger graph, by node id."""
+    tag = None if run.mode == "snapshot" else TAGS[run.unit]
+    plan = _plan(run.unit, tag, run.mode, dry_run=run.dry_run, no_publish=run.no_publish, ref=run.ref)
     return plan, MODULE.plan_graph(plan, None, TOKENS, "NVIDIA/cuda-python", INVOCATION)
 
 
 @functools.cache
-def _node_chain(unit: str, dry_run: bool, no_publish: bool, node_id: str) -> list[Call]:
+def _node_chain(run: Run, node_id: str) -> list[Call]:
     """The chain of the container that runs one node, ending in the folder it made."""
-    return render(_graph(unit, dry_run, no_publish)[1][node_id])
+    return render(_graph(run)[1][node_id])
 
 
-def _release(unit: str = "cuda-bindings", *, dry_run: bool = False, no_publish: bool = False) -> list[Call]:
+def _release(run: Run = RELEASE) -> list[Call]:
     """The whole release, as the release function returns it: what the plan's last node made."""
-    plan, _ = _graph(unit, dry_run, no_publish)
-    return _node_chain(unit, dry_run, no_publish, plan.nodes[-1].id)
+    return _node_chain(run, _graph(run)[0].nodes[-1].id)
 
 
 def _images(chain: list[Call]) -> set[str]:
@@ -172,7 +192,7 @@ def test_the_module_registers_every_function_with_docs() -> None:
 def test_every_image_is_pinned_by_digest_and_the_tooling_pin_is_cibuildwheels(module: CudaCi) -> None:
     chains_ = [
         _release(),
-        _release("cuda-core"),
+        _release(Run("cuda-core")),
         render(module.test_container("cuda-core", "3.12", gpu=True)),
         render(module.lint_container()),
         render(module.plan_container(["--tag=v13.1.0"])),
@@ -189,18 +209,19 @@ def test_every_image_is_pinned_by_digest_and_the_tooling_pin_is_cibuildwheels(mo
 
 
 def test_wheel_builds_cover_exactly_cibuildwheels_identifiers() -> None:
-    plan, _ = _graph()
+    plan, _ = _graph(RELEASE)
     wheels = plan.of_kind("wheel")
     assert [(w.identifier, w.platform, w.image, w.python) for w in wheels] == [
         (j.identifier, j.platform, j.image, str(j.python)) for j in JOBS
     ]
     for job in JOBS:
-        chain = _node_chain("cuda-bindings", False, False, f"wheel:{job.identifier}")
+        chain = _node_chain(RELEASE, f"wheel:{job.identifier}")
         assert chain[0].args == {"platform": job.platform} and chain[1].args == {"address": job.image}
         python = str(job.python)
         assert [python, "-m", "pip", "install", "--quiet", "build"] in execs(chain)
         assert own_exec(chain) == [CUDA_CI, "build", "--tag=v13.1.0", "--component=cuda-bindings", "--wheels-only",
-                                   f"--build-python={python}", "--repo", "/src", "--out", "/out",
+                                   f"--build-python={python}", "--preflight-result=/preflight/preflight.json",
+                                   "--repo", "/src", "--out", "/out",
                                    f"--node=wheel:{job.identifier}"]  # fmt: skip
         assert chain[-1].name == "directory" and chain[-1].args["path"] == NODE_OUTPUT["wheel"]
     per_job = [a for a in execs(_release()) if "--wheels-only" in a]
@@ -218,25 +239,25 @@ def test_compiled_cuda_core_has_wheel_jobs_for_the_same_selection() -> None:
     core_jobs = linux_wheel_jobs(REPO_ROOT / "cuda_core")
     assert [j.identifier for j in core_jobs] == [j.identifier for j in JOBS]
     assert [j.identifier for j in wheel_jobs("cuda-core")] == [j.identifier for j in core_jobs]
-    wheel_builds = {tuple(a) for a in execs(_release("cuda-core")) if "--wheels-only" in a}
+    wheel_builds = {tuple(a) for a in execs(_release(Run("cuda-core"))) if "--wheels-only" in a}
     assert len(wheel_builds) == 12 and all("--tag=cuda-core-v0.3.0" in a for a in wheel_builds)
     assert "/opt/python/cp314-cp314t/bin/python" in {_flag(a, "--build-python") for a in wheel_builds}
 
 
 def test_pure_cuda_pathfinder_builds_once_without_wheel_jobs_or_smoke_runs() -> None:
-    plan, _ = _graph("cuda-pathfinder")
+    plan, _ = _graph(Run("cuda-pathfinder"))
     assert not plan.of_kind("wheel") and not plan.of_kind("smoke")
-    chain = _release("cuda-pathfinder")
+    chain = _release(Run("cuda-pathfinder"))
     assert not [a for a in execs(chain) if "--wheels-only" in a or a[1:2] == ["smoke"]]
-    build = _node_chain("cuda-pathfinder", False, False, "build")
+    build = _node_chain(Run("cuda-pathfinder"), "build")
     assert "--prebuilt-wheels=/prebuilt" not in own_exec(build)
     assert not [c for c in _top(build, "withDirectory") if c.args["path"] == "/prebuilt"]
 
 
 def test_nodes_hand_the_same_directory_along() -> None:
     """Each node reads the Directory the nodes it needs made: one graph, one build, what was validated is published."""
-    plan, made = _graph()
-    chain = functools.partial(_node_chain, "cuda-bindings", False, False)
+    plan, made = _graph(RELEASE)
+    chain = functools.partial(_node_chain, RELEASE)
     build = chain("build")
     assert _mounted(build, "/preflight") == chain("preflight"), "build reads preflight's folder, as it made it"
     assert chain("preflight")[-1].args["path"] == NODE_OUTPUT["preflight"] == "/preflight"
@@ -283,7 +304,7 @@ def _standalone_chains(module: CudaCi, dry_run: bool) -> list[list[Call]]:
 @pytest.mark.parametrize("dry_run", [False, True])
 def test_every_cuda_ci_argv_the_module_runs_is_one_the_cli_parses(module: CudaCi, dry_run: bool) -> None:
     """The Dagger → CLI hand-off is the CLI's flags, nothing else: no CUDA_CI_* variable carries a setting."""
-    chain = _release(dry_run=dry_run)
+    chain = _release(Run(dry_run=dry_run))
     argvs = _cuda_ci_argvs(chain) + [a for c in _standalone_chains(module, dry_run) for a in _cuda_ci_argvs(c)]
     assert {a[0] for a in argvs} >= {"preflight", "build", "validate", "smoke", "docs", "record-docs", "publish",
                                      "test", "plan"}  # fmt: skip
@@ -310,6 +331,22 @@ def test_every_cuda_ci_argv_the_module_runs_is_one_the_cli_parses(module: CudaCi
     assert smokes and all(_flag(a, "--build-python") for a in smokes)
 
 
+def test_wheels_from_another_platform_join_validate_only() -> None:
+    plan = _plan("cuda-bindings", "v13.1.0", no_publish=True, extra_dist=True)
+    extra = dag.directory().with_new_directory("windows-wheels")
+    made = MODULE.plan_graph(plan, extra, {}, "NVIDIA/cuda-python", INVOCATION)
+    readers = [n.id for n in plan.nodes if _mounted_paths(render(made[n.id])) & {"/extra"}]
+    assert readers == ["validate"]
+    validate = render(made["validate"])
+    assert _mounted(validate, "/extra") == render(extra)
+    assert own_exec(validate)[1:] == ["validate", "--release-dir", "/release", "--repo", "/src",
+                                      "--extra-dist", "/extra", "--node=validate"]  # fmt: skip
+
+
+def _mounted_paths(chain: list[Call]) -> set[str]:
+    return {c.args["path"] for c in _top(chain, "withDirectory")}
+
+
 def test_the_smoke_runs_skip_the_tooling_interpreter_whichever_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
     assert python_path(TOOL_PYTHON_VERSION) == TOOL_PYTHON, "the tooling interpreter is named once"
     identifiers = ["cp312-manylinux_x86_64", "cp313-manylinux_x86_64", "cp313-manylinux_aarch64"]
@@ -322,23 +359,23 @@ def test_one_smoke_install_per_other_supported_python() -> None:
     assert versions == ["3.10", "3.11", "3.13", "3.14", "3.14t"]
     assert python_path("3.14t") == "/opt/python/cp314-cp314t/bin/python", "manylinux's free-threaded prefix"
     assert {str(j.python) for j in JOBS} >= {python_path(v) for v in versions}
-    plan, _ = _graph(no_publish=True)
-    chain = _release(no_publish=True)
+    plan, _ = _graph(NO_PUBLISH)
+    chain = _release(NO_PUBLISH)
     smokes = {tuple(a) for a in execs(chain) if a[1:2] == ["smoke"]}
     assert sorted(_flag(a, "--build-python") or "" for a in smokes) == sorted(python_path(v) for v in versions)
     assert plan.nodes[-1].id == "record-docs"
     for smoke in plan.of_kind("smoke"):
-        run = _node_chain("cuda-bindings", False, True, smoke.id)
+        run = _node_chain(NO_PUBLISH, smoke.id)
         assert run[1].args["address"] == TOOLING_IMAGE, "the tooling image holds every interpreter"
         # The returned folder depends on every smoke run, so none can be skipped.
         assert own_exec(run) in execs(chain) and smoke.id in plan.node("record-docs").needs
 
 
 def _secrets_by_node(unit: str, dry_run: bool) -> dict[str, set[str]]:
-    plan, _ = _graph(unit, dry_run)
+    plan, _ = _graph(Run(unit, dry_run=dry_run))
     found = {}
     for node in plan.nodes:
-        chain = _node_chain(unit, dry_run, False, node.id)
+        chain = _node_chain(Run(unit, dry_run=dry_run), node.id)
         found[node.id] = {c.args["name"] for c in _top(chain, "withSecretVariable")}
     return found
 
@@ -364,10 +401,10 @@ def test_tokens_enter_only_as_secrets_and_only_where_needed() -> None:
 
 
 def test_dry_run_publishes_to_pypiserver_services() -> None:
-    plan, _ = _graph(dry_run=True)
+    plan, _ = _graph(DRY_RUN)
     bound = {}
     for node in plan.of_kind("publish"):
-        bindings = _top(_node_chain("cuda-bindings", True, False, node.id), "withServiceBinding")
+        bindings = _top(_node_chain(DRY_RUN, node.id), "withServiceBinding")
         assert all(any(x.name == "asService" for x in c.args["service"]) for c in bindings)
         bound[node.id] = [c.args["alias"] for c in bindings]
     assert bound == {"publish:github": [], "publish:testpypi": ["testpypi"], "publish:pypi": ["pypi"],
@@ -375,7 +412,7 @@ def test_dry_run_publishes_to_pypiserver_services() -> None:
     carried = {n: s for n, s in _secrets_by_node("cuda-bindings", True).items() if s}
     assert carried == {"preflight": {"GITHUB_TOKEN"}}, "a dry-run publishes without tokens (preflight reads GitHub)"
     for node in plan.of_kind("publish"):
-        assert "--dry-run" in own_exec(_node_chain("cuda-bindings", True, False, node.id))
+        assert "--dry-run" in own_exec(_node_chain(DRY_RUN, node.id))
 
 
 def test_gpu_adds_the_gpu_call_and_only_then(module: CudaCi) -> None:
@@ -521,9 +558,9 @@ def _check_host_order(plan: ReleasePlan, events: list[tuple[str, str]]) -> None:
             assert events.index(("end", need)) < start, f"host: {node.id} started before {need} ended"
 
 
-def _check_dagger_order(plan: ReleasePlan, made: dict[str, dagger.Directory], runs: dict[str, list[str]]) -> None:
-    for node in plan.nodes:
-        chain = render(made[node.id])
+def _check_dagger_order(run: Run, runs: dict[str, list[str]]) -> None:
+    for node in _graph(run)[0].nodes:
+        chain = _node_chain(run, node.id)
         assert own_exec(chain) == runs[node.id], f"{node.id}: made[{node.id!r}] is the container that runs it"
         inside = execs(chain)[:-1]
         for need in node.needs:
@@ -535,12 +572,11 @@ def _check_dagger_order(plan: ReleasePlan, made: dict[str, dagger.Directory], ru
 def test_the_host_and_dagger_run_the_same_plan(unit: str, mode: str) -> None:
     """One plan, two executors: the same nodes, each with the same command line, in an order the plan allows."""
     kind, dry_run, ref = MODES[mode]
-    tag = None if kind == "snapshot" else TAGS[unit]
-    plan = offline_plan(unit, tag, kind, dry_run=dry_run, ref=ref)
+    run = Run(unit, kind, dry_run=dry_run, ref=ref)
+    plan, made = _graph(run)
     assert ReleasePlan.from_json(json.loads(json.dumps(plan.as_json()))) == plan, "the plan the module reads back"
     recorder = _host_run(plan)
-    made = MODULE.plan_graph(plan, None, TOKENS, "NVIDIA/cuda-python", INVOCATION)
-    dagger_runs = _node_execs(render(made[plan.nodes[-1].id]))
+    dagger_runs = _node_execs(_release(run))
     ids = {n.id for n in plan.nodes}
     assert set(recorder.argv) == ids == set(dagger_runs) == set(made), "every node, and only the plan's"
     runs: dict[str, list[str]] = {}
@@ -554,7 +590,7 @@ def test_the_host_and_dagger_run_the_same_plan(unit: str, mode: str) -> None:
         build_parser().parse_args(host)
         runs[node.id] = ran
     _check_host_order(plan, recorder.events)
-    _check_dagger_order(plan, made, runs)
+    _check_dagger_order(run, runs)
 
 
 # --- the functions: each runs the plan `cuda-ci plan` printed ------------------------------------
@@ -563,15 +599,15 @@ def _printing_plans(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     asked: list[list[str]] = []
 
     async def exists(self: dagger.Directory, path: str, **_: object) -> bool:
-        return True
+        return path == ".git"  # not .git/shallow
 
     async def stdout(self: dagger.Container) -> str:
         argv = own_exec(render(self))
         asked.append(argv)
         args = build_parser().parse_args(argv[1:])
         mode: Mode = "snapshot" if args.snapshot else "rehearsal" if args.rehearse else "release"
-        plan = offline_plan(args.component or "cuda-bindings", args.tag, mode, dry_run=args.dry_run,
-                            no_publish=args.no_publish, extra_dist=args.extra_dist, ref=args.ref)  # fmt: skip
+        unit = args.component or next(u for u, tag in TAGS.items() if tag == args.tag)
+        plan = _plan(unit, args.tag, mode, args.dry_run, args.no_publish, args.ref, args.extra_dist)
         return json.dumps(plan.as_json())
 
     monkeypatch.setattr(dagger.Directory, "exists", exists)
@@ -584,7 +620,7 @@ def test_release_and_build_run_the_plan_cuda_ci_plan_printed(module: CudaCi, mon
     released = render(anyio.run(functools.partial(CudaCi.release, module, "v13.1.0", dry_run=True)))
     assert asked[-1] == [CUDA_CI, "plan", "--tag=v13.1.0", "--dry-run", "--runner=dagger", "--json", "--repo", "/src"]
     plan = _plan("cuda-bindings", "v13.1.0", dry_run=True)
-    expected = _node_execs(_release(dry_run=True))
+    expected = _node_execs(_release(DRY_RUN))
     assert _node_execs(released) == expected and set(expected) == {n.id for n in plan.nodes}
     built = render(anyio.run(functools.partial(CudaCi.build, module, component="cuda-core", snapshot=True)))
     assert asked[-1][1:] == ["plan", "--component=cuda-core", "--snapshot", "--dry-run", "--no-publish",
@@ -676,17 +712,17 @@ def test_side_effecting_steps_are_never_served_from_a_cache(module: CudaCi) -> N
     first = render(anyio.run(CudaCi.publish, module, dag.directory()))
     second = render(anyio.run(CudaCi.publish, module, dag.directory()))
     assert len(_invocations(first)) == 1 and _invocations(first) != _invocations(second)
-    plan, _ = _graph(dry_run=True)
-    assert _invocations(_release(dry_run=True)) == {INVOCATION}, "publish and both index services are keyed to the call"
+    plan, _ = _graph(DRY_RUN)
+    assert _invocations(_release(DRY_RUN)) == {INVOCATION}, "publish and both index services are keyed to the call"
     for node in plan.nodes:
-        own = _env(_node_chain("cuda-bindings", True, False, node.id), "CUDA_CI_INVOCATION")
+        own = _env(_node_chain(DRY_RUN, node.id), "CUDA_CI_INVOCATION")
         assert own == ({INVOCATION} if node.kind in ("preflight", "publish") else set()), node.id
-    services = [c.args["service"] for c in walk(_release(dry_run=True)) if c.name == "withServiceBinding"]
+    services = [c.args["service"] for c in walk(_release(DRY_RUN)) if c.name == "withServiceBinding"]
     names = {name for s in services for name in _env(s, "CUDA_CI_INDEX_NAME")}
     assert names == {"testpypi", "pypi"}, "two services, not one deduplicated"
     assert all(_invocations(s) == {INVOCATION} for s in services), "each starts empty in every call"
-    for wheel in plan.of_kind("wheel"):
-        assert not _invocations(_node_chain("cuda-bindings", True, False, wheel.id)), "wheels stay cacheable"
+    for wheel in plan.of_kind("wheel"):  # after preflight (nothing is built for a refused release)
+        assert _invocations(_node_chain(DRY_RUN, wheel.id)) == {INVOCATION}, "they read preflight's result"
     assert not _invocations(render(module.lint_container()))
 
 

@@ -172,7 +172,7 @@ class CudaCi:
         else:
             container = self._tooling()
         line = " ".join(node.argv)
-        if "{preflight}" in line:
+        if "{preflight}" in line and node.kind != "preflight":  # preflight writes it; the others read it
             container = container.with_directory("/preflight", made["preflight"])
         if "{prebuilt}" in line:
             prebuilt = dag.directory()

@@ -244,8 +244,12 @@ def _wheel_nodes(selection: tuple[str, ...], state: RepositoryState, runner: Run
         Node(
             id=f"wheel:{job.identifier}",
             kind="wheel",
-            # the Dagger → CLI contract: `cuda-ci build --help`
-            argv=("build", *selection, "--wheels-only", f"--build-python={job.python}", "--repo", "{repo}", *_OUT),
+            # the Dagger → CLI contract: `cuda-ci build --help`; preflight's result, so that nothing is
+            # built for a refused release and the tag's commit is the one preflight checked
+            argv=(
+                *("build", *selection, "--wheels-only", f"--build-python={job.python}"),
+                *("--preflight-result={preflight}", "--repo", "{repo}", *_OUT),
+            ),
             needs=("preflight",),
             outputs=("{out}/dist",),
             identifier=job.identifier,
