@@ -230,18 +230,32 @@ def test_gpu_adds_the_gpu_call_and_only_then(module: CudaCi) -> None:
     ]
 
 
-def test_caches_are_named_volumes(module: CudaCi) -> None:
+def _volumes(chain: list[Call]) -> set[str]:
+    return {c.args["cache"][0].args["key"] for c in walk(chain) if c.name == "withMountedCache"}
+
+
+def test_caches_are_named_volumes_a_release_shares_with_no_untrusted_work(module: CudaCi) -> None:
     mounts = [c for c in walk(_release(module)) if c.name == "withMountedCache"]
-    assert mounts
-    keys = {c.args["cache"][0].args["key"] for c in mounts}
-    assert keys == {"cuda-ci-pip", "cuda-ci-uv", "cuda-ci-tool-envs"}
     paths = {c.args["path"] for c in mounts}
     assert "/root/.cache/cuda-ci" in paths, "where cuda-ci keeps tool environments (toolenvs.cache_dir)"
+    release = _volumes(_release(module))
+    assert release == {"cuda-ci-release-pip", "cuda-ci-release-uv", "cuda-ci-release-tool-envs"}
+    snapshot = module.release_graph(
+        ["--snapshot", "--component", "cuda-bindings"], JOBS, GATE, None, True, True, {}, "o/r", INVOCATION
+    )
+    untrusted = {"cuda-ci-pip", "cuda-ci-uv", "cuda-ci-tool-envs"}
+    assert _volumes(render(snapshot)) == untrusted, "a snapshot builds code no review vouches for"
+    ci = [render(job) for job in module.ci_jobs(None).values()]
+    gpu = render(module.test_container("cuda-core", "3.12", gpu=True))
+    assert set().union(*map(_volumes, [*ci, gpu])) == untrusted
 
 
 # Flags that exist on one side only, by design (DESIGN.md: host-only and Dagger-only arguments); the
 # hand-off flags (cliflags.HANDOFF) are the ones main.py passes itself.
 HOST_ONLY = {"repo", "debug", "out", "wheels_only", "release_dir", "json", "help"}
+# publish's upload and install-back apart: for the release workflow's jobs (one holds the credentials,
+# the next runs the installed code); the Dagger module's publish does both.
+HOST_ONLY |= {"no_install_back", "install_back_only"}
 DAGGER_ONLY = {"python", "gpu", "github_token", "pypi_token", "testpypi_token", "github_repository", "release"}
 
 

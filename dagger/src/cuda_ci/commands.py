@@ -30,7 +30,7 @@ from cuda_ci.manifest import CiGate, DocsResult, Manifest, ReleaseFolder, Valida
 from cuda_ci.preflight import Preflight, run_preflight
 from cuda_ci.process import PYTHON
 from cuda_ci.provenance import sign_release
-from cuda_ci.publish import TARGETS
+from cuda_ci.publish import BOTH_PHASES, TARGETS, IndexPhase
 from cuda_ci.publishable import docs_outcome, record_docs
 from cuda_ci.reproducible import Comparison
 from cuda_ci.reproducible import verify_reproducible as rebuild_and_compare
@@ -161,11 +161,23 @@ def docs(*, repo: Path, release_dir: Path, reporter: Reporter) -> list[Path]:
 
 
 def publish(
-    *, repo: Path | None, release_dir: Path, target: str, dry_run: bool, settings: Settings, reporter: Reporter
+    *,
+    repo: Path | None,
+    release_dir: Path,
+    target: str,
+    dry_run: bool,
+    settings: Settings,
+    reporter: Reporter,
+    phases: Sequence[IndexPhase] = BOTH_PHASES,
 ) -> dict[str, str]:
-    """``cuda-ci publish``: every asked target in order; what each did (``nothing to do`` when done)."""
+    """``cuda-ci publish``: every asked target in order; what each did (``nothing to do`` when done).
+    ``phases``: of an index target, the upload alone (``--no-install-back``) or the install-back alone
+    (``--install-back-only``: no credentials needed), so that one job holds the credentials and
+    another runs the installed code."""
+    if "upload" not in phases and target not in ("testpypi", "pypi"):
+        raise UsageError(f"--install-back-only needs --target testpypi or --target pypi, not {target}")
     with stage(reporter, "publish"):
-        return stages.publish_folder(repo, release_dir, target, dry_run, settings, reporter)
+        return stages.publish_folder(repo, release_dir, target, dry_run, settings, reporter, phases=phases)
 
 
 def release(

@@ -4,6 +4,7 @@ paths in them, the cuda-ci argv the functions share, the errors they raise. No e
 from __future__ import annotations
 
 import uuid
+from typing import Literal
 
 # cibuildwheel's pinned list (cibuildwheel/resources/pinned_docker_images.cfg, [x86_64]
 # manylinux_2_28, "2026.10.26-1"); a test keeps it equal to the installed cibuildwheel's pin.
@@ -86,3 +87,22 @@ def smoke_versions(identifiers: list[str]) -> list[str]:
         if platform.endswith("x86_64") and interpreter != tooling:
             versions.append(f"{interpreter[2]}.{interpreter[3:]}")
     return versions
+
+
+CacheTrust = Literal["release", "untrusted"]
+
+
+def cache_volumes(trust: CacheTrust) -> dict[str, str]:
+    """The cache volumes a container mounts (path → volume name): a release's (a tag, a rehearsal)
+    are never shared with untrusted work (CI jobs, snapshots), whose code could write into them."""
+    prefix = "cuda-ci-release" if trust == "release" else "cuda-ci"
+    return {
+        "/root/.cache/pip": f"{prefix}-pip",
+        "/root/.cache/uv": f"{prefix}-uv",
+        "/root/.cache/cuda-ci": f"{prefix}-tool-envs",
+    }
+
+
+def trust_of(flags: list[str]) -> CacheTrust:
+    """A selection's (see :func:`selection`) cache namespace: a snapshot is untrusted work."""
+    return "untrusted" if "--snapshot" in flags else "release"

@@ -26,11 +26,14 @@ from cuda_ci.graphparts import (
     SOURCE_IGNORE,
     TOOL_PYTHON,
     TOOLING_IMAGE,
+    CacheTrust,
     MissingHistoryError,
+    cache_volumes,
     new_invocation,
     python_path,
     selection,
     smoke_versions,
+    trust_of,
 )
 from cuda_ci.tags import parse_tag
 from cuda_ci.wheelplan import LinuxWheelJob, linux_wheel_jobs
@@ -67,14 +70,13 @@ class CudaCi:
         return cls(source=source)  # type: ignore[call-arg]
 
     # --- shared setup ----------------------------------------------------------------------
-    def _with_cuda_ci(self, container: dagger.Container) -> dagger.Container:
+    def _with_cuda_ci(self, container: dagger.Container, trust: CacheTrust = "release") -> dagger.Container:
         """cuda-ci from this module's source, the monorepo at /src; pip and uv caches and the kept tool
-        environments (made complete, then renamed into place: safe to share) as volumes."""
+        environments (made complete, then renamed into place: safe to share) as ``trust``'s volumes."""
+        for path, volume in cache_volumes(trust).items():
+            container = container.with_mounted_cache(path, dag.cache_volume(volume))
         return (
-            container.with_mounted_cache("/root/.cache/pip", dag.cache_volume("cuda-ci-pip"))
-            .with_mounted_cache("/root/.cache/uv", dag.cache_volume("cuda-ci-uv"))
-            .with_mounted_cache("/root/.cache/cuda-ci", dag.cache_volume("cuda-ci-tool-envs"))
-            .with_directory("/opt/cuda-ci-src", self.source.directory("dagger"))
+            container.with_directory("/opt/cuda-ci-src", self.source.directory("dagger"))
             .with_exec([TOOL_PYTHON, "-m", "venv", "/opt/cuda-ci"])
             .with_exec(["/opt/cuda-ci/bin/pip", "install", "--quiet", "/opt/cuda-ci-src[dev]", DAGGER_IO])
             .with_exec(["git", "config", "--global", "--add", "safe.directory", "*"])
@@ -82,9 +84,11 @@ class CudaCi:
             .with_workdir("/src")
         )
 
-    def _tooling(self, platform: str | None = None, image: str = TOOLING_IMAGE) -> dagger.Container:
+    def _tooling(
+        self, platform: str | None = None, image: str = TOOLING_IMAGE, trust: CacheTrust = "release"
+    ) -> dagger.Container:
         base = dag.container(platform=dagger.Platform(platform)) if platform else dag.container()
-        return self._with_cuda_ci(base.from_(image))
+        return self._with_cuda_ci(base.from_(image), trust)
 
     @staticmethod
     def _with_github(
@@ -160,7 +164,7 @@ class CudaCi:
         """One identifier's wheel, built from the tag and repaired in cibuildwheel's pinned image."""
         handoff = [f"--build-python={job.python}"]  # the Dagger → CLI contract: `cuda-ci build --help`
         return (
-            self._tooling(platform=job.platform, image=job.image)
+            self._tooling(platform=job.platform, image=job.image, trust=trust_of(flags))
             .with_exec([str(job.python), "-m", "pip", "install", "--quiet", "build"])
             .with_exec([CUDA_CI, "build", *flags, "--wheels-only", *handoff, "--repo", "/src", "--out", "/out"])
             .directory("/out/dist")
@@ -173,7 +177,7 @@ class CudaCi:
         wheels = dag.directory()
         for job in jobs:
             wheels = wheels.with_directory(".", self.linux_wheel(job, flags))
-        container = self._tooling()
+        container = self._tooling(trust=trust_of(flags))
         handoff = ["--built-by=dagger"]  # the Dagger → CLI contract: `cuda-ci build --help`
         if jobs:
             container = container.with_directory("/prebuilt", wheels)
@@ -200,10 +204,14 @@ class CudaCi:
 
     # --- validate, docs ----------------------------------------------------------------------
     def validate_graph(
-        self, release: dagger.Directory, extra_dist: dagger.Directory | None, smoke_pythons: list[str]
+        self,
+        release: dagger.Directory,
+        extra_dist: dagger.Directory | None,
+        smoke_pythons: list[str],
+        trust: CacheTrust = "release",
     ) -> dagger.Directory:
         """validate in one container, then one smoke install per other supported Python."""
-        container = self._tooling().with_directory("/release", release)
+        container = self._tooling(trust=trust).with_directory("/release", release)
         argv = [CUDA_CI, "validate", "--release-dir", "/release", "--repo", "/src"]
         if extra_dist is not None:
             container = container.with_directory("/extra", extra_dist)
@@ -213,7 +221,7 @@ class CudaCi:
         smoke = [CUDA_CI, "smoke", "--release-dir", "/release", "--repo", "/src"]
         for python in smoke_pythons:
             smoke_log = (
-                self._tooling()
+                self._tooling(trust=trust)
                 .with_directory("/release", validated.directory("/release"))
                 .with_exec([*smoke, f"--build-python={python_path(python)}"], redirect_stdout="/smoke.log")
                 .file("/smoke.log")
@@ -232,8 +240,8 @@ class CudaCi:
         manifest = json.loads(await release.file("release-manifest.json").contents())
         return self.validate_graph(release, extra_dist, smoke_versions(manifest["build_identifiers"]))
 
-    def docs_graph(self, release: dagger.Directory) -> dagger.Directory:
-        container = self._tooling().with_directory("/release", release)
+    def docs_graph(self, release: dagger.Directory, trust: CacheTrust = "release") -> dagger.Directory:
+        container = self._tooling(trust=trust).with_directory("/release", release)
         return container.with_exec([CUDA_CI, "docs", "--release-dir", "/release", "--repo", "/src"]).directory(
             "/release"
         )
@@ -353,8 +361,9 @@ class CudaCi:
     ) -> dagger.Directory:
         """The one graph: each stage consumes the Directory the previous one returned."""
         built = self.build_graph(flags, jobs, ci_gate)
-        validated = self.validate_graph(built, extra_dist, smoke_versions([j.identifier for j in jobs]))
-        documented = self.docs_graph(validated)
+        smoke = smoke_versions([j.identifier for j in jobs])
+        validated = self.validate_graph(built, extra_dist, smoke, trust_of(flags))
+        documented = self.docs_graph(validated, trust_of(flags))
         if no_publish:
             return documented
         publishing = self.publish_container(documented, "all", dry_run, tokens, github_repository, invocation)
@@ -362,7 +371,7 @@ class CudaCi:
 
     # --- CI ----------------------------------------------------------------------------------
     def lint_container(self) -> dagger.Container:
-        return self._tooling().with_exec([CUDA_CI, "lint", "--repo", "/src"])
+        return self._tooling(trust="untrusted").with_exec([CUDA_CI, "lint", "--repo", "/src"])
 
     @function
     async def lint(self) -> str:
@@ -374,7 +383,7 @@ class CudaCi:
     ) -> dagger.Container:
         asked = [arg for group in groups or [] for arg in ("--group", group)]
         argv = [CUDA_CI, "test", "--component", component, *asked, f"--build-python={python_path(python)}"]
-        tested = self._tooling().with_exec([*argv, "--repo", "/src", "--out", "/w"])
+        tested = self._tooling(trust="untrusted").with_exec([*argv, "--repo", "/src", "--out", "/w"])
         return self.gpu_test_container(component, python, tested.directory("/w"), groups or []) if gpu else tested
 
     def gpu_test_container(
@@ -398,8 +407,8 @@ class CudaCi:
             dag.container()
             .from_(CUDA_IMAGE)
             .experimental_with_all_gp_us()
-            .with_file("/usr/local/bin/uv", self._tooling().file("/opt/cuda-ci/bin/uv"))
-            .with_mounted_cache("/root/.cache/uv", dag.cache_volume("cuda-ci-uv"))
+            .with_file("/usr/local/bin/uv", self._tooling(trust="untrusted").file("/opt/cuda-ci/bin/uv"))
+            .with_mounted_cache("/root/.cache/uv", dag.cache_volume(cache_volumes("untrusted")["/root/.cache/uv"]))
             .with_env_variable("UV_PYTHON_INSTALL_DIR", "/root/.cache/uv/python")
             .with_exec(["uv", "venv", "--python", python, "--python-preference", "only-managed", "/venv"])
             .with_exec(["/venv/bin/python", "-c", f"import sys; assert sys.version_info[:2] == ({major}, {minor})"])
