@@ -65,6 +65,16 @@ def _handoff(parser: argparse.ArgumentParser, *flags: str) -> None:
         group.add_argument("--dry-run-index", type=_index_url, action="append", metavar="NAME=URL", help=running)
 
 
+def _publish_phases(parser: argparse.ArgumentParser) -> None:
+    """An index target's upload and install-back, apart: one job holds the credentials, the next
+    runs the installed code (see :func:`publish_phases`)."""
+    phase = parser.add_mutually_exclusive_group()
+    no_install = "upload and check what the index serves, but install nothing back (a job holding the credentials)"
+    phase.add_argument("--no-install-back", action="store_true", help=no_install)
+    only = "only check what the index serves and install the release back (no credentials; testpypi or pypi)"
+    phase.add_argument("--install-back-only", action="store_true", help=only)
+
+
 def _command(
     sub: argparse._SubParsersAction,  # type: ignore[type-arg]
     name: str,
@@ -110,11 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "publish", "GitHub draft and assets, TestPyPI, PyPI, un-draft (resumable)", release_dir=True)
     p.add_argument("--target", choices=["github", "testpypi", "pypi", "finalize", "all"], default="all")
     p.add_argument("--dry-run", action="store_true", help=dry_run)
-    phase = p.add_mutually_exclusive_group()
-    no_install = "upload and check what the index serves, but install nothing back (a job holding the credentials)"
-    phase.add_argument("--no-install-back", action="store_true", help=no_install)
-    only = "only check what the index serves and install the release back (no credentials; testpypi or pypi)"
-    phase.add_argument("--install-back-only", action="store_true", help=only)
+    _publish_phases(p)
     _handoff(p, "--dry-run-index")
 
     p = _command(sub, "release", "preflight, build once, validate, docs, publish: one run", selection=True)
