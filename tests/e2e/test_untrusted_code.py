@@ -16,15 +16,13 @@ from cuda_ci import toolenvs
 from cuda_ci.cli import main
 from cuda_ci.envcontent import content_problem
 from cuda_ci.manifest import sha256_of
+from tests.e2e.test_faults_and_secrets import TOKENS
 from tests.helpers import git
 
 pytestmark = pytest.mark.e2e
 TAG = "cuda-pathfinder-v1.0.0"
 SECRETS = {
-    "GITHUB_TOKEN": "ghs_AncestorHuntGitHubToken0123",
-    "GH_TOKEN": "gho_AncestorHuntGhToken3210",
-    "CUDA_CI_TESTPYPI_TOKEN": "pypi-AncestorHuntTestPyPIToken",
-    "CUDA_CI_PYPI_TOKEN": "pypi-AncestorHuntPyPIToken",
+    **TOKENS,
     "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "AncestorHuntOidcRequestToken",
     "ACTIONS_ID_TOKEN_REQUEST_URL": "https://pipelines.example.invalid/AncestorHuntOidcUrl",
 }

@@ -10,22 +10,15 @@ A file added, changed or missing, or a link retargeted, makes the environment un
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import stat
 from pathlib import Path
 
+from cuda_ci.manifest import sha256_of
+
 CONTENT_RECORD = "cuda-ci-content.json"
 _MAX_RECORD_BYTES = 64 * 1024 * 1024
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _walk(root: Path, folder: Path, found: dict[str, str]) -> None:
@@ -41,7 +34,7 @@ def _walk(root: Path, folder: Path, found: dict[str, str]) -> None:
                 _walk(root, path, found)
             elif stat.S_ISREG(mode):
                 if relative != CONTENT_RECORD:
-                    found[relative] = f"sha256:{_sha256(path)}"
+                    found[relative] = f"sha256:{sha256_of(path)}"
             else:
                 found[relative] = "special"  # a fifo, socket or device: never in an environment
 
