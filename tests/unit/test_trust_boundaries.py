@@ -76,9 +76,10 @@ def test_a_hand_over_that_is_not_cuda_ci_s_is_refused(monkeypatch: pytest.Monkey
         credentials.received_secrets()
 
 
-def test_a_variable_naming_no_descriptor_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(credentials.FD_VARIABLE, "99999")
-    with pytest.raises(credentials.HandoffError, match="CUDA_CI_SECRETS_FD=99999 names no credential hand-over"):
+@pytest.mark.parametrize("number", ["99999", "0", "x"])
+def test_a_variable_naming_no_hand_over_is_refused(monkeypatch: pytest.MonkeyPatch, number: str) -> None:
+    monkeypatch.setenv(credentials.FD_VARIABLE, number)
+    with pytest.raises(credentials.HandoffError, match=f"CUDA_CI_SECRETS_FD={number} names no credential hand-over"):
         credentials.received_secrets()
 
 

@@ -82,6 +82,8 @@ def received_secrets() -> dict[str, str]:
         return {}
     try:
         fd = int(number)
+        if fd < 3:  # never stdin, stdout or stderr
+            raise ValueError(f"{fd} is a standard stream")
         with os.fdopen(fd, "rb", closefd=True) as pipe:
             data = json.loads(pipe.read(MAX_HANDOFF_BYTES + 1))
     except (ValueError, OSError) as error:
