@@ -12,6 +12,7 @@ import pytest
 from cuda_ci import toolenvs
 from cuda_ci.declared import DEFAULT_DOCS
 from cuda_ci.docs import sphinx_env
+from cuda_ci.envcontent import content_problem
 from cuda_ci.envs import Env
 from cuda_ci.log import Reporter
 from cuda_ci.process import PYTHON
@@ -32,7 +33,7 @@ def _site(env: Env) -> Path:
 
 
 def _import(env: Env, module: str) -> subprocess.CompletedProcess[str]:
-    """Import as a build would: bytecode written into the kept environment."""
+    """Import, writing bytecode (as a process that ignores cuda-ci's PYTHONDONTWRITEBYTECODE could)."""
     environ = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     return subprocess.run([str(env.python), "-c", f"import {module}"], capture_output=True, text=True, env=environ)
 
@@ -43,20 +44,35 @@ def _delete_package_file(env: Env) -> str:
 
 
 def _truncate_bytecode(env: Env) -> str:
-    assert _import(env, "iniconfig").returncode == 0
-    pyc = next((_site(env) / "iniconfig" / "__pycache__").glob("__init__*.pyc"))
+    pyc = next((_site(env) / "iniconfig" / "__pycache__").glob("__init__*.pyc"))  # compiled when made
     pyc.write_bytes(pyc.read_bytes()[:40])
     assert _import(env, "iniconfig").returncode != 0, "damaged bytecode breaks every later import"
-    return "is damaged bytecode"
+    return f"iniconfig/__pycache__/{pyc.name} was changed"
 
 
 def _delete_interpreter(env: Env) -> str:
     env.python.unlink()
-    return "its interpreter"
+    return "bin/python is missing"
 
 
-@pytest.mark.parametrize("damage", [_delete_package_file, _truncate_bytecode, _delete_interpreter])
-def test_a_damaged_environment_is_set_aside_and_made_again(
+def _drop_a_pth_file(env: Env) -> str:
+    """What a build backend running in the environment can do: code for every later process of it."""
+    (_site(env) / "zz-poison.pth").write_text("import sys; sys.stderr.write('poisoned')\n")
+    assert "poisoned" in _import(env, "iniconfig").stderr
+    return "zz-poison.pth was added"
+
+
+def _write_bytecode_of_a_new_module(env: Env) -> str:
+    (_site(env) / "added.py").write_text("X = 1\n")
+    assert _import(env, "added").returncode == 0  # writes added's bytecode, too
+    return "added.py was added"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [_delete_package_file, _truncate_bytecode, _delete_interpreter, _drop_a_pth_file, _write_bytecode_of_a_new_module],
+)
+def test_an_environment_not_as_it_was_made_is_set_aside_and_made_again(
     cache: Path, damage: Callable[[Env], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = toolenvs.tool_env(SMALL, python=PYTHON, purpose="test", reporter=Reporter())
@@ -66,12 +82,13 @@ def test_a_damaged_environment_is_set_aside_and_made_again(
     later = Reporter()
     again = toolenvs.tool_env(SMALL, python=PYTHON, purpose="test", reporter=later)
     assert again == env, "made again in the same place"
-    [warning] = [n for n in later.notes if "is damaged" in n]
-    assert f"the kept tool environment {env.root.name} is damaged (" in warning and said in warning
-    assert "set aside and made again" in warning
-    assert _import(env, "iniconfig").returncode == 0
-    assert toolenvs.env_damage(env) is None
-    assert [p.name for p in (cache / "envs").iterdir()] == [env.root.name], "nothing damaged is kept"
+    [warning] = [n for n in later.notes if "is not as it was made" in n]
+    assert f"the kept tool environment {env.root.name} is not as it was made (" in warning and said in warning
+    assert "never used, set aside as " in warning and "and made again" in warning
+    assert "poisoned" not in _import(env, "iniconfig").stderr and _import(env, "iniconfig").returncode == 0
+    assert content_problem(env.root) is None
+    [aside] = [p for p in toolenvs.envs_dir().iterdir() if p != env.root]
+    assert aside.name.startswith(f".{env.root.name}-set-aside-") and str(aside) in warning, "kept for a look"
 
 
 SPHINX = list(DEFAULT_DOCS)  # what the docs environment holds for a component without a docs group

@@ -161,5 +161,5 @@ def test_a_component_without_groups_gets_plain_sphinx_and_bare_pytest(
     git(monorepo, "commit", "-qam", "cuda-pathfinder without dependency groups")
     assert main(["test", "--component", "cuda-pathfinder", "--repo", str(monorepo)]) == 0
     assert re.search(r"passed  test cuda-pathfinder .*\b5 passed, 1 skipped", capsys.readouterr().out)
-    pins = [(env / "cuda-ci-complete").read_text() for env in (tool_env_cache / "envs").glob("sphinx-*")]
+    pins = [(env / "cuda-ci-complete").read_text() for env in (tool_env_cache / "untrusted" / "envs").glob("sphinx-*")]
     assert any("sphinx-copybutton" not in p for p in pins), "a Sphinx environment of plain sphinx>=7"

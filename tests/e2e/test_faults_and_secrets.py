@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -163,6 +164,39 @@ def test_a_same_named_file_with_another_hash_is_refused_showing_both(
     assert sha256_of(index.root / wheel.name) in err and sha256_of(wheel) in err
     assert "nothing was uploaded" in err
     assert sorted(p.name for p in index.root.iterdir()) == [wheel.name]
+
+
+def test_published_means_served_and_the_install_back_runs_apart_from_the_upload(
+    validated: Path,
+    tagged_repo: Path,
+    flaky_testpypi: tuple[FlakyIndex, EmbeddedIndex],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An index that lists the upload but serves other bytes under its name fails the target, naming
+    the file, the index and both hashes; the upload job installs nothing back, the next job (without
+    any token) only checks what is served and installs back."""
+    proxy, index = flaky_testpypi
+    wheel = next((validated / "dist").glob("*.whl"))
+    other = wheel.read_bytes()[:-18] + b"not what was built"  # the same size, other bytes
+    proxy.serve_instead = {wheel.name: other}
+    upload = ["publish", "--release-dir", str(validated), "--target", "testpypi", "--repo", str(tagged_repo)]
+    assert main([*upload, "--no-install-back"]) == 1
+    err = capsys.readouterr().err
+    served = hashlib.sha256(other).hexdigest()
+    assert f"error: {wheel.name}: testpypi ({proxy.url}/simple/) serves bytes with sha256 {served}" in err
+    assert f"but the release's file has sha256 {sha256_of(wheel)}" in err
+    assert "error: publish --target testpypi is not done: testpypi does not serve the release as built" in err
+    assert {p.name: sha256_of(p) for p in index.root.iterdir()} == _dists(validated), "the upload itself went out"
+
+    proxy.serve_instead = {}
+    assert main([*upload, "--no-install-back"]) == 0
+    assert "testpypi: nothing to do\n" in capsys.readouterr().out, "nothing uploaded again, nothing installed"
+    monkeypatch.delenv("CUDA_CI_TESTPYPI_TOKEN")  # the install-back job holds no credential
+    assert main([*upload, "--install-back-only"]) == 0
+    assert "testpypi: done, installed back" in capsys.readouterr().out
+    actions = [e["action"] for e in json.loads((validated / "publish-log.json").read_text())["entries"]]
+    assert actions.count("verified-served") == 2 and actions.count("verified-install") == 1
 
 
 def test_two_releases_of_one_tag_never_run_at_once(tagged_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:

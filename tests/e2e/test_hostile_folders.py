@@ -16,7 +16,12 @@ from pathlib import Path
 import pytest
 
 from cuda_ci.cli import main
+from cuda_ci.components import get_unit
+from cuda_ci.errors import CudaCiError
+from cuda_ci.log import Reporter
 from cuda_ci.manifest import ReleaseFolder, file_entry, sha256_of
+from cuda_ci.siblingrecord import write_record
+from cuda_ci.siblings import sibling_wheels
 from tests.fakes.github import FakeGitHub
 from tests.helpers import folder_from, git, tagged_clone
 
@@ -356,3 +361,24 @@ def test_a_refused_rerun_keeps_the_real_runs_log(
     assert main(args) == 2
     assert f"--out {str(out)!r} already holds a release folder" in capsys.readouterr().err
     assert (out / "run-log.json").read_bytes() == log, "the record of the real run is kept"
+
+
+def test_an_altered_sibling_wheel_is_never_used_and_verify_reports_it(
+    folder: Path, built: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """siblings/ is never published but installed by later stages: only as recorded when built."""
+    commit = json.loads((folder / "release-manifest.json").read_text())["commit"]
+    siblings = folder / "siblings"
+    siblings.mkdir()
+    wheel = Path(shutil.copy(next((folder / "dist").glob("*.whl")), siblings))  # stands in for a sibling
+    write_record(siblings, commit, [wheel])
+    assert main(["verify", "--release-dir", str(folder)]) == 0
+    assert "siblings/ holds the 1 file(s) recorded when they were built, unchanged" in capsys.readouterr().out
+    altered = wheel.read_bytes()[:-7] + b"planted"  # the same size, a planted Requires-Dist say
+    wheel.write_bytes(altered)
+    assert main(["verify", "--release-dir", str(folder)]) == 1
+    out, err = capsys.readouterr()
+    said = f"siblings/{wheel.name} has sha256 {hashlib.sha256(altered).hexdigest()}, the record says"
+    assert said in out and said in err
+    with pytest.raises(CudaCiError, match="nothing was installed"):  # what validate, docs and a dry-run get
+        sibling_wheels(built[1], commit, get_unit("cuda-bindings"), siblings, Reporter())

@@ -13,6 +13,7 @@ import pytest
 
 from cuda_ci import toolenvs
 from cuda_ci.cli import main
+from cuda_ci.envcontent import content_problem
 from cuda_ci.envs import Env
 from cuda_ci.index import free_port
 from cuda_ci.log import Reporter
@@ -41,7 +42,7 @@ def _imports(env: Env, module: str) -> str:
 def test_made_once_then_found_by_a_later_run(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = Reporter()
     env = toolenvs.tool_env(SMALL, python=PYTHON, purpose="test", reporter=first)
-    assert env is not None and env.root.parent == cache / "envs"
+    assert env is not None and env.root.parent == cache / "untrusted" / "envs" == toolenvs.envs_dir()
     assert len(_made(first)) == 1
     assert (env.root / toolenvs.COMPLETE_MARKER).read_text().strip() == "iniconfig==2.0.0"
     assert str(env.root) in _imports(env, "iniconfig")
@@ -50,7 +51,7 @@ def test_made_once_then_found_by_a_later_run(cache: Path, monkeypatch: pytest.Mo
     later = Reporter()
     assert toolenvs.tool_env(SMALL, python=PYTHON, purpose="test", reporter=later) == env
     assert _made(later) == []
-    assert not [p for p in (cache / "envs").iterdir() if p.name.startswith(".")], "no staging folder left"
+    assert not [p for p in toolenvs.envs_dir().iterdir() if p.name.startswith(".")], "no staging folder left"
 
 
 def test_other_resolved_versions_make_another_environment(cache: Path) -> None:
@@ -77,7 +78,7 @@ def test_two_runs_making_the_same_environment_at_once_share_one(cache: Path) -> 
     for thread in threads:
         thread.join(timeout=300)
     assert errors == [] and len(found) == 2 and found[0] == found[1]
-    assert [p.name for p in (cache / "envs").iterdir()] == [found[0].root.name]  # type: ignore[union-attr]
+    assert [p.name for p in toolenvs.envs_dir().iterdir()] == [found[0].root.name]  # type: ignore[union-attr]
 
 
 def test_a_folder_without_the_marker_is_never_used(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -95,7 +96,7 @@ def test_requirements_that_do_not_resolve_fall_back_with_a_warning(cache: Path) 
     reporter = Reporter()
     assert toolenvs.tool_env(["cuda-ci-no-such-tool==1.0"], python=PYTHON, purpose="test", reporter=reporter) is None
     assert any("tool environment not reused" in n and "cuda-ci-no-such-tool" in n for n in reporter.notes)
-    assert not (cache / "envs").exists() or not any((cache / "envs").iterdir())
+    assert not toolenvs.envs_dir().exists() or not any(toolenvs.envs_dir().iterdir())
 
 
 def test_without_uv_builds_are_isolated_and_still_build_once(
@@ -110,7 +111,7 @@ def test_without_uv_builds_are_isolated_and_still_build_once(
     manifest = json.loads((out / "release-manifest.json").read_text())
     wheel = next(f for f in manifest["files"] if f["kind"] == "wheel")
     assert wheel["built_from"]["sdist"] == "cuda_pathfinder-1.0.0.tar.gz"
-    assert not (cache / "envs").exists(), "no kept environment without uv"
+    assert not list(cache.glob("*/envs")), "no kept environment without uv"
 
 
 def test_the_manifest_names_the_build_environment_s_versions(
@@ -123,9 +124,10 @@ def test_the_manifest_names_the_build_environment_s_versions(
     tools = json.loads((out / "release-manifest.json").read_text())["tools"]
     assert {"build-env/setuptools", "build-env/setuptools-scm", "build-env/build"} <= set(tools)
     assert tools["build-env/build"] == tools["build"], "the kept environment runs this run's frontend"
-    [kept] = (cache / "envs").glob("build-*")
-    # The run wrote the bytecode of what the backend imported (PYTHONDONTWRITEBYTECODE or not), for the next run.
+    [kept] = (cache / "release" / "envs").glob("build-*")  # a tag's build: a release's environment
+    # Bytecode compiled when it was made, so that no run compiles it again; the build added nothing.
     assert list(kept.rglob("setuptools/__pycache__/*.pyc")) and list(kept.rglob("setuptools_scm/__pycache__/*.pyc"))
+    assert content_problem(kept) is None
 
 
 def test_environments_unused_for_30_days_and_stale_staging_folders_go_when_one_is_made(
@@ -136,7 +138,7 @@ def test_environments_unused_for_30_days_and_stale_staging_folders_go_when_one_i
     assert old is not None
     month_ago = time.time() - 31 * 86400
     os.utime(old.root / toolenvs.COMPLETE_MARKER, (month_ago, month_ago))
-    killed, young = cache / "envs" / ".test-killed-run", cache / "envs" / ".test-running-now"
+    killed, young = toolenvs.envs_dir() / ".test-killed-run", toolenvs.envs_dir() / ".test-running-now"
     killed.mkdir()
     young.mkdir()
     os.utime(killed, (month_ago, month_ago))
@@ -167,5 +169,5 @@ def test_with_the_index_out_of_reach_tools_resolve_from_uv_s_cache(
     reporter = Reporter()
     env = toolenvs.tool_env(SMALL, python=PYTHON, purpose="test", reporter=reporter)
     assert env is not None and toolenvs.pinned_versions(env) == {"iniconfig": "2.0.0"}
-    assert env.root.parent == tmp_path / "air-gapped" / "envs"
+    assert env.root.parent == tmp_path / "air-gapped" / "untrusted" / "envs"
     assert any("resolved from uv's cache instead (--offline)" in n for n in reporter.notes)

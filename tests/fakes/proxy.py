@@ -13,7 +13,8 @@ from tests.fakes import loopback
 
 @dataclass
 class FlakyIndex:
-    """Forwards to ``upstream``; fails the first ``fail_posts`` uploads; drops uploads after ``drop_after``."""
+    """Forwards to ``upstream``; fails the first ``fail_posts`` uploads; drops uploads after ``drop_after``;
+    serves ``serve_instead[name]`` for a download of the file ``name`` (an index that lies about a file)."""
 
     upstream: str
     fail_posts: int = 0
@@ -21,6 +22,7 @@ class FlakyIndex:
     drop_after: int | None = None
     requests: list[tuple[str, str]] = field(default_factory=list)
     uploads_forwarded: int = 0
+    serve_instead: dict[str, bytes] = field(default_factory=dict)
 
     def start(self) -> FlakyIndex:
         self._server = loopback.serve(_proxy_handler(self))
@@ -42,6 +44,13 @@ def _proxy_handler(proxy: FlakyIndex) -> type[BaseHTTPRequestHandler]:  # noqa: 
         def _forward(self, method: str) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             proxy.requests.append((method, self.path))
+            instead = proxy.serve_instead.get(self.path.rsplit("/", 1)[-1].split("#")[0])
+            if method == "GET" and instead is not None:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(instead)))
+                self.end_headers()
+                self.wfile.write(instead)
+                return
             if method == "POST":
                 if proxy.fail_posts > 0:
                     proxy.fail_posts -= 1

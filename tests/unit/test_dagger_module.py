@@ -450,13 +450,22 @@ def test_the_gpu_job_runs_its_tests_with_the_wheel_guard(module: CudaCi, python:
     assert "--cuda-ci-installed=cuda.core" in own_exec(chain)
 
 
-def test_caches_are_named_volumes() -> None:
+def _volumes(chain: list[Call]) -> set[str]:
+    return {c.args["cache"][0].args["key"] for c in walk(chain) if c.name == "withMountedCache"}
+
+
+def test_caches_are_named_volumes_a_release_shares_with_no_untrusted_work(module: CudaCi) -> None:
     mounts = [c for c in walk(_release()) if c.name == "withMountedCache"]
-    assert mounts
-    keys = {c.args["cache"][0].args["key"] for c in mounts}
-    assert keys == {"cuda-ci-pip", "cuda-ci-uv", "cuda-ci-tool-envs"}
     paths = {c.args["path"] for c in mounts}
     assert "/root/.cache/cuda-ci" in paths, "where cuda-ci keeps tool environments (toolenvs.cache_dir)"
+    release = _volumes(_release())
+    assert release == {"cuda-ci-release-pip", "cuda-ci-release-uv", "cuda-ci-release-tool-envs"}
+    snapshot = _release(Run(mode="snapshot", dry_run=True, no_publish=True))
+    untrusted = {"cuda-ci-pip", "cuda-ci-uv", "cuda-ci-tool-envs"}
+    assert _volumes(snapshot) == untrusted, "a snapshot builds code no review vouches for"
+    ci = [render(job) for job in module.ci_jobs(None).values()]
+    gpu = render(module.test_container("cuda-core", "3.12", gpu=True))
+    assert set().union(*map(_volumes, [*ci, gpu])) == untrusted
 
 
 # Flags that exist on one side only, by design (DESIGN.md: host-only and Dagger-only arguments); the
@@ -464,6 +473,9 @@ def test_caches_are_named_volumes() -> None:
 # id, docs beside validate, the runner a plan is for) are what the plan writes into its nodes.
 HOST_ONLY = {"repo", "debug", "out", "wheels_only", "release_dir", "json", "help"}
 PLAN_ONLY = {"node", "beside_validate", "runner"}
+# publish's upload and install-back apart: for the release workflow's jobs (one holds the credentials,
+# the next runs the installed code); the Dagger module's publish does both.
+HOST_ONLY |= {"no_install_back", "install_back_only"}
 DAGGER_ONLY = {"python", "gpu", "github_token", "pypi_token", "testpypi_token", "github_repository", "release"}
 
 

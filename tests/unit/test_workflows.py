@@ -16,7 +16,17 @@ from tests.helpers import REPO_ROOT
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"
 RELEASES = ["release.yml", "release-cuda-pathfinder.yml"]
 ALL = sorted(p.name for p in WORKFLOWS.glob("*.yml"))
-PUBLISH_CHAIN = ["build", "sign", "github-draft", "publish-testpypi", "publish-pypi", "finalize", "deploy-docs"]
+PUBLISH_CHAIN = [
+    "build",
+    "sign",
+    "github-draft",
+    "publish-testpypi",
+    "install-back-testpypi",
+    "publish-pypi",
+    "install-back-pypi",
+    "finalize",
+    "deploy-docs",
+]
 ID_TOKEN_JOBS = {"sign", "publish-testpypi", "publish-pypi"}
 
 
@@ -105,6 +115,21 @@ def test_the_publish_chain_runs_in_order_after_build(name: str) -> None:
     }
     for job, target in zip(targets, ["github", "testpypi", "pypi", "finalize"], strict=True):
         assert f"--target {target}" in targets[job]
+
+
+@pytest.mark.parametrize("name", RELEASES)
+def test_no_job_that_can_publish_runs_the_release_s_code(name: str) -> None:
+    """The jobs with id-token: write upload and check what the index serves; the install-back, which
+    imports the release and its third-party requirements, runs in the next job, which can publish nothing."""
+    jobs = load(name)["jobs"]
+    for index in ("testpypi", "pypi"):
+        upload = next(s["run"] for s in jobs[f"publish-{index}"]["steps"] if "cuda-ci publish" in s.get("run", ""))
+        assert upload == f"cuda-ci publish --release-dir release --target {index} --no-install-back"
+        verify = jobs[f"install-back-{index}"]
+        assert verify["permissions"] == {"contents": "read"} and "environment" not in verify
+        runs = [s["run"] for s in verify["steps"] if "run" in s]
+        assert f"cuda-ci publish --release-dir release --target {index} --install-back-only" in runs
+        assert not any("TOKEN" in key for s in verify["steps"] for key in s.get("env", {}))
 
 
 def test_windows_wheels_feed_the_build_as_extra_dist() -> None:
@@ -217,7 +242,9 @@ def test_release_docs_name_only_real_commands_flags_and_inputs() -> None:
         for name in re.findall(r"`(tag|component|release-action)(?::[^`]*)?`", text):
             assert name in inputs
         for job in re.findall(
-            r"`((?:github-draft|publish-testpypi|publish-pypi|finalize|deploy-docs|build|windows-wheels))`", text
+            r"`((?:github-draft|publish-testpypi|install-back-testpypi|publish-pypi|install-back-pypi|finalize"
+            r"|deploy-docs|build|windows-wheels))`",
+            text,
         ):
             assert job in jobs
     checklist = (REPO_ROOT / ".github" / "ISSUE_TEMPLATE" / "release_checklist.yml").read_text().lower()

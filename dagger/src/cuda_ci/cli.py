@@ -11,8 +11,8 @@ import threading
 import traceback
 from collections.abc import Callable, Sequence
 
-from cuda_ci import checks, commands, hostrun, process, runs, secrets
-from cuda_ci.cliflags import build_parser, settings_of
+from cuda_ci import checks, commands, credentials, hostrun, process, runs, secrets, toolenvs
+from cuda_ci.cliflags import build_parser, cache_trust, settings_of
 from cuda_ci.errors import CudaCiError, UsageError
 from cuda_ci.hostrun import NODE_COMMANDS, run_parsed_node, selection_of
 from cuda_ci.log import Reporter
@@ -230,15 +230,33 @@ def _run_command(args: argparse.Namespace, settings: Settings, reporter: Reporte
     return HANDLERS[args.command](args, settings, reporter)
 
 
+def _environment(own_process: bool) -> dict[str, str]:
+    """This run's environment: as a process of its own (the console script), cuda-ci first runs
+    itself again without the credentials in its environment block (:mod:`cuda_ci.credentials`)."""
+    if own_process:
+        credentials.reexec_without_secrets()
+    environ = {**os.environ, **credentials.received_secrets()}
+    secrets.register_environment(environ)
+    return environ
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        environ = _environment(own_process=argv is None)
+    except credentials.HandoffError as error:
+        sys.stderr.write(f"error: {error}\n")
+        return 2
+    return _run(argv, environ)
+
+
+def _run(argv: Sequence[str] | None, environ: dict[str, str]) -> int:
     args = build_parser().parse_args(argv)
-    secrets.register_environment()
-    settings = settings_of(args, os.environ)  # the one place settings are read from the environment
+    settings = settings_of(args, environ)  # the one place settings are read from the environment
     reporter = Reporter(github_actions=settings.in_github_actions, verbose=args.debug)
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
-        with runs.run_folder(reporter):
+        with runs.run_folder(reporter), toolenvs.cache_namespace(cache_trust(args)):
             return _run_command(args, settings, reporter)
     except CudaCiError as error:
         if args.debug:

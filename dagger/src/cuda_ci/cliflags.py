@@ -9,7 +9,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from cuda_ci import components, secrets
+from cuda_ci.errors import CudaCiError
+from cuda_ci.manifest import ReleaseFolder
+from cuda_ci.publish import BOTH_PHASES, IndexPhase
 from cuda_ci.settings import IndexName, RunnerSettings, Settings
+from cuda_ci.toolenvs import Trust
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,6 +64,16 @@ def _handoff(parser: argparse.ArgumentParser, *flags: str) -> None:
     if "--dry-run-index" in flags:
         running = "an embedded index already running (a Dagger service) for --dry-run, NAME=URL (repeatable)"
         group.add_argument("--dry-run-index", type=_index_url, action="append", metavar="NAME=URL", help=running)
+
+
+def _publish_phases(parser: argparse.ArgumentParser) -> None:
+    """An index target's upload and install-back, apart: one job holds the credentials, the next
+    runs the installed code (see :func:`publish_phases`)."""
+    phase = parser.add_mutually_exclusive_group()
+    no_install = "upload and check what the index serves, but install nothing back (a job holding the credentials)"
+    phase.add_argument("--no-install-back", action="store_true", help=no_install)
+    only = "only check what the index serves and install the release back (no credentials; testpypi or pypi)"
+    phase.add_argument("--install-back-only", action="store_true", help=only)
 
 
 def _command(
@@ -121,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "publish", "GitHub draft and assets, TestPyPI, PyPI, un-draft (resumable)", release_dir=True)
     p.add_argument("--target", choices=["github", "testpypi", "pypi", "finalize", "all"], default="all")
     p.add_argument("--dry-run", action="store_true", help=dry_run)
+    _publish_phases(p)
     _handoff(p, "--dry-run-index")
 
     p = _command(sub, "release", "preflight, build once, validate, docs, publish: one run", selection=True)
@@ -169,3 +184,27 @@ def runner_of(args: argparse.Namespace) -> RunnerSettings:
 def settings_of(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
     """The run's one :class:`Settings`: the environment's, and the Dagger hand-off flags' (``runner``)."""
     return Settings.from_environ(environ, runner=runner_of(args))
+
+
+def publish_phases(args: argparse.Namespace) -> tuple[IndexPhase, ...]:
+    """``publish``'s phases of an index target: both, unless ``--no-install-back`` or ``--install-back-only``."""
+    if args.no_install_back:
+        return ("upload",)
+    if args.install_back_only:
+        return ("install-back",)
+    return BOTH_PHASES
+
+
+def cache_trust(args: argparse.Namespace) -> Trust:
+    """Whose kept environments a command uses: a release's (a tag, a rehearsal, or a release folder
+    that is no snapshot's), or untrusted work's (``test``, ``ci``, snapshots of any branch)."""
+    if getattr(args, "tag", None) and not getattr(args, "snapshot", False):
+        return "release"
+    release_dir = getattr(args, "release_dir", None)
+    if release_dir is None or args.command == "verify":
+        return "untrusted"
+    try:
+        snapshot = ReleaseFolder(release_dir).load()["snapshot"]
+    except (CudaCiError, OSError):  # the command itself says what is wrong with the folder
+        return "untrusted"
+    return "untrusted" if snapshot else "release"

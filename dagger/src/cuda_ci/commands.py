@@ -34,6 +34,7 @@ from cuda_ci.planstate import repository_state
 from cuda_ci.preflight import Preflight, run_preflight
 from cuda_ci.process import PYTHON
 from cuda_ci.provenance import sign_release
+from cuda_ci.publish import BOTH_PHASES, IndexPhase
 from cuda_ci.publishable import docs_outcome, read_docs_outcome, write_docs_outcome
 from cuda_ci.reproducible import Comparison
 from cuda_ci.reproducible import verify_reproducible as rebuild_and_compare
@@ -208,11 +209,23 @@ def record_docs(*, release_dir: Path, reporter: Reporter) -> DocsResult:
 
 
 def publish(
-    *, repo: Path | None, release_dir: Path, target: str, dry_run: bool, settings: Settings, reporter: Reporter
+    *,
+    repo: Path | None,
+    release_dir: Path,
+    target: str,
+    dry_run: bool,
+    settings: Settings,
+    reporter: Reporter,
+    phases: Sequence[IndexPhase] = BOTH_PHASES,
 ) -> dict[str, str]:
-    """``cuda-ci publish``: every asked target in order; what each did (``nothing to do`` when done)."""
+    """``cuda-ci publish``: every asked target in order; what each did (``nothing to do`` when done).
+    ``phases``: of an index target, the upload alone (``--no-install-back``) or the install-back alone
+    (``--install-back-only``: no credentials needed), so that one job holds the credentials and
+    another runs the installed code."""
+    if "upload" not in phases and target not in ("testpypi", "pypi"):
+        raise UsageError(f"--install-back-only needs --target testpypi or --target pypi, not {target}")
     with stage(reporter, "publish"):
-        return stages.publish_folder(repo, release_dir, target, dry_run, settings, reporter)
+        return stages.publish_folder(repo, release_dir, target, dry_run, settings, reporter, phases=phases)
 
 
 def plan(

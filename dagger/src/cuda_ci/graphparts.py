@@ -4,6 +4,7 @@ paths in them, the cuda-ci argv the functions share, the errors they raise. No e
 from __future__ import annotations
 
 import uuid
+from typing import Literal
 
 from cuda_ci.plan import TOOL_PYTHON_VERSION
 
@@ -88,3 +89,22 @@ class MissingHistoryError(Exception):
 def new_invocation() -> str:
     """A value unique to one function call."""
     return uuid.uuid4().hex
+
+
+CacheTrust = Literal["release", "untrusted"]
+
+
+def cache_volumes(trust: CacheTrust) -> dict[str, str]:
+    """The cache volumes a container mounts (path → volume name): a release's (a tag, a rehearsal)
+    are never shared with untrusted work (CI jobs, snapshots), whose code could write into them."""
+    prefix = "cuda-ci-release" if trust == "release" else "cuda-ci"
+    return {
+        "/root/.cache/pip": f"{prefix}-pip",
+        "/root/.cache/uv": f"{prefix}-uv",
+        "/root/.cache/cuda-ci": f"{prefix}-tool-envs",
+    }
+
+
+def trust_of(flags: list[str]) -> CacheTrust:
+    """A selection's (see :func:`selection`) cache namespace: a snapshot is untrusted work."""
+    return "untrusted" if "--snapshot" in flags else "release"

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cuda_ci import commands, stages
-from cuda_ci.cliflags import build_parser, runner_of
+from cuda_ci.cliflags import build_parser, publish_phases, runner_of
 from cuda_ci.errors import CudaCiError, UsageError
 from cuda_ci.git import Git
 from cuda_ci.log import Reporter
@@ -68,7 +68,13 @@ NODE_COMMANDS: dict[str, NodeCommand] = {
     ),
     "record-docs": lambda a, s, r: commands.record_docs(release_dir=a.release_dir, reporter=r),
     "publish": lambda a, s, r: commands.publish(
-        repo=a.repo, release_dir=a.release_dir, target=a.target, dry_run=a.dry_run, settings=s, reporter=r
+        repo=a.repo,
+        release_dir=a.release_dir,
+        target=a.target,
+        dry_run=a.dry_run,
+        settings=s,
+        reporter=r,
+        phases=publish_phases(a),
     ),
 }
 

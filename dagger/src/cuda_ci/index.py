@@ -23,12 +23,22 @@ from cuda_ci.process import child_options, clean_environ
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 
 
-class _Links(HTMLParser):
-    """Anchors of a PEP 503 project page: file name → sha256 from the URL fragment."""
+@dataclass(frozen=True)
+class ServedFile:
+    """A file a project page lists: where the index serves it, and the sha256 it claims (None: none)."""
 
-    def __init__(self) -> None:
+    url: str
+    sha256: str | None
+
+
+class _Links(HTMLParser):
+    """Anchors of a PEP 503 project page: file name → its link (relative to ``page``) and the sha256
+    of the URL fragment."""
+
+    def __init__(self, page: str) -> None:
         super().__init__()
-        self.files: dict[str, str | None] = {}
+        self.page = page
+        self.files: dict[str, ServedFile] = {}
         self._href: str | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -37,33 +47,48 @@ class _Links(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         if self._href is not None and data.strip():
-            fragment = urllib.parse.urlsplit(self._href).fragment
+            url, fragment = urllib.parse.urldefrag(urllib.parse.urljoin(self.page, self._href))
             algo, _, digest = fragment.partition("=")
-            self.files[data.strip()] = digest if algo == "sha256" and digest else None
+            self.files[data.strip()] = ServedFile(url, digest if algo == "sha256" and digest else None)
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "a":
             self._href = None
 
 
-def files_on_index(
+def basic_auth(auth: tuple[str, str]) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()}
+
+
+def served_files(
     http: HttpClient, simple_url: str, project: str, *, auth: tuple[str, str] | None = None
-) -> dict[str, str | None]:
-    """File name → sha256 (None where the index gives no hash) the index holds for ``project``;
-    ``auth``: HTTP Basic credentials for this index (never part of the URL)."""
+) -> dict[str, ServedFile]:
+    """Every file the index lists for ``project`` (PEP 691 JSON, or the PEP 503 HTML page), with its
+    absolute URL; ``auth``: HTTP Basic credentials for this index (never part of the URL)."""
     url = f"{simple_url.rstrip('/')}/{canonicalize_name(project)}/"
-    headers = {"Accept": f"{SIMPLE_JSON}, text/html;q=0.1"}
-    if auth is not None:
-        headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+    headers = {"Accept": f"{SIMPLE_JSON}, text/html;q=0.1", **(basic_auth(auth) if auth is not None else {})}
     response = http.request("GET", url, headers=headers, allow=frozenset({404}), ok=frozenset({200}))
     if response.status == 404:
         return {}
-    content_type = next((v for k, v in response.headers.items() if k.lower() == "content-type"), "")
+    content_type = response.header("content-type") or ""
     if SIMPLE_JSON in content_type:
-        return {f["filename"]: f.get("hashes", {}).get("sha256") for f in response.json().get("files", [])}
-    parser = _Links()
+        return {
+            f["filename"]: ServedFile(
+                urllib.parse.urldefrag(urllib.parse.urljoin(url, f.get("url", "")))[0],
+                f.get("hashes", {}).get("sha256"),
+            )
+            for f in response.json().get("files", [])
+        }
+    parser = _Links(url)
     parser.feed(response.body.decode("utf-8", "replace"))
     return parser.files
+
+
+def files_on_index(
+    http: HttpClient, simple_url: str, project: str, *, auth: tuple[str, str] | None = None
+) -> dict[str, str | None]:
+    """File name → sha256 (None where the index gives no hash) the index holds for ``project``."""
+    return {name: served.sha256 for name, served in served_files(http, simple_url, project, auth=auth).items()}
 
 
 def free_port() -> int:

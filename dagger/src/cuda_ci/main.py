@@ -25,10 +25,13 @@ from cuda_ci.graphparts import (
     SOURCE_IGNORE,
     TOOL_PYTHON,
     TOOLING_IMAGE,
+    CacheTrust,
     MissingHistoryError,
+    cache_volumes,
     new_invocation,
     python_path,
     selection,
+    trust_of,
 )
 from cuda_ci.plan import Node, ReleasePlan, fill
 from dagger import DefaultPath, Doc, Ignore, dag, function, object_type
@@ -64,14 +67,13 @@ class CudaCi:
         return cls(source=source)  # type: ignore[call-arg]
 
     # --- shared setup ----------------------------------------------------------------------
-    def _with_cuda_ci(self, container: dagger.Container) -> dagger.Container:
+    def _with_cuda_ci(self, container: dagger.Container, trust: CacheTrust = "release") -> dagger.Container:
         """cuda-ci from this module's source, the monorepo at /src; pip and uv caches and the kept tool
-        environments (made complete, then renamed into place: safe to share) as volumes."""
+        environments (made complete, then renamed into place: safe to share) as ``trust``'s volumes."""
+        for path, volume in cache_volumes(trust).items():
+            container = container.with_mounted_cache(path, dag.cache_volume(volume))
         return (
-            container.with_mounted_cache("/root/.cache/pip", dag.cache_volume("cuda-ci-pip"))
-            .with_mounted_cache("/root/.cache/uv", dag.cache_volume("cuda-ci-uv"))
-            .with_mounted_cache("/root/.cache/cuda-ci", dag.cache_volume("cuda-ci-tool-envs"))
-            .with_directory("/opt/cuda-ci-src", self.source.directory("dagger"))
+            container.with_directory("/opt/cuda-ci-src", self.source.directory("dagger"))
             .with_exec([TOOL_PYTHON, "-m", "venv", "/opt/cuda-ci"])
             .with_exec(["/opt/cuda-ci/bin/pip", "install", "--quiet", "/opt/cuda-ci-src[dev]", DAGGER_IO])
             .with_exec(["git", "config", "--global", "--add", "safe.directory", "*"])
@@ -79,10 +81,12 @@ class CudaCi:
             .with_workdir("/src")
         )
 
-    def _tooling(self, platform: str = "linux/amd64", image: str = TOOLING_IMAGE) -> dagger.Container:
-        """cuda-ci in a pinned image; the platform is always named (the manylinux images are
-        single-architecture: on an arm64 engine an unnamed one would not match, or not run)."""
-        return self._with_cuda_ci(dag.container(platform=dagger.Platform(platform)).from_(image))
+    def _tooling(
+        self, platform: str = "linux/amd64", image: str = TOOLING_IMAGE, trust: CacheTrust = "release"
+    ) -> dagger.Container:
+        """cuda-ci in a pinned image, with ``trust``'s cache volumes; the platform is always named (the
+        manylinux images are single-architecture: on an arm64 engine an unnamed one would not match)."""
+        return self._with_cuda_ci(dag.container(platform=dagger.Platform(platform)).from_(image), trust)
 
     @staticmethod
     def _with_github(
@@ -127,7 +131,8 @@ class CudaCi:
 
     def plan_container(self, flags: list[str]) -> dagger.Container:
         """``cuda-ci plan --runner=dagger --json``: decided in the tooling image, by its cibuildwheel."""
-        return self._tooling().with_exec([CUDA_CI, "plan", *flags, "--runner=dagger", "--json", "--repo", "/src"])
+        planner = self._tooling(trust=trust_of(flags))
+        return planner.with_exec([CUDA_CI, "plan", *flags, "--runner=dagger", "--json", "--repo", "/src"])
 
     async def _release_plan(self, flags: list[str]) -> ReleasePlan:
         return ReleasePlan.from_json(json.loads(await self.plan_container(flags).stdout()))
@@ -147,7 +152,8 @@ class CudaCi:
         for wave in plan.waves():
             for node in wave:
                 wheels = [n.id for n in plan.of_kind("wheel")]
-                container = self.node_container(node, made, extra_dist, wheels, plan)
+                trust: CacheTrust = "untrusted" if plan.source.mode == "snapshot" else "release"
+                container = self.node_container(node, made, extra_dist, wheels, plan, trust)
                 if node.kind in ("preflight", "publish"):  # talks to the world: never a cached layer
                     container = self._with_world(container, node, plan.dry_run, tokens, github_repository, invocation)
                 argv = [CUDA_CI, *fill(node.argv, NODE_PATHS), *handoff(node, plan.dry_run)]
@@ -163,14 +169,15 @@ class CudaCi:
         extra_dist: dagger.Directory | None,
         wheels: list[str] | None = None,
         plan: ReleasePlan | None = None,
+        trust: CacheTrust = "release",
     ) -> dagger.Container:
         """The node's image with what its command line reads mounted where its placeholders point."""
         if node.kind == "wheel":
             assert node.image is not None and node.platform is not None and node.python is not None
-            container = self._tooling(platform=node.platform, image=node.image)
+            container = self._tooling(platform=node.platform, image=node.image, trust=trust)
             container = container.with_exec([node.python, "-m", "pip", "install", "--quiet", "build"])
         else:
-            container = self._tooling()
+            container = self._tooling(trust=trust)
         line = " ".join(node.argv)
         if "{preflight}" in line and node.kind != "preflight":  # preflight writes it; the others read it
             container = container.with_directory("/preflight", made["preflight"])
@@ -349,7 +356,7 @@ class CudaCi:
 
     # --- CI ----------------------------------------------------------------------------------
     def lint_container(self) -> dagger.Container:
-        return self._tooling().with_exec([CUDA_CI, "lint", "--repo", "/src"])
+        return self._tooling(trust="untrusted").with_exec([CUDA_CI, "lint", "--repo", "/src"])
 
     @function
     async def lint(self) -> str:
@@ -361,10 +368,10 @@ class CudaCi:
     ) -> dagger.Container:
         asked = [arg for group in groups or [] for arg in ("--group", group)]
         argv = [CUDA_CI, "test", "--component", component, *asked, f"--build-python={python_path(python)}"]
-        tested = self._tooling().with_exec([*argv, "--repo", "/src", "--out", "/w"])
+        tested = self._tooling(trust="untrusted").with_exec([*argv, "--repo", "/src", "--out", "/w"])
         if not gpu:
             return tested
-        uv = self._tooling().file("/opt/cuda-ci/bin/uv")
+        uv = self._tooling(trust="untrusted").file("/opt/cuda-ci/bin/uv")
         return gpu_test_container(self.source, uv, component, python, tested.directory("/w"), groups or [])
 
     @function

@@ -6,10 +6,7 @@ index already holds is known to match; a re-run uploads only what is missing.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -25,43 +22,20 @@ from cuda_ci.github import Release
 from cuda_ci.httpclient import HttpClient
 from cuda_ci.index import files_on_index
 from cuda_ci.log import Reporter
-from cuda_ci.manifest import FileEntry, Manifest, ReleaseFolder, sha256_of, write_json_atomic
+from cuda_ci.manifest import FileEntry, Manifest, ReleaseFolder, sha256_of
 from cuda_ci.process import PYTHON, clean_environ, run
 from cuda_ci.provenance import find_attestations, unlisted_upload_problems
 from cuda_ci.publishable import folder_kind
+from cuda_ci.publishlog import PublishLog
 from cuda_ci.releases import ReleaseHost, make_latest
 from cuda_ci.rerun import compare_assets, published_release_problems, same_asset
 from cuda_ci.runtime import plan_runtime
 from cuda_ci.safepaths import listed_file
-from cuda_ci.siblings import SIBLINGS_DIR
+from cuda_ci.served import served_problems
 from cuda_ci.uploads import IndexTarget, install_back, upload
 
 Target = Literal["github", "testpypi", "pypi", "finalize"]
 TARGETS: tuple[Target, ...] = ("github", "testpypi", "pypi", "finalize")
-
-
-@dataclass
-class PublishLog:
-    """``publish-log.json``: every action of every run, appended."""
-
-    path: Path
-    entries: list[dict[str, str]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        if self.path.is_file():
-            self.entries = json.loads(self.path.read_text(encoding="utf-8")).get("entries", [])
-
-    def add(self, target: str, file: str | None, action: str, detail: str = "") -> None:
-        self.entries.append(
-            {
-                "time": datetime.now(UTC).isoformat(timespec="seconds"),
-                "target": target,
-                "file": file or "",
-                "action": action,
-                "detail": detail,
-            }
-        )
-        write_json_atomic(self.path, {"schema": 1, "entries": self.entries})
 
 
 def check_release_folder(folder: ReleaseFolder, manifest: Manifest, repo: Path | None) -> None:
@@ -228,6 +202,10 @@ def plan_index_uploads(entries: Sequence[FileEntry], held: dict[str, str | None]
     return [e for e in entries if e["name"] not in held]
 
 
+IndexPhase = Literal["upload", "install-back"]
+BOTH_PHASES: tuple[IndexPhase, ...] = ("upload", "install-back")
+
+
 def publish_index(
     target: IndexTarget,
     folder: ReleaseFolder,
@@ -237,13 +215,51 @@ def publish_index(
     *,
     pre: bool,
     install_delay: float,
+    phases: Sequence[IndexPhase] = BOTH_PHASES,
+    siblings: Sequence[Path] = (),
 ) -> None:
-    """Upload what the index lacks, then install the release back from it in a fresh environment."""
+    """Upload what the index lacks, check that it serves every file as built, then install the
+    release back from it in a fresh environment (``phases``: the upload or the install-back alone,
+    for a job that holds the upload's credentials and one that runs the installed code).
+
+    ``siblings``: the dry-run's checked sibling wheels; a real publish takes siblings from the index."""
     unit = get_unit(manifest["component"])
     http = HttpClient(on_retry=reporter.info)
     entries = _dists_in_upload_order(folder, manifest, unit)
+    if "upload" in phases:
+        _upload_missing(target, folder, entries, log, reporter, http)
+    problems = served_problems(http, target.name, target.simple_url, entries, target.simple_auth)
+    if problems:
+        name = target.name
+        raise CudaCiError(*problems, f"publish --target {name} is not done: {name} does not serve the release as built")
+    log.add(target.name, None, "verified-served", f"all {len(entries)} files served with the manifest's sha256")
+    reporter.info(f"{target.name} serves all {len(entries)} files with the manifest's sha256")
+    if "install-back" not in phases:
+        return
+    requirements, third_party = _install_back_plan(folder, manifest, unit, siblings)
+    install_back(
+        target,
+        manifest,
+        unit,
+        reporter,
+        pre=pre,
+        delay=install_delay,
+        requirements=requirements,
+        third_party=third_party,
+    )
+    log.add(target.name, None, "verified-install", f"{', '.join(unit.distributions)} {manifest['version']}")
+
+
+def _upload_missing(
+    target: IndexTarget,
+    folder: ReleaseFolder,
+    entries: Sequence[FileEntry],
+    log: PublishLog,
+    reporter: Reporter,
+    http: HttpClient,
+) -> None:
     held: dict[str, str | None] = {}
-    for distribution in unit.distributions:
+    for distribution in sorted({e["distribution"] or "" for e in entries}):
         held.update(files_on_index(http, target.simple_url, distribution, auth=target.simple_auth))
     todo = plan_index_uploads(entries, held, target.name)
     for entry in entries:
@@ -258,18 +274,6 @@ def publish_index(
         upload(target, folder, todo, http, reporter)
     for entry in todo:
         log.add(target.name, entry["name"], "uploaded", entry["sha256"])
-    requirements, third_party = _install_back_plan(folder, manifest, unit)
-    install_back(
-        target,
-        manifest,
-        unit,
-        reporter,
-        pre=pre,
-        delay=install_delay,
-        requirements=requirements,
-        third_party=third_party,
-    )
-    log.add(target.name, None, "verified-install", f"{', '.join(unit.distributions)} {manifest['version']}")
 
 
 def seed_index(target: IndexTarget, wheels: Sequence[Path], reporter: Reporter) -> None:
@@ -288,15 +292,20 @@ def seed_index(target: IndexTarget, wheels: Sequence[Path], reporter: Reporter) 
         )
 
 
-def _install_back_plan(folder: ReleaseFolder, manifest: Manifest, unit: ReleaseUnit) -> tuple[list[str], list[str]]:
+def _install_back_plan(
+    folder: ReleaseFolder, manifest: Manifest, unit: ReleaseUnit, siblings: Sequence[Path]
+) -> tuple[list[str], list[str]]:
     """The release's distributions with their declared install extras, and the third-party
-    requirements those (and the same-commit siblings) declare."""
+    requirements those (and ``siblings``, a dry-run's checked same-commit wheels) declare. Nothing
+    else in the folder is read: the manifest's wheels are checked, and a real publish takes the
+    siblings, with what they require, from the index it publishes to."""
     extras = install_extras(folder.dist, unit)
     requirements = [
         f"{d}[{','.join(extras[d])}]=={manifest['version']}" if extras.get(d) else f"{d}=={manifest['version']}"
         for d in unit.distributions
     ]
-    wheels = [*sorted(folder.dist.glob("*.whl")), *sorted((folder.path / SIBLINGS_DIR).glob("*.whl"))]
+    own = [listed_file(folder.path, f["path"]) for f in manifest["files"] if f["kind"] == "wheel"]
+    wheels = [*own, *siblings]
     plan = plan_runtime(requirements, wheels, what="install back", refuse_missing=False)
     return requirements, list(plan.third_party)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 SECRET_VARIABLES = frozenset(
@@ -16,6 +16,7 @@ SECRET_VARIABLES = frozenset(
         "CUDA_CI_PYPI_TOKEN",
         "TWINE_PASSWORD",
         "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+        "ACTIONS_ID_TOKEN_REQUEST_URL",  # with the token, it asks for an OIDC token of the job
     }
 )
 # cuda-ci's settings that are URLs: credentials in them (``https://user:password@host/``) are
@@ -39,10 +40,12 @@ def register(values: Iterable[str | None]) -> None:
     _registered.update(v for v in values if v and len(v) >= 4)
 
 
-def register_environment() -> None:
-    register(os.environ.get(name) for name in SECRET_VARIABLES)
+def register_environment(environ: Mapping[str, str] | None = None) -> None:
+    """Remember the credentials ``environ`` (default: this process's) holds."""
+    environ = os.environ if environ is None else environ
+    register(environ.get(name) for name in SECRET_VARIABLES)
     for name in URL_VARIABLES:
-        _, credentials = split_credentials(os.environ.get(name) or "")
+        _, credentials = split_credentials(environ.get(name) or "")
         if credentials is not None:
             user, password = credentials
             register([password, f"{user}:{password}", urllib.parse.quote(password, safe="")])

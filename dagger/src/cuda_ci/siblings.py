@@ -7,6 +7,7 @@ cuda-bindings' ``.pxd`` files) take them from wheels built here, at the release'
 
 from __future__ import annotations
 
+import os
 import tempfile
 import threading
 from pathlib import Path
@@ -17,7 +18,9 @@ from cuda_ci.errors import CudaCiError
 from cuda_ci.frontend import ComponentBuild, build_environ, check_clone, run_frontend
 from cuda_ci.git import Git
 from cuda_ci.log import Reporter
+from cuda_ci.manifest import place
 from cuda_ci.process import PYTHON
+from cuda_ci.siblingrecord import record_path, recorded_files, write_record
 
 SIBLINGS_DIR = "siblings"
 # The build and the stages beside it ask for the same folder at once: the first builds, the rest wait.
@@ -72,15 +75,14 @@ def _build_once(
     repo: Path, commit: str, needed: tuple[Component, ...], dest: Path, reporter: Reporter, python: str, *,
     sdists: bool,
 ) -> list[Path]:  # fmt: skip
-    pattern = "*.tar.gz" if sdists else "*.whl"
-    marker = dest / f".commit-{commit}"
-    if marker.is_file():
-        return sorted(dest.glob(pattern))
+    if os.path.lexists(record_path(dest, commit)):  # built before: used only as recorded then
+        return recorded_files(dest, commit)
     git = Git.open(repo)
     check_clone(git, reporter)
     dest.mkdir(parents=True, exist_ok=True)
     env = build_environ(git.commit_time(commit))
     with git.worktree(commit) as tree, tempfile.TemporaryDirectory(prefix="cuda-ci-siblings-") as tmp:
+        out = Path(tmp) / "out"  # only what is built now is moved into dest and recorded
         for component in needed:
             kind = "sdist" if sdists else "wheel"
             with reporter.step(f"build sibling {component.distribution} {kind} at {commit[:7]}"):
@@ -88,7 +90,7 @@ def _build_once(
                 run_frontend(
                     build,
                     tree / component.dir,
-                    dest,
+                    out,
                     Path(tmp) / f"{component.dir}.json",
                     env=env,
                     kept=build_tool_env(tree / component.dir, build.python, reporter),
@@ -96,5 +98,12 @@ def _build_once(
                     cwd=tree,
                     what=f"build of sibling {component.distribution}",
                 )
-    marker.write_text(commit + "\n")
-    return sorted(dest.glob(pattern))
+        built = [_place_into(path, dest) for path in sorted(out.iterdir()) if path.is_file()]
+    write_record(dest, commit, built)
+    return sorted(built)
+
+
+def _place_into(path: Path, dest: Path) -> Path:
+    target = dest / path.name
+    place(path, target)
+    return target

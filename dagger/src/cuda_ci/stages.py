@@ -19,8 +19,9 @@ from cuda_ci.log import Reporter
 from cuda_ci.manifest import Manifest, ReleaseFolder, write_json_atomic
 from cuda_ci.process import clean_environ
 from cuda_ci.publish import (
+    BOTH_PHASES,
     TARGETS,
-    PublishLog,
+    IndexPhase,
     Target,
     check_release_folder,
     finalize,
@@ -30,6 +31,7 @@ from cuda_ci.publish import (
     twine_environment,
 )
 from cuda_ci.publishable import publish_refusals
+from cuda_ci.publishlog import LOG_NAME, PublishLog
 from cuda_ci.releases import GitHubReleases, LocalReleases, ReleaseHost
 from cuda_ci.rerun import target_outcomes
 from cuda_ci.secrets import redact
@@ -59,11 +61,16 @@ def _github_host(settings: Settings, reporter: Reporter) -> ReleaseHost:
     return GitHubReleases(github_client(settings, reporter), on_retry=reporter.info)
 
 
-def _index_target(name: str, settings: Settings) -> IndexTarget:
+def _index_target(name: str, settings: Settings, *, uploads: bool = True) -> IndexTarget:
+    """``name``'s index; twine's credentials only where this run uploads (``uploads``)."""
     index = settings.indexes[name]  # type: ignore[index]
     token_variable = f"CUDA_CI_{name.upper()}_TOKEN"
-    env = twine_environment(
-        index.token, settings.in_github_actions, name, token_variable, index.username, oidc=settings.oidc
+    env = (
+        twine_environment(
+            index.token, settings.in_github_actions, name, token_variable, index.username, oidc=settings.oidc
+        )
+        if uploads
+        else {}
     )
     return IndexTarget(
         name=name,
@@ -80,6 +87,7 @@ class DryRunIndexes:
 
     targets: dict[str, IndexTarget]
     started: list[EmbeddedIndex]
+    siblings: list[Path]  # checked against the record made when they were built
 
     def ready(self) -> dict[str, IndexTarget]:
         for index in self.started:
@@ -123,7 +131,7 @@ def dry_run_indexes(
                 seed_index(indexes[name], siblings, reporter)
         if siblings:
             reporter.note("sibling check: not verified (siblings built from the same commit into the embedded index)")
-        yield DryRunIndexes(indexes, list(started.values()))
+        yield DryRunIndexes(indexes, list(started.values()), siblings)
 
 
 def publish_folder(
@@ -134,8 +142,11 @@ def publish_folder(
     settings: Settings,
     reporter: Reporter,
     started_indexes: DryRunIndexes | None = None,
+    *,
+    phases: Sequence[IndexPhase] = BOTH_PHASES,
 ) -> dict[str, str]:
-    """Every asked target in order; what each did (``nothing to do`` on a finished release)."""
+    """Every asked target in order; what each did (``nothing to do`` on a finished release).
+    ``phases``: of an index target, the upload or the install-back alone (see :func:`publish_index`)."""
     folder = ReleaseFolder.existing(release_dir)
     manifest = folder.load()
     targets: tuple[Target, ...] = TARGETS if target == "all" else (target,)  # type: ignore[assignment]
@@ -143,17 +154,19 @@ def publish_folder(
     refusals = publish_refusals(folder, manifest, dry_run=dry_run)
     if refusals:
         raise CudaCiError(*refusals, "publish refused: nothing was uploaded")
-    log = PublishLog(folder.path / "publish-log.json")
+    log = PublishLog(folder.path / LOG_NAME)
     first_entry = len(log.entries)
     host: ReleaseHost = LocalReleases(folder.path / "github-release") if dry_run else _github_host(settings, reporter)
     with ExitStack() as stack:
+        siblings: list[Path] = []
         if dry_run:
             prepared = started_indexes or stack.enter_context(
                 dry_run_indexes(folder, targets, repo or Path("."), manifest, settings, reporter)
             )
-            indexes = prepared.ready()
+            indexes, siblings = prepared.ready(), prepared.siblings
         else:
-            indexes = {name: _index_target(name, settings) for name in ("testpypi", "pypi") if name in targets}
+            uploads = "upload" in phases
+            indexes = {n: _index_target(n, settings, uploads=uploads) for n in ("testpypi", "pypi") if n in targets}
         for name in targets:
             with reporter.step(f"publish --target {name}"):
                 if name == "github":
@@ -169,6 +182,8 @@ def publish_folder(
                         reporter,
                         pre=dry_run,
                         install_delay=1.0 if dry_run else 30.0,
+                        phases=phases,
+                        siblings=siblings,
                     )
     return target_outcomes(log.entries[first_entry:])
 

@@ -3,13 +3,15 @@
 A release builds its own files afresh in every run; only the tools it runs are reused. An environment
 is keyed by the interpreter and by the exact versions its requirements resolve to now (``uv pip
 compile``), so a new setuptools or Sphinx release makes a new environment and a stale one is never
-used. Processes running kept tools write bytecode even where ``PYTHONDONTWRITEBYTECODE`` is set
-(:func:`tool_environ`): the first run compiles what it imports, later runs load it, instead of every
-backend call and every Sphinx run compiling its imports again (compiling everything at install
-costs more than it saves: Sphinx's dependencies are large). An environment is made in a temporary
-folder and renamed into place when complete; after that only bytecode is added to it (written
-atomically by Python itself), so concurrent runs share it safely. Without uv, callers fall back to
-fresh isolated environments.
+used. An environment is made in a temporary folder, complete (files copied, never linked to uv's
+cache; bytecode compiled), its whole content recorded (:mod:`cuda_ci.envcontent`), and renamed into
+place; processes running kept tools write no bytecode (:func:`tool_environ`), so nothing is added
+after. Before each use the content is checked against the record: a file added (a dropped ``.pth``),
+changed or missing sets the environment aside, with a warning, and a fresh one is made.
+
+What a release trusts is kept apart from untrusted work: releases (a tag, a rehearsal, a release
+folder) and everything else (``test``, ``ci``, snapshots of any branch) each have their own folder of
+environments (:func:`cache_namespace`). Without uv, callers fall back to fresh isolated environments.
 """
 
 from __future__ import annotations
@@ -18,21 +20,23 @@ import functools
 import hashlib
 import os
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from cuda_ci.envcontent import content_problem, record_content
 from cuda_ci.envs import Env, uv_binary
 from cuda_ci.errors import CommandError
 from cuda_ci.log import Reporter
-from cuda_ci.process import child_options, clean_environ, probe_interpreter, run
+from cuda_ci.process import probe_interpreter, run
 
 CACHE_DIR_VARIABLE = "CUDA_CI_CACHE_DIR"
 COMPLETE_MARKER = "cuda-ci-complete"
@@ -54,6 +58,26 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cuda-ci"
 
 
+Trust = Literal["release", "untrusted"]
+_namespace: list[Trust] = ["untrusted"]  # what this run may use; a run that says nothing is untrusted
+
+
+@contextmanager
+def cache_namespace(trust: Trust) -> Iterator[None]:
+    """For the body (one command), kept environments come from ``trust``'s own folder: a release's
+    are never made or used by untrusted work, whose code could write into them."""
+    _namespace.append(trust)
+    try:
+        yield
+    finally:
+        _namespace.pop()
+
+
+def envs_dir() -> Path:
+    """The folder of this run's kept environments (``<cache>/<namespace>/envs``)."""
+    return cache_dir() / _namespace[-1] / "envs"
+
+
 @functools.cache
 def interpreter_id(python: str) -> str:
     """What makes environments of two interpreters interchangeable: version, platform, base executable."""
@@ -61,8 +85,9 @@ def interpreter_id(python: str) -> str:
 
 
 def tool_environ(env: Mapping[str, str]) -> dict[str, str]:
-    """``env`` for a process running kept tools: bytecode is written, so that the next run reuses it."""
-    return {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    """``env`` for a process running kept tools: no bytecode written (it was compiled when the
+    environment was made; anything added after would make it differ from its record)."""
+    return {**env, "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 @dataclass(frozen=True)
@@ -98,7 +123,7 @@ def resolve(requirements: Sequence[str], python: str, reporter: Reporter) -> Res
     return Resolution(pins, offline=True)
 
 
-_Key = tuple[Path, str, str, tuple[str, ...]]
+_Key = tuple[Path, str, str, tuple[str, ...]]  # the folder of environments, purpose, interpreter, requirements
 _FOUND: dict[_Key, Env | None] = {}
 _LOCKS: dict[_Key, threading.Lock] = {}
 _LOCKS_LOCK = threading.Lock()
@@ -111,7 +136,7 @@ def tool_env(requirements: Sequence[str], *, python: str, purpose: str, reporter
     Resolved once per process (one run), so that every build of a run uses the same tools; threads
     asking for the same environment wait for one another, others proceed.
     """
-    key = (cache_dir(), purpose, python, tuple(sorted(requirements)))
+    key = (envs_dir(), purpose, python, tuple(sorted(requirements)))
     with _LOCKS_LOCK:
         lock = _LOCKS.setdefault(key, threading.Lock())
     with lock:
@@ -132,14 +157,18 @@ def _tool_env(requirements: Sequence[str], *, python: str, purpose: str, reporte
     if resolution is None:
         return None
     pinned = resolution.pins
-    root = cache_dir() / "envs" / env_name(purpose, interpreter_id(python), pinned)
+    root = envs_dir() / env_name(purpose, interpreter_id(python), pinned)
     if (root / COMPLETE_MARKER).is_file():
-        damage = env_damage(Env(root))
-        if damage is None:
+        problem = content_problem(root)
+        if problem is None:
             os.utime(root / COMPLETE_MARKER)  # the marker's time is the last use (see prune)
             return Env(root)
-        reporter.warn(f"the kept tool environment {root.name} is damaged ({damage}): set aside and made again")
-        set_aside(root)
+        aside = set_aside(root)
+        where = f" as {aside} (kept {STAGING_HOURS} h for a look)" if aside else ""
+        reporter.warn(
+            f"the kept tool environment {root.name} is not as it was made ({problem}): never used, "
+            f"set aside{where} and made again"
+        )
     root.parent.mkdir(parents=True, exist_ok=True)
     uv = uv_binary()
     assert uv is not None  # resolve() returned pins
@@ -153,10 +182,14 @@ def _tool_env(requirements: Sequence[str], *, python: str, purpose: str, reporte
             )
             pins = staging / "requirements.txt"
             pins.write_text(pinned, encoding="utf-8")
-            install = [uv, "pip", "install", "--quiet", "--python", str(Env(staging).python)]
+            # Copies, not links into uv's cache (a write into one would reach the other), and all the
+            # bytecode now: nothing is written into the environment after its content is recorded.
+            install = [uv, "pip", "install", "--quiet", "--link-mode", "copy", "--compile-bytecode"]
+            install += ["--python", str(Env(staging).python)]
             install += ["--offline"] if resolution.offline else []
             run([*install, "-r", str(pins)], what=f"installing the {purpose} tool environment", reporter=reporter)
             (staging / COMPLETE_MARKER).write_text(pinned, encoding="utf-8")
+            record_content(staging)
             if root.exists() and not (root / COMPLETE_MARKER).is_file():
                 shutil.rmtree(root, ignore_errors=True)  # left half-made by a run that was killed
             try:
@@ -172,71 +205,18 @@ def _tool_env(requirements: Sequence[str], *, python: str, purpose: str, reporte
     return Env(root)
 
 
-# Run by the kept environment's own interpreter: every file its installer's RECORDs list is there
-# with its size, and every bytecode file loads. A few thousand stats and a few MB read.
-_DAMAGE_CHECK = """
-import csv, marshal, os, sys, sysconfig
-site = sysconfig.get_path("purelib")
-def problem():
-    for info in sorted(os.listdir(site)):
-        record = os.path.join(site, info, "RECORD")
-        if not info.endswith(".dist-info") or not os.path.isfile(record):
-            continue
-        with open(record, newline="", encoding="utf-8") as handle:
-            for row in csv.reader(handle):
-                if not row or len(row) < 3:
-                    continue
-                path = os.path.normpath(os.path.join(site, row[0]))
-                if not os.path.exists(path):
-                    return f"{row[0]} is missing"
-                if row[2] and os.path.getsize(path) != int(row[2]):
-                    return f"{row[0]} has another size than {info} recorded"
-    for folder, _, files in os.walk(site):
-        for name in files:
-            if name.endswith(".pyc"):
-                try:
-                    with open(os.path.join(folder, name), "rb") as handle:
-                        marshal.loads(handle.read()[16:])
-                except Exception:
-                    return f"{os.path.relpath(os.path.join(folder, name), site)} is damaged bytecode"
-    return None
-print(problem() or "ok")
-"""
-
-
-def env_damage(env: Env) -> str | None:
-    """What is wrong with a kept environment (its interpreter does not run, a file its installer
-    recorded is missing or changed, bytecode is damaged); None when it is whole."""
-    if not env.python.exists():  # a venv's interpreter is a link: follow it
-        return f"its interpreter {env.python} is missing"
-    try:
-        answer = subprocess.run(
-            [str(env.python), "-I", "-c", _DAMAGE_CHECK],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=clean_environ(),
-            check=False,
-            **child_options(),
-        )
-    except OSError as error:
-        return f"its interpreter does not run: {error}"
-    lines = answer.stdout.strip().splitlines()
-    if answer.returncode != 0 or not lines:
-        return f"its interpreter does not run (exit code {answer.returncode})"
-    return None if lines[-1] == "ok" else lines[-1]
-
-
-def set_aside(root: Path) -> None:
-    """Move a damaged environment out of the way (atomically), then remove it."""
-    aside = root.parent / f".{root.name}-damaged-{os.getpid()}-{time.monotonic_ns()}"
+def set_aside(root: Path) -> str:
+    """Move an environment that is not as it was made out of the way (atomically), kept for a look
+    until :func:`prune` removes it; where it went (empty when another run set it aside first)."""
+    aside = root.parent / f".{root.name}-set-aside-{os.getpid()}-{time.monotonic_ns()}"
     try:
         root.rename(aside)
     except OSError:
         if root.exists():
             raise
-        return  # another run set it aside first
-    shutil.rmtree(aside, ignore_errors=True)
+        return ""  # another run set it aside first
+    os.utime(aside)  # prune's clock for dot folders starts now
+    return str(aside)
 
 
 def prune(envs: Path, now: float | None = None) -> list[str]:

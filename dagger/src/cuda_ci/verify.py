@@ -8,6 +8,7 @@ folder of a GitHub release's downloaded assets alike.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,8 @@ from cuda_ci.manifest import MANIFEST_NAME, SUMS_NAME, Manifest, check_schema, s
 from cuda_ci.provenance import attestation_problems, find_attestations
 from cuda_ci.safepaths import FolderProblem, listed_file, unlisted_entries
 from cuda_ci.sbom import check_sbom
+from cuda_ci.siblingrecord import folder_sibling_problems
+from cuda_ci.siblings import SIBLINGS_DIR
 from cuda_ci.tags import parse_tag
 
 
@@ -58,7 +61,18 @@ def verify_folder(root: Path) -> VerifyReport:
     _check_sums(root, manifest, report)
     _check_version(root, manifest, flat, report)
     _check_attestations(root, manifest, flat, report)
+    _check_siblings(root, report)
     return report
+
+
+def _check_siblings(root: Path, report: VerifyReport) -> None:
+    """A folder's ``siblings/`` (never published, but installed by later stages) as recorded when built."""
+    if not os.path.lexists(root / SIBLINGS_DIR):
+        return
+    problems, count = folder_sibling_problems(root / SIBLINGS_DIR)
+    report.problems += problems
+    if not problems:
+        report.passed.append(f"{SIBLINGS_DIR}/ holds the {count} file(s) recorded when they were built, unchanged")
 
 
 def _check_files(root: Path, manifest: Manifest, flat: bool, report: VerifyReport) -> None:
