@@ -18,7 +18,6 @@ import functools
 import hashlib
 import os
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -32,7 +31,7 @@ from packaging.utils import canonicalize_name
 from cuda_ci.envs import Env, uv_binary
 from cuda_ci.errors import CommandError
 from cuda_ci.log import Reporter
-from cuda_ci.process import child_options, clean_environ, probe_interpreter, run
+from cuda_ci.process import capture, probe_interpreter, run
 
 CACHE_DIR_VARIABLE = "CUDA_CI_CACHE_DIR"
 COMPLETE_MARKER = "cuda-ci-complete"
@@ -210,15 +209,7 @@ def env_damage(env: Env) -> str | None:
     if not env.python.exists():  # a venv's interpreter is a link: follow it
         return f"its interpreter {env.python} is missing"
     try:
-        answer = subprocess.run(
-            [str(env.python), "-I", "-c", _DAMAGE_CHECK],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=clean_environ(),
-            check=False,
-            **child_options(),
-        )
+        answer = capture([str(env.python), "-I", "-c", _DAMAGE_CHECK], timeout=120)
     except OSError as error:
         return f"its interpreter does not run: {error}"
     lines = answer.stdout.strip().splitlines()
