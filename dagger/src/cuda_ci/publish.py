@@ -7,6 +7,7 @@ index already holds is known to match; a re-run uploads only what is missing.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +38,7 @@ from cuda_ci.siblings import SIBLINGS_DIR
 from cuda_ci.uploads import IndexTarget, install_back, upload
 
 Target = Literal["github", "testpypi", "pypi", "finalize"]
+_DRAFT_ID = re.compile(r"\(release id (\d+)\)$")
 TARGETS: tuple[Target, ...] = ("github", "testpypi", "pypi", "finalize")
 
 
@@ -62,6 +64,14 @@ class PublishLog:
             }
         )
         write_json_atomic(self.path, {"schema": 1, "entries": self.entries})
+
+    def record_draft(self, release: Release) -> None:
+        self.add("github", None, "created-draft", f"{release['html_url']} (release id {release['id']})")
+
+    def drafts(self) -> set[int]:
+        """The GitHub drafts this folder's publishes created: the next publish adopts them."""
+        made = (_DRAFT_ID.search(e["detail"]) for e in self.entries if e.get("action") == "created-draft")
+        return {int(found.group(1)) for found in made if found is not None}
 
 
 def check_release_folder(folder: ReleaseFolder, manifest: Manifest, repo: Path | None) -> None:
@@ -131,7 +141,7 @@ def publish_github(
     A published release holding every asset with the same digest is a finished publish: nothing to do.
     """
     tag = _release_tag(manifest)
-    release = host.find(tag)
+    release = host.find(tag, adopt=log.drafts())
     if release is not None and not release["draft"]:
         _verify_published(host, release, folder, manifest, log, "github")
         reporter.info(f"github: nothing to do, {tag} is published with every asset the same")
@@ -140,8 +150,9 @@ def publish_github(
         prerelease = Version(manifest["version"]).is_prerelease
         kind = folder_kind(manifest)  # a snapshot's or rehearsal's stand-in release says so
         name = f"{manifest['component']} {manifest['version']}" + (f" ({kind})" if kind else "")
-        release = host.create_draft(tag, name, _release_body(manifest), prerelease, manifest["commit"])
-        log.add("github", None, "created-draft", release["html_url"])
+        release = host.create_draft(
+            tag, name, _release_body(manifest), prerelease, manifest["commit"], record=log.record_draft
+        )
     existing = {a["name"]: a for a in host.assets(release)}
     if compare_assets(asset_files(folder, manifest), existing).complete:
         log.add("github", None, "nothing-to-do", "the draft holds every asset with the same digest")
@@ -185,7 +196,7 @@ def _recheck(path: Path, sha256: str) -> None:
 def finalize(host: ReleaseHost, folder: ReleaseFolder, manifest: Manifest, log: PublishLog, reporter: Reporter) -> None:
     """Un-draft, once every asset is there with its digest."""
     tag = _release_tag(manifest)
-    release = host.find(tag)
+    release = host.find(tag, adopt=log.drafts())
     if release is None:
         raise CudaCiError(
             f"no draft release of {tag} on {host.describe()}: run `cuda-ci publish --target github` first"
@@ -254,10 +265,13 @@ def publish_index(
         reporter.info(f"{target.name}: nothing to upload, every file is there with the same sha256")
     for entry in todo:
         _recheck(listed_file(folder.path, entry["path"]), entry["sha256"])
-    if todo:  # one twine run; twine uploads in the order given (bindings before the metapackage)
-        upload(target, folder, todo, http, reporter)
+    # One twine run; twine uploads in the order given (bindings before the metapackage).
+    found_there = upload(target, folder, todo, http, reporter) if todo else []
     for entry in todo:
-        log.add(target.name, entry["name"], "uploaded", entry["sha256"])
+        if entry["name"] in found_there:
+            log.add(target.name, entry["name"], "skipped", "put there meanwhile with the same sha256 (another run)")
+        else:
+            log.add(target.name, entry["name"], "uploaded", entry["sha256"])
     requirements, third_party = _install_back_plan(folder, manifest, unit)
     install_back(
         target,
