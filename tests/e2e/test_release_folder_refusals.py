@@ -377,3 +377,50 @@ def test_publish_refuses_an_unvalidated_folder_and_a_moved_tag(
 def test_bad_paths_are_named(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(args) == 2
     assert message in capsys.readouterr().err
+
+
+def _state(folder: Path) -> dict[str, bytes]:
+    """Every file of the folder with its bytes: what "the folder as it was" means."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _validate_extra(folder: Path, repo: Path, extra: Path) -> int:
+    return main(["validate", "--release-dir", str(folder), "--repo", str(repo), "--extra-dist", str(extra)])
+
+
+def test_a_windows_extra_wheel_for_a_pure_unit_is_refused_before_any_copy(
+    folder: Path, built_folder: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.e2e.test_wheels_only_and_extra_dist import retag_as_windows
+
+    extra = tmp_path / "windows"
+    extra.mkdir()
+    windows = retag_as_windows(_wheel(folder), "cp311", extra)
+    before = _state(folder)
+    assert _validate_extra(folder, built_folder[1], extra) == 1
+    err = capsys.readouterr().err
+    assert f"error: --extra-dist: {windows.name} is a platform wheel, but cuda-pathfinder builds only a pure" in err
+    assert f"--extra-dist refused: nothing was copied into {folder}" in err
+    assert "internal error" not in err and "StopIteration" not in err
+    assert _state(folder) == before
+
+
+def test_a_refused_extra_dist_leaves_the_folder_as_it_was(
+    folder: Path, built_folder: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    stranger = extra / "cuda_pathfinder_extra-1.0.0-py3-none-any.whl"  # passes the name checks, not validate's
+    shutil.copy2(_wheel(folder), stranger)
+    before = _state(folder)
+    assert _validate_extra(folder, built_folder[1], extra) == 1
+    err = capsys.readouterr().err
+    assert f"expected-files: {stranger.name} is a cuda-pathfinder-extra file; cuda-pathfinder releases only" in err
+    assert _state(folder) == before, "the wheel and its SBOM were taken out again; the manifest is untouched"
+    (extra / "not-a-wheel.whl").write_bytes(b"")
+    (extra / "linked-1.0.0-py3-none-any.whl").symlink_to(_wheel(folder))
+    assert _validate_extra(folder, built_folder[1], extra) == 1
+    err = capsys.readouterr().err
+    assert "error: --extra-dist: not-a-wheel.whl: not a valid wheel or sdist file name" in err
+    assert "--extra-dist: linked-1.0.0-py3-none-any.whl is a link or not a plain file" in err
+    assert _state(folder) == before
