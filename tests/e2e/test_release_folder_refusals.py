@@ -10,6 +10,7 @@ import tarfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -424,3 +425,33 @@ def test_a_refused_extra_dist_leaves_the_folder_as_it_was(
     assert "error: --extra-dist: not-a-wheel.whl: not a valid wheel or sdist file name" in err
     assert "--extra-dist: linked-1.0.0-py3-none-any.whl is a link or not a plain file" in err
     assert _state(folder) == before
+
+
+def test_a_tag_moved_after_preflight_is_named_as_such(
+    template_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cuda_ci import commands
+    from tests.helpers import commit_change
+
+    repo = tagged_clone(template_repo, tmp_path, TAG)
+    resolved = git(repo, "rev-parse", "HEAD")
+    checked = commands.preflight
+
+    def then_the_tag_is_moved(**kwargs: Any) -> Any:
+        found = checked(**kwargs)
+        moved = commit_change(repo, "pushed after the tag")
+        git(repo, "tag", "-f", TAG, moved)  # someone force-moves the tag while the run goes on
+        return found
+
+    monkeypatch.setattr(commands, "preflight", then_the_tag_is_moved)
+    for name in ("GITHUB_TOKEN", "GH_TOKEN", "GITHUB_ACTIONS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GITHUB_API_URL", "http://127.0.0.1:9")
+    out = tmp_path / "rel"
+    argv = ["release", "--tag", TAG, "--dry-run", "--no-publish", "--repo", str(repo), "--out", str(out)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    now = git(repo, "rev-parse", TAG)
+    assert f"error: tag {TAG} moved while this run used it: it named {resolved[:12]}" in err
+    assert f"now points to {now[:12]}: a release tag must never move" in err
+    assert "setuptools-scm computes" not in err and "tag_regex" not in err
