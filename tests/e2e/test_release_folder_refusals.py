@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import stat
 import subprocess
 import tarfile
 import zipfile
@@ -455,3 +457,13 @@ def test_a_tag_moved_after_preflight_is_named_as_such(
     assert f"error: tag {TAG} moved while this run used it: it named {resolved[:12]}" in err
     assert f"now points to {now[:12]}: a release tag must never move" in err
     assert "setuptools-scm computes" not in err and "tag_regex" not in err
+
+
+def test_sdists_and_the_manifest_are_written_with_the_usual_mode(built_folder: tuple[Path, Path]) -> None:
+    umask = os.umask(0)
+    os.umask(umask)
+    folder = built_folder[0]
+    written = [*(folder / "dist").glob("*.tar.gz"), folder / "release-manifest.json", folder / "SHA256SUMS"]
+    assert len(written) == 3
+    for path in written:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, f"{path.name}: not 0600, readable as any file"
