@@ -380,3 +380,8 @@ def test_a_second_publish_of_one_folder_refuses_at_once_naming_the_first(
     assert fake.writes == [] and fake.releases == [], "the second run did nothing"
     with publish_lock(folder):
         pass  # the lock went with the process holding it: the next publish may take it
+    (folder / "publish.lock").unlink()
+    (folder / "publish.lock").symlink_to(folder.parent / "elsewhere")  # planted in the artifact
+    assert _publish(folder, built[1], "github") == 1
+    assert f"error: {folder / 'publish.lock'} is a symbolic link" in capsys.readouterr().err
+    assert not (folder.parent / "elsewhere").exists() and fake.writes == []

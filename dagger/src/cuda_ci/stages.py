@@ -214,6 +214,10 @@ def publish_lock(folder: Path) -> Iterator[None]:
     try:
         fd = _open_lock(folder / PUBLISH_LOCK)
     except OSError as error:
+        if (folder / PUBLISH_LOCK).is_symlink():
+            raise CudaCiError(
+                f"{folder / PUBLISH_LOCK} is a symbolic link: a release folder holds only plain files; remove it"
+            ) from None
         raise _not_writable(folder, error) from None
     with _exclusive(fd, f"another cuda-ci publish of {folder} is running"):
         check_writable(folder)
