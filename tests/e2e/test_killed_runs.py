@@ -183,9 +183,19 @@ def test_a_grandchild_left_holding_the_pipe_does_not_keep_the_run_waiting(tmp_pa
     assert _all_gone([_pid_in(pid_file)]), "what the child left behind in its group is gone"
 
 
-def test_sigterm_ends_a_hung_grandchild_of_the_run(monorepo: Path, tmp_path: Path) -> None:
-    """cuda-ci → setuptools-scm → a describe command that hangs, ignoring SIGTERM: SIGTERM to cuda-ci
-    ends all of it within seconds, and cuda-ci's last word is true."""
+@pytest.mark.parametrize(
+    ("how", "code", "said"),
+    [
+        (signal.SIGTERM, 143, "error: terminated (SIGTERM): every subprocess and embedded index was stopped"),
+        (signal.SIGINT, 130, "error: interrupted"),
+    ],
+    ids=["SIGTERM", "SIGINT"],
+)
+def test_a_signal_ends_a_hung_grandchild_of_the_run(
+    monorepo: Path, tmp_path: Path, how: signal.Signals, code: int, said: str
+) -> None:
+    """cuda-ci → setuptools-scm → a describe command that hangs, ignoring SIGTERM: SIGTERM (or Ctrl-C's
+    SIGINT) to cuda-ci ends all of it within seconds, and cuda-ci's last word is true."""
     pid_file = tmp_path / "describe.pid"
     script = tmp_path / "hung_describe.py"
     script.write_text(HUNG_FAMILY)
@@ -199,15 +209,15 @@ def test_sigterm_ends_a_hung_grandchild_of_the_run(monorepo: Path, tmp_path: Pat
     with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env) as run:
         grandchild = _pid_in(pid_file)
         describe = int(Path(f"/proc/{grandchild}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        run.send_signal(signal.SIGTERM)
+        run.send_signal(how)
         start = time.monotonic()
         try:
-            code = run.wait(timeout=60)
+            ended = run.wait(timeout=60)
         finally:
             run.kill()
         assert run.stderr is not None
         err = run.stderr.read()
-    assert code == 143, err
+    assert ended == code, err
     assert time.monotonic() - start < 30, "ended within seconds, not at the 1800 s timeout"
-    assert "error: terminated (SIGTERM): every subprocess and embedded index was stopped" in err
+    assert said in err
     assert _all_gone([grandchild, describe]), "no child or grandchild of the run outlives it"
