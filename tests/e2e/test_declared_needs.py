@@ -163,3 +163,31 @@ def test_a_component_without_groups_gets_plain_sphinx_and_bare_pytest(
     assert re.search(r"passed  test cuda-pathfinder .*\b5 passed, 1 skipped", capsys.readouterr().out)
     pins = [(env / "cuda-ci-complete").read_text() for env in (tool_env_cache / "untrusted" / "envs").glob("sphinx-*")]
     assert any("sphinx-copybutton" not in p for p in pins), "a Sphinx environment of plain sphinx>=7"
+
+
+HOSTILE = {  # what replaces the tables named, and what cuda-ci says
+    "tool.cuda-ci is a string": ("tool.cuda-ci", '[tool]\ncuda-ci = "strict"\n', "tool.cuda-ci is a string ('strict')"),
+    "project is an array": ("project", "project = [1]\n", "project is an array ('[1]'), not a table"),
+}
+
+
+def _without_tables(content: str, name: str) -> str:
+    """``content`` less the table ``[name]`` and its sub-tables."""
+    return re.sub(rf"(?ms)^\[{re.escape(name)}[\].].*?(?=^\[(?!{re.escape(name)}[\].])|\Z)", "", content)
+
+
+@pytest.mark.parametrize("case", HOSTILE)
+@pytest.mark.parametrize("command", ["preflight", "build"])
+def test_a_hostile_declaration_is_a_clean_error_naming_the_file_and_the_key(
+    monorepo: Path, tmp_path: Path, case: str, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table, text, message = HOSTILE[case]
+    pyproject = monorepo / "cuda_core" / "pyproject.toml"
+    pyproject.write_text(text + _without_tables(pyproject.read_text(), table))
+    git(monorepo, "commit", "-qam", f"cuda_core declares {case}")
+    argv = [command, "--snapshot", "--component", "cuda-core", "--repo", str(monorepo)]
+    argv += ["--dry-run"] if command == "preflight" else ["--out", str(tmp_path / "rel")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"error: cuda_core/pyproject.toml: {message}" in err
+    assert "internal error" not in err and "Traceback" not in err

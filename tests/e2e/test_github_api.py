@@ -335,3 +335,53 @@ def test_the_stand_in_refuses_what_githubs_description_refuses(fake: FakeGitHub)
     assert refused.value.code == 422
     assert "Content for the following mimetype not found: application/x-www-form-urlencoded" in fake.violations[0]
     fake.violations.clear()
+
+
+# Concurrent and failed publishes ------------------------------------------------------------------
+
+
+def test_a_draft_made_by_a_run_that_failed_is_adopted_by_the_next(
+    folder: Path, built: tuple[Path, Path], fake: FakeGitHub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.racing_run = True  # another run makes a second draft of the tag right after this run's
+    assert _publish(folder, built[1], "github") == 1
+    err = capsys.readouterr().err
+    assert f"error: 2 draft releases of {TAG} exist on GitHub" in err
+    [ours, theirs] = [r["id"] for r in fake.releases]
+    assert f"this run's draft of {TAG} (release id {ours}) is recorded in publish-log.json" in err
+    log = json.loads((folder / "publish-log.json").read_text())["entries"]
+    assert [e["detail"] for e in log if e["action"] == "created-draft"] == [
+        f"{fake.release(TAG)['html_url']} (release id {ours})"
+    ]
+
+    fake.racing_run = False
+    fake.new_run()
+    assert _publish(folder, built[1], "github") == 0, "the recorded draft is adopted, not refused"
+    err = capsys.readouterr().err
+    assert (
+        f"1 more draft release(s) of {TAG} exist on GitHub" in err and f"(release id {ours}); delete the others" in err
+    )
+    assert len(fake.releases) == 2, "no third draft"
+    assert fake.assets[theirs] == [] and len(fake.assets[ours]) > 3, "the assets went to this folder's draft"
+    fake.new_run()
+    assert _publish(folder, built[1], "finalize") == 0
+    assert next(r for r in fake.releases if r["id"] == ours)["draft"] is False
+
+
+def test_a_second_publish_of_one_folder_refuses_at_once_naming_the_first(
+    folder: Path, built: tuple[Path, Path], fake: FakeGitHub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cuda_ci.stages import publish_lock
+
+    with publish_lock(folder):  # the first publish, still running
+        assert _publish(folder, built[1], "github") == 1
+    err = capsys.readouterr().err
+    assert f"error: another cuda-ci publish of {folder} is running (pid " in err and "wait for it to finish" in err
+    assert fake.writes == [] and fake.releases == [], "the second run did nothing"
+    with publish_lock(folder):
+        pass  # the lock went with the process holding it: the next publish may take it
+    (folder / "publish.lock").unlink()
+    (folder / "publish.lock").symlink_to(folder.parent / "elsewhere")  # planted in the artifact
+    assert _publish(folder, built[1], "github") == 1
+    assert f"error: {folder / 'publish.lock'} is a symbolic link" in capsys.readouterr().err
+    assert not (folder.parent / "elsewhere").exists() and fake.writes == []

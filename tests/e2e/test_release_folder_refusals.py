@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import stat
 import subprocess
 import tarfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -377,3 +380,90 @@ def test_publish_refuses_an_unvalidated_folder_and_a_moved_tag(
 def test_bad_paths_are_named(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(args) == 2
     assert message in capsys.readouterr().err
+
+
+def _state(folder: Path) -> dict[str, bytes]:
+    """Every file of the folder with its bytes: what "the folder as it was" means."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _validate_extra(folder: Path, repo: Path, extra: Path) -> int:
+    return main(["validate", "--release-dir", str(folder), "--repo", str(repo), "--extra-dist", str(extra)])
+
+
+def test_a_windows_extra_wheel_for_a_pure_unit_is_refused_before_any_copy(
+    folder: Path, built_folder: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.e2e.test_wheels_only_and_extra_dist import retag_as_windows
+
+    extra = tmp_path / "windows"
+    extra.mkdir()
+    windows = retag_as_windows(_wheel(folder), "cp311", extra)
+    before = _state(folder)
+    assert _validate_extra(folder, built_folder[1], extra) == 1
+    err = capsys.readouterr().err
+    assert f"error: --extra-dist: {windows.name} is a platform wheel, but cuda-pathfinder builds only a pure" in err
+    assert f"--extra-dist refused: nothing was copied into {folder}" in err
+    assert "internal error" not in err and "StopIteration" not in err
+    assert _state(folder) == before
+
+
+def test_a_refused_extra_dist_leaves_the_folder_as_it_was(
+    folder: Path, built_folder: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    stranger = extra / "cuda_pathfinder_extra-1.0.0-py3-none-any.whl"  # passes the name checks, not validate's
+    shutil.copy2(_wheel(folder), stranger)
+    before = _state(folder)
+    assert _validate_extra(folder, built_folder[1], extra) == 1
+    err = capsys.readouterr().err
+    assert f"expected-files: {stranger.name} is a cuda-pathfinder-extra file; cuda-pathfinder releases only" in err
+    assert _state(folder) == before, "the wheel and its SBOM were taken out again; the manifest is untouched"
+    (extra / "not-a-wheel.whl").write_bytes(b"")
+    (extra / "linked-1.0.0-py3-none-any.whl").symlink_to(_wheel(folder))
+    assert _validate_extra(folder, built_folder[1], extra) == 1
+    err = capsys.readouterr().err
+    assert "error: --extra-dist: not-a-wheel.whl: not a valid wheel or sdist file name" in err
+    assert "--extra-dist: linked-1.0.0-py3-none-any.whl is a link or not a plain file" in err
+    assert _state(folder) == before
+
+
+def test_a_tag_moved_after_preflight_is_named_as_such(
+    template_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cuda_ci import commands
+    from tests.helpers import commit_change
+
+    repo = tagged_clone(template_repo, tmp_path, TAG)
+    resolved = git(repo, "rev-parse", "HEAD")
+    checked = commands.preflight
+
+    def then_the_tag_is_moved(**kwargs: Any) -> Any:
+        found = checked(**kwargs)
+        moved = commit_change(repo, "pushed after the tag")
+        git(repo, "tag", "-f", TAG, moved)  # someone force-moves the tag while the run goes on
+        return found
+
+    monkeypatch.setattr(commands, "preflight", then_the_tag_is_moved)
+    for name in ("GITHUB_TOKEN", "GH_TOKEN", "GITHUB_ACTIONS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GITHUB_API_URL", "http://127.0.0.1:9")
+    out = tmp_path / "rel"
+    argv = ["release", "--tag", TAG, "--dry-run", "--no-publish", "--repo", str(repo), "--out", str(out)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    now = git(repo, "rev-parse", TAG)
+    assert f"error: tag {TAG} moved while this run used it: it named {resolved[:12]}" in err
+    assert f"now points to {now[:12]}: a release tag must never move" in err
+    assert "setuptools-scm computes" not in err and "tag_regex" not in err
+
+
+def test_sdists_and_the_manifest_are_written_with_the_usual_mode(built_folder: tuple[Path, Path]) -> None:
+    umask = os.umask(0)
+    os.umask(umask)
+    folder = built_folder[0]
+    written = [*(folder / "dist").glob("*.tar.gz"), folder / "release-manifest.json", folder / "SHA256SUMS"]
+    assert len(written) == 3
+    for path in written:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, f"{path.name}: not 0600, readable as any file"

@@ -10,4 +10,7 @@ def test_the_handler_can_take_the_children_lock_the_interrupted_thread_holds() -
         taken = process._CHILDREN_LOCK.acquire(timeout=1)  # what stop_children() does in the handler
         assert taken, "a SIGTERM arriving there would deadlock the run"
         process._CHILDREN_LOCK.release()
-        process.stop_children()  # returns, and stops nothing that is not registered
+        try:
+            process.stop_children()  # returns, and stops nothing that is not registered
+        finally:
+            process.allow_children()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import zipfile
 from pathlib import Path
 
@@ -127,3 +128,52 @@ def test_a_third_party_requirement_that_pulled_a_component_is_refused() -> None:
     with pytest.raises(CudaCiError, match=r"docs install: the third-party requirements \(numba-cuda\) pulled cuda-"):
         refuse_components(["numba_cuda", "cuda_bindings", "numpy"], ["numba-cuda"], "docs install")
     refuse_components(["numpy", "packaging"], ["numpy"], "docs install")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[tool]\ncuda-ci = "strict"\n',
+            "tool.cuda-ci is a string ('strict'), not a table: write it as a [tool.cuda-ci]",
+        ),
+        ("project = [1]\n", "project is an array ('[1]'), not a table: write it as a [project] table"),
+        ("tool = 3\n", "tool is an integer ('3'), not a table"),
+        ('[project]\noptional-dependencies = ["cu13"]\n', "project.optional-dependencies is an array"),
+    ],
+)
+def test_hostile_declarations_are_refused_naming_the_file_and_the_key(text: str, message: str) -> None:
+    with pytest.raises(CudaCiError) as raised:
+        declared(text)
+    assert raised.value.problems[0].startswith(f"{SOURCE}: {message}")
+
+
+def test_an_include_group_chain_of_1500_is_a_clean_refusal() -> None:
+    chain = "".join(f'g{i} = [{{include-group = "g{i + 1}"}}]\n' for i in range(1500))
+    found = declared(f'[dependency-groups]\n{chain}g1500 = ["sphinx"]\n')
+    problems = found.problems()  # no RecursionError
+    assert problems[0].startswith(f"{SOURCE}: dependency group 'g0' includes groups more than 100 levels deep")
+    assert "include the groups you need directly" in problems[0]
+    assert len(problems) == 11 and problems[-1] == f"{SOURCE}: and 1391 more dependency group problems"
+    assert found.group("g1450") == ("sphinx",), "a chain within the bound resolves"
+
+
+def test_diamond_includes_resolve_each_group_once() -> None:
+    levels = "".join(
+        f'd{i} = [{{include-group = "d{i - 1}"}}, {{include-group = "d{i - 1}"}}, "r{i}"]\n' for i in range(1, 26)
+    )
+    found = declared(f'[dependency-groups]\nd0 = ["sphinx"]\n{levels}')
+    start = time.monotonic()
+    assert found.group("d25") == ("sphinx", *(f"r{i}" for i in range(1, 26))), "each requirement once, in order"
+    assert found.problems() == []
+    assert time.monotonic() - start < 5, "2^25 paths are not walked one by one"
+
+
+def test_an_include_cycle_names_every_group_on_it() -> None:
+    found = declared(
+        '[dependency-groups]\na = [{include-group = "b"}]\nb = [{include-group = "c"}]\nc = [{include-group = "a"}]\n'
+    )
+    assert found.problems()[0] == (
+        f"{SOURCE}: dependency group 'a' has an include-group cycle (a -> b -> c -> a): "
+        "remove one of the include-group entries"
+    )

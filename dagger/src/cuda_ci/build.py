@@ -137,6 +137,8 @@ def resolve_version(tree: Path, source: BuildSource, reporter: Reporter) -> tupl
     """
     if source.rehearsal and source.tag is not None:
         return str(source.tag.version), "pretend"
+    if source.tag is not None:
+        check_tag_unmoved(Git(tree), source.tag, source.commit)
     version = scm.component_version(tree, source.unit.primary)
     if source.tag is not None and version != str(source.tag.version):
         raise CudaCiError(
@@ -152,6 +154,19 @@ def resolve_version(tree: Path, source: BuildSource, reporter: Reporter) -> tupl
     if source.tag is None and (dev := snapshot_version(version, source.commit)) != version:
         return dev, "pretend"
     return version, "scm"
+
+
+def check_tag_unmoved(git: Git, tag: ReleaseTag, commit: str) -> None:
+    """The tag still names the commit resolved for it (by preflight, or when the build began): a tag
+    moved meanwhile would make setuptools-scm compute another version, which is no misconfiguration."""
+    now = git.commit_of(tag.ref)
+    if now != commit:
+        where = f"now points to {now[:12]}" if now else "is gone"
+        raise CudaCiError(
+            f"tag {tag.name} moved while this run used it: it named {commit[:12]} when the run resolved it and "
+            f"{where}: a release tag must never move; find out who moved it, put it back (or cut a new tag) "
+            "and release again"
+        )
 
 
 def git_has_tag(tree: Path, prefix: str) -> bool:

@@ -10,6 +10,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from cuda_ci import checks, commands, credentials, hostrun, process, runs, secrets, toolenvs
 from cuda_ci.cliflags import build_parser, cache_trust, settings_of
@@ -240,6 +241,13 @@ def _environment(own_process: bool) -> dict[str, str]:
     return environ
 
 
+def _on_sigint(signum: int, frame: object) -> None:
+    """Children run in their own process groups, so a terminal's Ctrl-C reaches cuda-ci alone: it
+    ends their groups before unwinding (a thread's child would otherwise keep the run waiting)."""
+    process.stop_children()
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         environ = _environment(own_process=argv is None)
@@ -254,7 +262,8 @@ def _run(argv: Sequence[str] | None, environ: dict[str, str]) -> int:
     settings = settings_of(args, environ)  # the one place settings are read from the environment
     reporter = Reporter(github_actions=settings.in_github_actions, verbose=args.debug)
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
+    process.allow_children()
+    previous = _install_handlers() if main_thread else {}
     try:
         with runs.run_folder(reporter), toolenvs.cache_namespace(cache_trust(args)):
             return _run_command(args, settings, reporter)
@@ -284,5 +293,14 @@ def _run(argv: Sequence[str] | None, environ: dict[str, str]) -> int:
         sys.stderr.write("error: interrupted\n")
         return 130
     finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+
+def _install_handlers() -> dict[signal.Signals, Any]:
+    """SIGTERM and SIGINT end every child's group; the handlers they replace, to put back. A SIGINT
+    that is ignored (a job started in the background) stays ignored."""
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _on_sigterm)}
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, _on_sigint)
+    return previous

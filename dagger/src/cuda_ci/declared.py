@@ -13,6 +13,7 @@ Bad declarations are refused before anything is built, each naming the file, the
 
 from __future__ import annotations
 
+import functools
 import tarfile
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dependency_groups import CyclicDependencyError, DependencyGroupResolver
+from dependency_groups import DependencyGroupInclude, DependencyGroupResolver
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
@@ -52,6 +53,8 @@ class Declared:
     install_extras: tuple[str, ...] = ()
     variants: Variants | None = None  # [tool.cuda-ci.variants]: builds merged into one wheel
     wheel_size_budget: SizeBudget | None = None
+    dependencies: tuple[str, ...] = ()  # [project] dependencies
+    extra_requirements: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # by canonical extra name
 
     @classmethod
     def parse(cls, text: str, source: str) -> Declared:
@@ -62,22 +65,36 @@ class Declared:
         groups = data.get("dependency-groups", {})
         if not isinstance(groups, dict):
             raise CudaCiError(f"{source}: [dependency-groups] must be a table of lists (PEP 735)")
-        table = data.get("tool", {}).get("cuda-ci", {})
+        table = _table(_table(data, "tool", source), "cuda-ci", source, "tool.")
         extras = table.get("install-extras", [])
         if not isinstance(extras, list) or not all(isinstance(e, str) for e in extras):
             raise CudaCiError(f'{source}: [tool.cuda-ci] install-extras must be a list of extra names, e.g. ["cu13"]')
-        optional = data.get("project", {}).get("optional-dependencies", {})
+        project = _table(data, "project", source)
+        optional = _table(project, "optional-dependencies", source, "project.")
         return cls(
             source=source,
             groups=groups,
             optional=frozenset(canonicalize_name(str(name)) for name in optional),
+            dependencies=_strings(project.get("dependencies", []), source, "project.dependencies"),
+            extra_requirements={
+                canonicalize_name(str(k)): _strings(v, source, f"project.optional-dependencies.{k}")
+                for k, v in optional.items()
+            },
             install_extras=tuple(extras),
-            variants=parse_variants(data.get("tool", {}).get("cuda-ci", {}).get("variants"), source),
+            variants=parse_variants(table.get("variants"), source),
             wheel_size_budget=parse_size(table[BUDGET_KEY], source) if BUDGET_KEY in table else None,
         )
 
+    @functools.cached_property
+    def _groups(self) -> GroupWalker:
+        return GroupWalker(self.groups)
+
+    @functools.cached_property
+    def _group_names(self) -> frozenset[str]:
+        return frozenset(canonicalize_name(str(g)) for g in self.groups)
+
     def has_group(self, name: str) -> bool:
-        return canonicalize_name(name) in {canonicalize_name(str(g)) for g in self.groups}
+        return canonicalize_name(name) in self._group_names
 
     def group(self, name: str) -> tuple[str, ...]:
         """The requirements of group ``name``, ``include-group`` resolved; refused if it is not declared."""
@@ -88,11 +105,16 @@ class Declared:
                 f"add it under [dependency-groups] or ask for a declared one"
             )
         try:
-            return tuple(str(r) for r in DependencyGroupResolver(self.groups).resolve(name))
-        except CyclicDependencyError as error:
+            return self._groups.resolve(name)
+        except IncludeCycle as error:
             raise CudaCiError(
                 f"{self.source}: dependency group {name!r} has an include-group cycle ({error}): "
                 "remove one of the include-group entries"
+            ) from None
+        except IncludesTooDeep as error:
+            raise CudaCiError(
+                f"{self.source}: dependency group {name!r} {error}: "
+                "include the groups you need directly instead of through a chain"
             ) from None
         except LookupError as error:
             raise CudaCiError(
@@ -110,6 +132,19 @@ class Declared:
                 'list requirement strings and {include-group = "NAME"} tables only'
             ) from None
 
+    def install_requirements(self) -> list[Requirement]:
+        """What an install of this component with its ``install-extras`` requires (PEP 621)."""
+        lines = [*self.dependencies]
+        for extra in self.install_extras:
+            lines += self.extra_requirements.get(canonicalize_name(extra), ())
+        try:
+            return [Requirement(line) for line in lines]
+        except InvalidRequirement as error:
+            raise CudaCiError(
+                f"{self.source}: a [project] requirement does not parse ({error}): write it as a PEP 508 "
+                "requirement, e.g. 'cuda-pathfinder>=1.0'"
+            ) from None
+
     def optional_group(self, name: str, default: Sequence[str]) -> tuple[str, ...]:
         return self.group(name) if self.has_group(name) else tuple(default)
 
@@ -121,6 +156,8 @@ class Declared:
                 self.group(name)
             except CudaCiError as error:
                 found += error.problems
+        if len(found) > MAX_PROBLEMS:  # a chain of groups fails once per group: the first few say it
+            found[MAX_PROBLEMS:] = [f"{self.source}: and {len(found) - MAX_PROBLEMS} more dependency group problems"]
         for extra in self.install_extras:
             if canonicalize_name(extra) not in self.optional:
                 found.append(
@@ -128,6 +165,78 @@ class Declared:
                     "[project.optional-dependencies] does not declare: declare the extra or remove it"
                 )
         return found
+
+
+def _table(data: Mapping[str, Any], key: str, source: str, within: str = "") -> Mapping[str, Any]:
+    """``data[key]`` where it is a table (empty where absent); anything else is refused, naming the key."""
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        kind = _TOML_KINDS.get(type(value), "a value")
+        raise CudaCiError(
+            f"{source}: {within}{key} is {kind} ({str(value)[:60]!r}), not a table: "
+            f"write it as a [{within}{key}] table"
+        )
+    return value
+
+
+def _strings(value: Any, source: str, key: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise CudaCiError(f'{source}: {key} must be an array of requirement strings (PEP 621), e.g. ["numpy>=2"]')
+    return tuple(value)
+
+
+_TOML_KINDS = {str: "a string", list: "an array", int: "an integer", float: "a float", bool: "a boolean"}
+
+
+class IncludesTooDeep(ValueError):
+    """An include-group chain longer than MAX_INCLUDE_DEPTH."""
+
+
+class IncludeCycle(ValueError):
+    """Groups that include each other; the message is the cycle."""
+
+
+MAX_INCLUDE_DEPTH = 100  # include-group levels: more is a mistake (or an attack), never a need
+MAX_PROBLEMS = 10  # dependency group problems listed per file
+
+
+class GroupWalker:
+    """Groups' requirements, include-group resolved, each once in first-seen order. PyPA's
+    ``dependency-groups`` parses each group (``lookup``); the includes are walked here, each group
+    once (memoized) and at most MAX_INCLUDE_DEPTH deep, as the library's own walk recurses once per
+    level (a long chain overflows the stack) and repeats a shared group once per path (diamonds
+    grow exponentially).
+
+    ``resolve`` raises the library's errors for a group that does not parse, :class:`IncludeCycle`
+    for a cycle and :class:`IncludesTooDeep` for a chain too long."""
+
+    def __init__(self, groups: Mapping[str, Any]) -> None:
+        self._resolver = DependencyGroupResolver(groups)
+        self._done: dict[str, tuple[str, ...]] = {}
+
+    def resolve(self, name: str) -> tuple[str, ...]:
+        return self._walk(name, {})
+
+    def _walk(self, group: str, path: dict[str, None]) -> tuple[str, ...]:
+        """``path``: the groups whose includes lead here (an ordered set, changed in place: no copies)."""
+        key = canonicalize_name(group)
+        if key in path:
+            raise IncludeCycle(" -> ".join([*path, key]))
+        if len(path) >= MAX_INCLUDE_DEPTH:
+            raise IncludesTooDeep(f"includes groups more than {MAX_INCLUDE_DEPTH} levels deep (at {group!r})")
+        if key not in self._done:
+            found: dict[str, None] = {}
+            path[key] = None
+            try:
+                for item in self._resolver.lookup(group):
+                    if isinstance(item, DependencyGroupInclude):
+                        found.update(dict.fromkeys(self._walk(item.include_group, path)))
+                    else:
+                        found[str(item)] = None
+            finally:
+                del path[key]
+            self._done[key] = tuple(found)
+        return self._done[key]
 
 
 def declared_at(git: Git, commit: str, component: Component) -> Declared:

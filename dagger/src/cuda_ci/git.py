@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cuda_ci.errors import CommandError, UsageError
-from cuda_ci.process import child_options, clean_environ
+from cuda_ci.process import capture, clean_environ
 
 
 @dataclass(frozen=True)
@@ -112,16 +112,7 @@ class Git:
 def _git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = clean_environ(GIT_TERMINAL_PROMPT="0", LC_ALL="C")
     try:
-        result = subprocess.run(
-            ["git", "-C", str(cwd), *args],
-            capture_output=True,
-            text=True,
-            errors="replace",
-            env=env,
-            check=False,
-            timeout=300,
-            **child_options(),
-        )
+        result = capture(["git", "-C", str(cwd), *args], env=env, timeout=300)
     except FileNotFoundError:
         raise CommandError("git", 127, "git is not installed") from None
     if check and result.returncode != 0:

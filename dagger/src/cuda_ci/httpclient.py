@@ -5,6 +5,7 @@ never blindly repeated, and redirects are followed by hand, never carrying crede
 from __future__ import annotations
 
 import email.utils
+import http.client
 import json
 import shutil
 import time
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
+from cuda_ci.deadline import Deadline
 from cuda_ci.errors import CudaCiError
 from cuda_ci.retry import Retry, Transient, heals
 from cuda_ci.secrets import sanitize_url
@@ -26,6 +28,7 @@ REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 DEFAULT_BACKOFF = 0.5  # seconds, times the attempt number
 SECONDARY_WAIT = 60.0  # GitHub: "wait for at least one minute", then exponentially longer
+DEADLINE = 600.0  # seconds for one exchange, headers and body; the largest asset fits at a slow pace
 MAX_WAIT = 3600.0  # a primary rate limit resets within the hour; never wait longer than that
 
 
@@ -81,7 +84,8 @@ class HttpClient:
 
     attempts: int = 5
     backoff: float = field(default_factory=lambda: DEFAULT_BACKOFF)
-    timeout: float = 30.0
+    timeout: float = 30.0  # each socket operation
+    deadline: float = field(default_factory=lambda: DEADLINE)  # one whole exchange (one attempt)
     max_wait: float = MAX_WAIT
     on_retry: Callable[[str], None] = field(default=lambda message: None)
     sleep: Callable[[float], None] = field(default=time.sleep)
@@ -185,9 +189,30 @@ class HttpClient:
     def _send(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes | None, sink: BinaryIO | None
     ) -> tuple[Response | None, str]:
-        """One request: the response (any status), or None and why the connection failed."""
+        """One request: the response (any status), or None and why the connection failed; raises
+        when the whole exchange took longer than ``deadline`` (a write as :class:`WriteFailed`)."""
         request = urllib.request.Request(url, data=body, method=method, headers=dict(headers))
-        opener = urllib.request.build_opener(_NoRedirect)
+        with Deadline(self.deadline) as deadline:
+            opener = urllib.request.build_opener(_NoRedirect, *deadline.handlers())
+            try:
+                result = self._exchange(opener, request, sink)
+            except http.client.HTTPException as error:  # a body cut short (IncompleteRead)
+                result = None, f"{type(error).__name__}: {error}"
+        if deadline.expired:
+            where = f"{method} {sanitize_url(url)}"
+            parts = urllib.parse.urlsplit(url)
+            host = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+            message = (
+                f"{where}: {host} did not finish answering within {self.deadline:.0f} s (the overall deadline "
+                "of one request, however slowly the answer comes): check that the server is healthy and "
+                "reachable at normal speed, then run again"
+            )
+            raise HttpUnavailable(message) if method in IDEMPOTENT else WriteFailed(message, None)
+        return result
+
+    def _exchange(
+        self, opener: urllib.request.OpenerDirector, request: urllib.request.Request, sink: BinaryIO | None
+    ) -> tuple[Response | None, str]:
         try:
             with opener.open(request, timeout=self.timeout) as raw:
                 if sink is None:

@@ -18,7 +18,7 @@ from packaging.utils import canonicalize_name
 
 from cuda_ci.errors import CudaCiError
 from cuda_ci.httpclient import HttpClient
-from cuda_ci.process import child_options, clean_environ
+from cuda_ci.process import child_options, clean_environ, end_groups
 
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 
@@ -153,14 +153,9 @@ def embedded_indexes(roots: Mapping[str, Path], startup_timeout: float = 30.0) -
             indexes[name] = EmbeddedIndex(name, root, port, process, startup_timeout)
         yield indexes
     finally:
+        end_groups(processes)
         for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+            process.wait(timeout=10)
             if process.stderr:
                 process.stderr.close()
 

@@ -9,7 +9,7 @@ import json
 import os
 import shutil
 import sys
-import tempfile
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -143,7 +143,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     """``data`` under ``path``, complete or not at all: a full disk leaves no partial file, and the
     error names ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = _new_file(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -151,6 +151,19 @@ def write_atomic(path: Path, data: bytes) -> None:
     except OSError as error:
         Path(tmp).unlink(missing_ok=True)
         raise OSError(error.errno, error.strerror, str(path)) from None
+
+
+def _new_file(path: Path) -> tuple[int, Path]:
+    """A new, unique file beside ``path``, opened for writing. Its mode is 0666 less the umask, as
+    any file a tool writes (``tempfile.mkstemp`` makes 0600: a published file readable by its owner alone)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unique temporary name", str(path))
 
 
 def place(source: Path, target: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypedDict
@@ -13,6 +12,7 @@ from packaging.version import Version
 
 from cuda_ci.build import BuildSource
 from cuda_ci.components import ReleaseUnit, get_component, get_unit
+from cuda_ci.declared import declared_at
 from cuda_ci.distfiles import DistProblem, identify
 from cuda_ci.errors import CudaCiError, PreflightError, UsageError
 from cuda_ci.git import Git
@@ -297,15 +297,7 @@ def required_siblings(git: Git, commit: str, unit: ReleaseUnit) -> list[Requirem
     own = {canonicalize_name(d) for d in unit.distributions}
     requirements: list[Requirement] = []
     for component in unit.components:
-        text = git.show(commit, f"{component.dir}/pyproject.toml")
-        if text is None:
-            continue
-        data = tomllib.loads(text)
-        project = data.get("project", {})
-        extras = data.get("tool", {}).get("cuda-ci", {}).get("install-extras", [])
-        optional = [line for extra in extras for line in project.get("optional-dependencies", {}).get(extra, [])]
-        for line in [*project.get("dependencies", []), *optional]:
-            requirement = Requirement(line)
+        for requirement in declared_at(git, commit, component).install_requirements():
             if canonicalize_name(requirement.name) not in own and _is_sibling(requirement.name):
                 requirements.append(requirement)
     return requirements

@@ -105,7 +105,7 @@ def publish_github(
     A published release holding every asset with the same digest is a finished publish: nothing to do.
     """
     tag = _release_tag(manifest)
-    release = host.find(tag)
+    release = host.find(tag, adopt=log.drafts())
     if release is not None and not release["draft"]:
         _verify_published(host, release, folder, manifest, log, "github")
         reporter.info(f"github: nothing to do, {tag} is published with every asset the same")
@@ -114,8 +114,9 @@ def publish_github(
         prerelease = Version(manifest["version"]).is_prerelease
         kind = folder_kind(manifest)  # a snapshot's or rehearsal's stand-in release says so
         name = f"{manifest['component']} {manifest['version']}" + (f" ({kind})" if kind else "")
-        release = host.create_draft(tag, name, _release_body(manifest), prerelease, manifest["commit"])
-        log.add("github", None, "created-draft", release["html_url"])
+        release = host.create_draft(
+            tag, name, _release_body(manifest), prerelease, manifest["commit"], record=log.record_draft
+        )
     existing = {a["name"]: a for a in host.assets(release)}
     if compare_assets(asset_files(folder, manifest), existing).complete:
         log.add("github", None, "nothing-to-do", "the draft holds every asset with the same digest")
@@ -159,7 +160,7 @@ def _recheck(path: Path, sha256: str) -> None:
 def finalize(host: ReleaseHost, folder: ReleaseFolder, manifest: Manifest, log: PublishLog, reporter: Reporter) -> None:
     """Un-draft, once every asset is there with its digest."""
     tag = _release_tag(manifest)
-    release = host.find(tag)
+    release = host.find(tag, adopt=log.drafts())
     if release is None:
         raise CudaCiError(
             f"no draft release of {tag} on {host.describe()}: run `cuda-ci publish --target github` first"
@@ -270,10 +271,13 @@ def _upload_missing(
         reporter.info(f"{target.name}: nothing to upload, every file is there with the same sha256")
     for entry in todo:
         _recheck(listed_file(folder.path, entry["path"]), entry["sha256"])
-    if todo:  # one twine run; twine uploads in the order given (bindings before the metapackage)
-        upload(target, folder, todo, http, reporter)
+    # One twine run; twine uploads in the order given (bindings before the metapackage).
+    found_there = upload(target, folder, todo, http, reporter) if todo else []
     for entry in todo:
-        log.add(target.name, entry["name"], "uploaded", entry["sha256"])
+        if entry["name"] in found_there:
+            log.add(target.name, entry["name"], "skipped", "put there meanwhile with the same sha256 (another run)")
+        else:
+            log.add(target.name, entry["name"], "uploaded", entry["sha256"])
 
 
 def seed_index(target: IndexTarget, wheels: Sequence[Path], reporter: Reporter) -> None:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cuda_ci.errors import CudaCiError
+from cuda_ci.github import Release
 from cuda_ci.manifest import write_json_atomic
 from cuda_ci.safepaths import folder_file
 
@@ -58,6 +60,9 @@ def read_entries(path: Path) -> list[dict[str, str]]:
     return entries
 
 
+_DRAFT_ID = re.compile(r"\(release id (\d+)\)$")
+
+
 @dataclass
 class PublishLog:
     """``publish-log.json`` of a release folder (``path``): read checked, appended, written atomically."""
@@ -79,3 +84,11 @@ class PublishLog:
             }
         )
         write_json_atomic(self.path, {"schema": 1, "entries": self.entries})
+
+    def record_draft(self, release: Release) -> None:
+        self.add("github", None, "created-draft", f"{release['html_url']} (release id {release['id']})")
+
+    def drafts(self) -> set[int]:
+        """The GitHub drafts this folder's publishes created: the next publish adopts them."""
+        made = (_DRAFT_ID.search(e["detail"]) for e in self.entries if e.get("action") == "created-draft")
+        return {int(found.group(1)) for found in made if found is not None}

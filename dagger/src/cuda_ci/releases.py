@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -27,12 +27,19 @@ from cuda_ci.tags import parse_tag
 WRITE_TRIES = 3  # a failed write is looked up, then tried again at most this often in all
 WRITE_BACKOFF = 2.0  # seconds, times the try number
 T = TypeVar("T")
+Recorder = Callable[[Release], None]  # told of a draft as soon as it exists, before anything else can fail
+
+
+def _no_record(release: Release) -> None:
+    pass
 
 
 class ReleaseHost(Protocol):
     def describe(self) -> str: ...
-    def find(self, tag: str) -> Release | None: ...
-    def create_draft(self, tag: str, name: str, body: str, prerelease: bool, commit: str) -> Release: ...
+    def find(self, tag: str, adopt: Collection[int] = ()) -> Release | None: ...
+    def create_draft(
+        self, tag: str, name: str, body: str, prerelease: bool, commit: str, record: Recorder = _no_record
+    ) -> Release: ...
     def assets(self, release: Release) -> list[Asset]: ...
     def upload(self, release: Release, path: Path) -> Asset: ...
     def delete(self, asset: Asset) -> None: ...
@@ -66,16 +73,26 @@ class GitHubReleases:
     github: GitHub
     on_retry: Callable[[str], None] = field(default=lambda message: None)
     sleep: Callable[[float], None] = field(default=time.sleep)
+    on_warning: Callable[[str], None] = field(default=lambda message: None)
 
     def describe(self) -> str:
         return f"GitHub {self.github.repository}"
 
-    def find(self, tag: str) -> Release | None:
-        """The published release of ``tag``, else its one draft; several drafts are refused."""
+    def find(self, tag: str, adopt: Collection[int] = ()) -> Release | None:
+        """The published release of ``tag``, else its one draft; of several drafts, the one whose id
+        is in ``adopt`` (a draft this release folder's runs made), else they are refused."""
         published = self.github.published_release(tag)
         if published is not None:
             return published
         drafts = [r for r in self.github.releases() if r["tag_name"] == tag]
+        ours = [r for r in drafts if r["id"] in adopt]
+        if len(drafts) > 1 and len(ours) == 1:
+            others = ", ".join(r["html_url"] for r in drafts if r is not ours[0])
+            self.on_warning(
+                f"{len(drafts) - 1} more draft release(s) of {tag} exist on {self.describe()} ({others}), made by "
+                f"another run: going on with this folder's own draft (release id {ours[0]['id']}); delete the others"
+            )
+            return ours[0]
         if len(drafts) > 1:
             raise CudaCiError(
                 f"{len(drafts)} draft releases of {tag} exist on {self.describe()} "
@@ -84,9 +101,12 @@ class GitHubReleases:
             )
         return drafts[0] if drafts else None
 
-    def create_draft(self, tag: str, name: str, body: str, prerelease: bool, commit: str) -> Release:
+    def create_draft(
+        self, tag: str, name: str, body: str, prerelease: bool, commit: str, record: Recorder = _no_record
+    ) -> Release:
         """A draft named after the built commit (``target_commitish``: GitHub tags that commit if the tag
-        is not there yet); after a failed POST the draft is looked for before another is made."""
+        is not there yet); after a failed POST the draft is looked for before another is made. ``record``
+        learns of the draft before it is read back, so that a later run adopts it whatever happens next."""
         payload = {
             "tag_name": tag,
             "target_commitish": commit,
@@ -103,6 +123,7 @@ class GitHubReleases:
             except WriteFailed as error:
                 found = self.find(tag)
                 if found is not None:
+                    record(found)
                     return self._only_draft(tag, found)
                 raise _not_done(error) from None
             if response.status == 422:  # GitHub: a published release of the tag exists
@@ -110,13 +131,22 @@ class GitHubReleases:
                     f"{self.describe()} refused a draft of {tag} ({_excerpt(response)}): "
                     "a published release of the tag exists; assets of a published release are never replaced"
                 )
-            return self._only_draft(tag, release_of(response.json()))
+            made = release_of(response.json())
+            record(made)
+            return self._only_draft(tag, made)
 
         return self._write(f"creating the draft of {tag}", attempt)
 
     def _only_draft(self, tag: str, release: Release) -> Release:
         """Read back: this must be the one draft of ``tag`` (another run may have made one too)."""
-        found = self.find(tag)
+        try:
+            found = self.find(tag)
+        except CudaCiError as error:
+            raise CudaCiError(
+                *error.problems,
+                f"this run's draft of {tag} (release id {release['id']}) is recorded in publish-log.json: "
+                "`cuda-ci publish` of this release folder goes on with it",
+            ) from None
         if found is None or found["id"] != release["id"] or not found["draft"]:
             raise CudaCiError(
                 f"the draft of {tag} on {self.describe()} was not found again after creating it: "
@@ -204,18 +234,21 @@ class LocalReleases:
     def _state(self) -> Path:
         return self.root / "release.json"
 
-    def find(self, tag: str) -> Release | None:
+    def find(self, tag: str, adopt: Collection[int] = ()) -> Release | None:
         if not self._state.is_file():
             return None
         data = json.loads(self._state.read_text(encoding="utf-8"))
         return release_of(data) if data["tag_name"] == tag else None
 
-    def create_draft(self, tag: str, name: str, body: str, prerelease: bool, commit: str) -> Release:
+    def create_draft(
+        self, tag: str, name: str, body: str, prerelease: bool, commit: str, record: Recorder = _no_record
+    ) -> Release:
         release = Release(
             id=1, tag_name=tag, draft=True, prerelease=prerelease, html_url=self.root.as_uri(), upload_url=""
         )
         (self.root / "assets").mkdir(parents=True, exist_ok=True)
         write_json_atomic(self._state, {**release, "target_commitish": commit})
+        record(release)
         return release
 
     def assets(self, release: Release) -> list[Asset]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -45,36 +46,71 @@ def _try_lock(handle: IO[str]) -> bool:
 
 def _dead(folder: Path, now: float) -> bool:
     owner = folder / OWNER
-    if not owner.is_file():
-        return now - folder.stat().st_mtime > UNOWNED_GRACE
-    with owner.open("r+") as handle:
+    try:
+        if not stat.S_ISREG(owner.lstat().st_mode):  # a link or a pipe is no lock of ours
+            return False
+    except FileNotFoundError:
+        return now - folder.lstat().st_mtime > UNOWNED_GRACE
+    fd = os.open(owner, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "r+") as handle:
         return _try_lock(handle)
+
+
+def _ours(path: Path, uid: int | None) -> bool:
+    """A real directory (not a link) that belongs to this user (``uid``; None where there are no uids)."""
+    info = path.lstat()
+    return stat.S_ISDIR(info.st_mode) and (uid is None or info.st_uid == uid)
+
+
+def _registration(gitfile: Path) -> Path | None:
+    """The git worktree registration (``<repo>/.git/worktrees/<name>``) of the worktree whose ``.git``
+    file this is, only where that registration names this very file as its worktree: a ``gitdir:``
+    line alone (anyone can write one) never points cuda-ci at a directory to delete."""
+    if not stat.S_ISREG(gitfile.lstat().st_mode):
+        return None
+    text = gitfile.read_text(encoding="utf-8", errors="replace").strip()
+    admin = Path(text.removeprefix("gitdir:").strip()) if text.startswith("gitdir:") else None
+    if admin is None or not admin.is_absolute() or admin.parent.name != "worktrees" or not _ours(admin, None):
+        return None
+    back = admin / "gitdir"  # git writes the worktree's .git file's path there
+    if not stat.S_ISREG(back.lstat().st_mode):
+        return None
+    named = back.read_text(encoding="utf-8", errors="replace").strip()
+    return admin if os.path.realpath(named) == os.path.realpath(gitfile) else None
 
 
 def _drop_worktrees(folder: Path) -> list[str]:
     """Unregister the git worktrees inside a dead run's folder (what ``git worktree prune`` does)."""
     dropped = []
     for gitfile in folder.glob("*/src/.git"):
-        text = gitfile.read_text(encoding="utf-8", errors="replace").strip() if gitfile.is_file() else ""
-        admin = Path(text.removeprefix("gitdir:").strip()) if text.startswith("gitdir:") else None
-        if admin is not None and admin.parent.name == "worktrees" and admin.is_dir():
+        try:
+            admin = _registration(gitfile)
+        except OSError:
+            continue
+        if admin is not None:
             shutil.rmtree(admin, ignore_errors=True)
             dropped.append(str(gitfile.parent))
     return dropped
 
 
-def prune_dead_runs(base: Path, now: float | None = None) -> list[str]:
-    """Remove the run folders (and their worktree registrations) of runs no longer alive."""
+def _this_user() -> int | None:
+    return os.getuid() if hasattr(os, "getuid") else None
+
+
+def prune_dead_runs(base: Path, now: float | None = None, uid: int | None = None) -> list[str]:
+    """Remove this user's (``uid``, default: this process's) run folders, with their worktree
+    registrations, of runs no longer alive; nothing another user made, nothing a link points to."""
     now = time.time() if now is None else now
+    uid = _this_user() if uid is None else uid
     said = []
     for folder in sorted(base.glob(f"{RUN_PREFIX}*")) if base.is_dir() else ():
         try:
-            if not folder.is_dir() or folder.is_symlink() or not _dead(folder, now):
+            if not _ours(folder, uid) or not _dead(folder, now):
                 continue
         except OSError:
             continue
         worktrees = _drop_worktrees(folder)
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)  # never follows a link inside (nor the folder itself)
         also = f" and unregistered its git worktrees {', '.join(worktrees)}" if worktrees else ""
         said.append(f"removed {folder}, left by a cuda-ci run that ended without cleaning up{also}")
     return said

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Any
 
 from cuda_ci.components import Component
 from cuda_ci.errors import CommandError, UsageError
-from cuda_ci.process import child_options, clean_environ
+from cuda_ci.process import capture
 
 
 def scm_settings(tree: Path, component: Component) -> dict[str, Any]:
@@ -31,15 +30,10 @@ def component_version(tree: Path, component: Component) -> str:
     """
     scm_settings(tree, component)  # a clear error when the component is missing
     package_dir = tree / component.dir
-    result = subprocess.run(
+    result = capture(
         [sys.executable, "-m", "setuptools_scm", "--config", str(package_dir / "pyproject.toml")],
         cwd=package_dir,
-        capture_output=True,
-        text=True,
-        check=False,
-        env=clean_environ(),
         timeout=120,
-        **child_options(),
     )
     if result.returncode != 0 or not result.stdout.strip():
         raise CommandError(f"setuptools-scm for {component.distribution}", result.returncode, result.stderr)

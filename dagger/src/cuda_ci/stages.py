@@ -3,9 +3,11 @@ dry-run's embedded indexes, publishing a folder to its targets, the release lock
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +60,7 @@ def github_reader(settings: Settings, reporter: Reporter) -> GitHub:
 
 
 def _github_host(settings: Settings, reporter: Reporter) -> ReleaseHost:
-    return GitHubReleases(github_client(settings, reporter), on_retry=reporter.info)
+    return GitHubReleases(github_client(settings, reporter), on_retry=reporter.info, on_warning=reporter.warn)
 
 
 def _index_target(name: str, settings: Settings, *, uploads: bool = True) -> IndexTarget:
@@ -146,8 +148,23 @@ def publish_folder(
     phases: Sequence[IndexPhase] = BOTH_PHASES,
 ) -> dict[str, str]:
     """Every asked target in order; what each did (``nothing to do`` on a finished release).
-    ``phases``: of an index target, the upload or the install-back alone (see :func:`publish_index`)."""
+    ``phases``: of an index target, the upload or the install-back alone (see :func:`publish_index`).
+    One publish of a folder at a time (:func:`publish_lock`)."""
     folder = ReleaseFolder.existing(release_dir)
+    with publish_lock(folder.path):
+        return _publish_locked(folder, repo, target, dry_run, settings, reporter, started_indexes, phases)
+
+
+def _publish_locked(
+    folder: ReleaseFolder,
+    repo: Path | None,
+    target: str,
+    dry_run: bool,
+    settings: Settings,
+    reporter: Reporter,
+    started_indexes: DryRunIndexes | None,
+    phases: Sequence[IndexPhase],
+) -> dict[str, str]:
     manifest = folder.load()
     targets: tuple[Target, ...] = TARGETS if target == "all" else (target,)  # type: ignore[assignment]
     check_release_folder(folder, manifest, repo)
@@ -156,7 +173,10 @@ def publish_folder(
         raise CudaCiError(*refusals, "publish refused: nothing was uploaded")
     log = PublishLog(folder.path / LOG_NAME)
     first_entry = len(log.entries)
-    host: ReleaseHost = LocalReleases(folder.path / "github-release") if dry_run else _github_host(settings, reporter)
+    # Made on first use: only the targets that speak to GitHub need its settings (TestPyPI never does).
+    host: Callable[[], ReleaseHost] = functools.cache(
+        lambda: LocalReleases(folder.path / "github-release") if dry_run else _github_host(settings, reporter)
+    )
     with ExitStack() as stack:
         siblings: list[Path] = []
         if dry_run:
@@ -170,9 +190,9 @@ def publish_folder(
         for name in targets:
             with reporter.step(f"publish --target {name}"):
                 if name == "github":
-                    publish_github(host, folder, manifest, log, reporter)
+                    publish_github(host(), folder, manifest, log, reporter)
                 elif name == "finalize":
-                    finalize(host, folder, manifest, log, reporter)
+                    finalize(host(), folder, manifest, log, reporter)
                 else:
                     publish_index(
                         indexes[name],
@@ -193,24 +213,71 @@ def release_lock(git: Git, name: str) -> Iterator[None]:
     """One release of a tag at a time on this machine; a second run refuses at once."""
     lock_dir = Path(git.run("rev-parse", "--git-common-dir").stdout.strip())
     lock_dir = lock_dir if lock_dir.is_absolute() else git.root / lock_dir
-    path = lock_dir / f"cuda-ci-release-{name}.lock"
-    handle = path.open("a+")
+    fd = _open_lock(lock_dir / f"cuda-ci-release-{name}.lock")
+    with _exclusive(fd, f"another cuda-ci release of {name} is running"):
+        yield
+
+
+PUBLISH_LOCK = "publish.lock"
+
+
+@contextmanager
+def publish_lock(folder: Path) -> Iterator[None]:
+    """One publish of a release folder at a time; a second refuses at once, naming the holder.
+
+    Taken before anything else is done: a folder where the lock (or publish-log.json) cannot be
+    written is refused here, before the first upload."""
     try:
+        fd = _open_lock(folder / PUBLISH_LOCK)
+    except OSError as error:
+        if (folder / PUBLISH_LOCK).is_symlink():
+            raise CudaCiError(
+                f"{folder / PUBLISH_LOCK} is a symbolic link: a release folder holds only plain files; remove it"
+            ) from None
+        raise _not_writable(folder, error) from None
+    with _exclusive(fd, f"another cuda-ci publish of {folder} is running"):
+        check_writable(folder)
+        yield
+
+
+def check_writable(folder: Path) -> None:
+    """Write (and remove) a file where publish-log.json goes: a read-only folder is refused up front."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".cuda-ci-write-check-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise _not_writable(folder, error) from None
+
+
+def _not_writable(folder: Path, error: OSError) -> CudaCiError:
+    return CudaCiError(
+        f"the release folder {folder} is not writable ({error.strerror or error}): publish records what it "
+        "does in publish-log.json there; make the folder writable (or copy it somewhere writable) and run "
+        "again; nothing was uploaded"
+    )
+
+
+def _open_lock(path: Path) -> int:
+    return os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+
+
+@contextmanager
+def _exclusive(fd: int, busy: str) -> Iterator[None]:
+    """An exclusive lock on the open lock file ``fd`` for the body (it is closed after); when another
+    process holds it, refuse with ``busy`` and the holder (its pid, written in the file)."""
+    with os.fdopen(fd, "r+") as handle:
         try:
             _lock_exclusive(handle.fileno())
         except (BlockingIOError, PermissionError):
             handle.seek(0)
             holder = handle.read().strip() or "another process"
-            raise CudaCiError(
-                f"another cuda-ci release of {name} is running ({holder}): wait for it to finish"
-            ) from None
+            raise CudaCiError(f"{busy} ({holder}): wait for it to finish") from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()}\n")
         handle.flush()
         yield
-    finally:
-        handle.close()
 
 
 def _lock_exclusive(fd: int) -> None:

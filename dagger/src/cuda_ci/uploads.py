@@ -89,10 +89,12 @@ def _refused_line(output: str) -> str:
 
 def upload(
     target: IndexTarget, folder: ReleaseFolder, entries: Sequence[FileEntry], http: HttpClient, reporter: Reporter
-) -> None:
+) -> list[str]:
     """One twine run (twine uploads in the order given, and retries a 5xx itself, reported here); a run
-    that fails in a way that can heal is run again, bounded, with only the files the index lacks."""
+    that fails in a way that can heal is run again, bounded, with only the files the index lacks.
+    Returns the names that were not uploaded by this run, as the index held them already."""
     pending = list(entries)
+    found_there: list[str] = []
     names = ", ".join(e["name"] for e in entries)
 
     def attempt(_: int) -> None:
@@ -102,19 +104,25 @@ def upload(
         except CommandError as error:
             output = error.problems[0]
             _report_twine_retries(output, target, reporter)
+            # A file the index now holds with this sha256 is done, whoever put it there: a response
+            # lost after the index stored it, or another run of the same release (the index then
+            # refuses the name with a 400 or 409, which is no failure of the credentials).
             reason = twine_failure(output)
+            held = _held(http, target, pending)
+            already = [e["name"] for e in pending if held.get(e["name"]) == e["sha256"]]
+            if already and reason is None:  # refused because the name is taken: by the same bytes
+                reporter.info(f"{target.name}: {', '.join(already)} already there with the same sha256")
+                found_there.extend(already)
+            pending = [e for e in pending if e["name"] not in already]
+            if not pending:
+                return
             if reason is None:
                 raise CudaCiError(
                     f"upload of {names} to {target.name} ({target.upload_url}) was refused: "
                     f"{_refused_line(output)}; not retried (a refusal does not heal): check the token "
                     "and its permission to upload these projects"
                 ) from None
-            # A response lost after the index stored a file is a success for that file: ask the index.
-            held = _held(http, target, pending)
-            pending = [e for e in pending if held.get(e["name"]) != e["sha256"]]
-            if pending:
-                raise Transient(reason) from None
-            return
+            raise Transient(reason) from None
         _report_twine_retries(output, target, reporter)
 
     retry = Retry(attempts=UPLOAD_ATTEMPTS, backoff=UPLOAD_BACKOFF, max_backoff=10.0, report=reporter.info)
@@ -126,6 +134,7 @@ def upload(
         ),
     )
     reporter.info(f"uploaded {names} to {target.name}")
+    return found_there
 
 
 def _held(http: HttpClient, target: IndexTarget, entries: Sequence[FileEntry]) -> dict[str, str | None]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from collections import defaultdict
 from pathlib import Path
@@ -10,17 +9,17 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from cuda_ci.build import sbom_entries
 from cuda_ci.components import Component, ReleaseUnit, get_unit
 from cuda_ci.declared import declared_in_sdist
 from cuda_ci.distfiles import DistFile, DistProblem, archive_problems, identify, metadata, record_problems
 from cuda_ci.errors import CommandError, CudaCiError
+from cuda_ci.extradist import add_extra_dist, extra_wheels, taken_out_on_failure
 from cuda_ci.findings import Findings
 from cuda_ci.git import Git
 from cuda_ci.hygiene import wheel_findings
 from cuda_ci.installchecks import install_checks
 from cuda_ci.log import Reporter
-from cuda_ci.manifest import Manifest, ReleaseFolder, ValidationEntry, file_entry
+from cuda_ci.manifest import Manifest, ReleaseFolder, ValidationEntry
 from cuda_ci.process import PYTHON, run
 from cuda_ci.safepaths import FolderProblem, listed_file
 from cuda_ci.sdistchecks import sdist_checks
@@ -43,26 +42,6 @@ def dist_files(folder: ReleaseFolder, manifest: Manifest) -> list[Path]:
             except FolderProblem:
                 continue
     return found
-
-
-def add_extra_dist(folder: ReleaseFolder, manifest: Manifest, extra: Path, epoch: int) -> list[str]:
-    """Copy wheels built elsewhere in this run into ``dist/`` and the manifest, each with its SBOM."""
-    if not extra.is_dir():
-        raise CudaCiError(f"--extra-dist {str(extra)!r} does not exist or is not a directory")
-    wheels = sorted(extra.glob("*.whl"))
-    if not wheels:
-        raise CudaCiError(f"--extra-dist {str(extra)!r} holds no .whl files")
-    names = []
-    for wheel in wheels:
-        target = folder.dist / wheel.name
-        if target.exists():
-            raise CudaCiError(f"--extra-dist: {wheel.name} is already in {folder.dist}")
-        shutil.copy2(wheel, target)
-        dist = identify(target)
-        entry = file_entry(folder.path, target, "wheel", str(dist.name))
-        manifest["files"] += [entry, *sbom_entries(folder, [entry], epoch)]
-        names.append(wheel.name)
-    return names
 
 
 def expected_identifiers(component: Component, manifest: Manifest, extra_windows: list[str]) -> set[str]:
@@ -265,8 +244,13 @@ def windows_identifiers(folder: ReleaseFolder, unit: ReleaseUnit, extra: list[st
     """cibuildwheel's Windows selection, when the extra wheels are Windows wheels."""
     if not any("win" in name for name in extra):
         return []
-    component = next(c for c in unit.components if c.wheel == "platform")
-    sdist = next(folder.dist.glob(f"{component.project_name}-*.tar.gz"))
+    component = next(c for c in unit.components if c.wheel == "platform")  # extra_wheels refused a pure unit
+    sdist = next(folder.dist.glob(f"{component.project_name}-*.tar.gz"), None)
+    if sdist is None:
+        raise CudaCiError(
+            f"{folder.dist} holds no sdist of {component.distribution}, which cibuildwheel's Windows selection is "
+            "read from: validate a release folder that `cuda-ci build` made (not --wheels-only)"
+        )
     with tempfile.TemporaryDirectory(prefix="cuda-ci-cibw-") as tmp:
         return cibuildwheel_identifiers(extract_sdist(sdist, Path(tmp)), "windows")
 
@@ -287,7 +271,17 @@ def validate_release(folder: ReleaseFolder, repo: Path, extra_dist: Path | None,
             f"{folder.manifest_path} is already validated and frozen: build a new release folder to validate again"
         )
     unit = get_unit(manifest["component"])
-    extra = add_extra_dist(folder, manifest, extra_dist, _commit_time(repo, manifest["commit"])) if extra_dist else []
+    if extra_dist is None:
+        return _validate(folder, repo, manifest, unit, [], reporter)
+    wheels = extra_wheels(folder, unit, extra_dist)  # every check that needs no copy, before the first copy
+    with taken_out_on_failure(folder, manifest):
+        extra = add_extra_dist(folder, manifest, wheels, _commit_time(repo, manifest["commit"]))
+        return _validate(folder, repo, manifest, unit, extra, reporter)
+
+
+def _validate(
+    folder: ReleaseFolder, repo: Path, manifest: Manifest, unit: ReleaseUnit, extra: list[str], reporter: Reporter
+) -> Manifest:
     findings = Findings()
     with reporter.step("static checks (names, METADATA, RECORD, expected files)"):
         extra_windows = windows_identifiers(folder, unit, extra) if extra else []

@@ -6,7 +6,6 @@ import os
 import platform
 import re
 import shutil
-import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,7 +15,7 @@ from packaging.utils import parse_wheel_filename
 
 from cuda_ci.components import Component
 from cuda_ci.errors import CommandError, UsageError
-from cuda_ci.process import child_options, clean_environ
+from cuda_ci.process import capture
 
 # manylinux_2_34_x86_64 → manylinux_x86_64, as cibuildwheel names its build identifiers.
 _PLATFORM_FAMILY = re.compile(r"^(manylinux|musllinux)(?:_\d+_\d+|\d+)_(?P<arch>.+)$")
@@ -73,9 +72,7 @@ def cibuildwheel_identifiers(package_dir: Path, platform_name: str) -> list[str]
         platform_name,
         str(package_dir),
     ]
-    result = subprocess.run(
-        argv, capture_output=True, text=True, check=False, timeout=120, env=clean_environ(), **child_options()
-    )
+    result = capture(argv, timeout=120)
     if result.returncode != 0:
         raise CommandError("cibuildwheel --print-build-identifiers", result.returncode, result.stderr)
     return [line.strip() for line in result.stdout.splitlines() if line.strip()]
@@ -99,11 +96,7 @@ def linux_container_engine(environ: Mapping[str, str] | None = None) -> str | No
         raise UsageError(f"CUDA_CI_CONTAINER_ENGINE={chosen!r}: choose auto, docker, podman or none")
     for engine in CONTAINER_ENGINES:
         binary = shutil.which(engine)
-        probe = (
-            subprocess.run([binary, "info"], capture_output=True, timeout=60, check=False, **child_options())
-            if binary
-            else None
-        )
+        probe = capture([binary, "info"], timeout=60) if binary else None
         if probe is not None and probe.returncode == 0:
             return engine
     return None
