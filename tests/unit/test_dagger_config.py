@@ -79,7 +79,7 @@ def test_only_main_py_imports_dagger() -> None:
             assert "import dagger" not in source and "from dagger" not in source, module.name
 
 
-def test_containers_install_the_engines_sdk_release() -> None:
-    from cuda_ci.main import DAGGER_IO
-
-    assert f"dagger-io=={_engine_version()}" == DAGGER_IO
+def test_containers_and_workflows_install_the_engines_sdk_release() -> None:
+    for name in ("cuda-ci.txt", "cuda-ci-dev.txt"):
+        text = (REPO_ROOT / "dagger" / "locked" / name).read_text()
+        assert f"\ndagger-io=={_engine_version()} \\\n" in text, name

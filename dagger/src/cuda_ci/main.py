@@ -20,7 +20,7 @@ from cuda_ci.components import dependency_closure, get_unit, unit_names
 from cuda_ci.graphparts import (
     CUDA_CI,
     CUDA_IMAGE,
-    DAGGER_IO,
+    LOCKED_TOOLS,
     PACKAGES_DIR,
     PYPISERVER_ARGS,
     SOURCE_IGNORE,
@@ -33,6 +33,7 @@ from cuda_ci.graphparts import (
     smoke_versions,
 )
 from cuda_ci.tags import parse_tag
+from cuda_ci.toolchain import DEV_REQUIREMENTS, locked_install, source_install
 from cuda_ci.wheelplan import LinuxWheelJob, linux_wheel_jobs
 from dagger import DefaultPath, Doc, Ignore, dag, function, object_type
 
@@ -68,17 +69,18 @@ class CudaCi:
 
     # --- shared setup ----------------------------------------------------------------------
     def _with_cuda_ci(self, container: dagger.Container) -> dagger.Container:
-        """cuda-ci from this module's source, the monorepo at /src; pip and uv caches and the kept tool
-        environments (made complete, then renamed into place: safe to share) as volumes."""
+        """cuda-ci's tools from dagger/uv.lock (hash-checked), cuda-ci from the monorepo at /src; pip and uv
+        caches and the kept tool environments (made complete, then renamed into place: safe to share) as volumes."""
         return (
             container.with_mounted_cache("/root/.cache/pip", dag.cache_volume("cuda-ci-pip"))
             .with_mounted_cache("/root/.cache/uv", dag.cache_volume("cuda-ci-uv"))
             .with_mounted_cache("/root/.cache/cuda-ci", dag.cache_volume("cuda-ci-tool-envs"))
-            .with_directory("/opt/cuda-ci-src", self.source.directory("dagger"))
+            .with_file(LOCKED_TOOLS, self.source.file(DEV_REQUIREMENTS))
             .with_exec([TOOL_PYTHON, "-m", "venv", "/opt/cuda-ci"])
-            .with_exec(["/opt/cuda-ci/bin/pip", "install", "--quiet", "/opt/cuda-ci-src[dev]", DAGGER_IO])
+            .with_exec(locked_install("/opt/cuda-ci/bin/pip", LOCKED_TOOLS))
             .with_exec(["git", "config", "--global", "--add", "safe.directory", "*"])
             .with_directory("/src", self.source)
+            .with_exec(source_install("/opt/cuda-ci/bin/pip", "/src/dagger"))  # its version: /src's tags
             .with_workdir("/src")
         )
 
@@ -161,7 +163,6 @@ class CudaCi:
         handoff = [f"--build-python={job.python}"]  # the Dagger → CLI contract: `cuda-ci build --help`
         return (
             self._tooling(platform=job.platform, image=job.image)
-            .with_exec([str(job.python), "-m", "pip", "install", "--quiet", "build"])
             .with_exec([CUDA_CI, "build", *flags, "--wheels-only", *handoff, "--repo", "/src", "--out", "/out"])
             .directory("/out/dist")
         )
