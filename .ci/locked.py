@@ -13,10 +13,12 @@ Run `.venv/bin/python .ci/locked.py` after `uv lock`; a test fails while a file 
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import dagger_sdk  # .ci/dagger_sdk.py: the engine's version, its sdist's sha256
 
 ROOT = Path(__file__).resolve().parent.parent
 DAGGER = ROOT / "dagger"
@@ -32,19 +34,10 @@ COMMON = ["export", "--frozen", "--format", "requirements-txt", "--no-emit-proje
 WHEEL_SHA256 = {"0.21.11": "91df626199b5028832253c523977ab6f97046dbd29926d7b462b38c3621b627e"}
 
 
-def _dagger_sdk():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("dagger_sdk", ROOT / ".ci" / "dagger_sdk.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def dagger_io_requirement() -> str:
     """dagger-io at dagger.json's engine version, with the sha256 of its wheel and sdist on PyPI."""
-    sdk = _dagger_sdk()
-    version = sdk.engine_version()
-    hashes = sorted([WHEEL_SHA256[version], sdk.SDIST_SHA256[version]])
+    version = dagger_sdk.engine_version()
+    hashes = sorted([WHEEL_SHA256[version], dagger_sdk.SDIST_SHA256[version]])
     lines = [f"dagger-io=={version}", *(f"    --hash=sha256:{digest}" for digest in hashes)]
     return " \\\n".join(lines) + "\n    # via cuda-ci (dagger/sdk's release, from PyPI)\n"
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from packaging.markers import Marker
@@ -64,3 +66,12 @@ def pinned_requirements(path: Path) -> list[Pinned]:
         hashes = frozenset(h.strip().removeprefix("sha256:") for h in hash_options)
         pinned.append(Pinned(canonicalize_name(requirement.name), specifier.version, requirement.marker, hashes))
     return pinned
+
+
+def ci_script(name: str) -> ModuleType:
+    """A Python script of .ci/ (``locked``, ``dagger_sdk``), loaded as a module."""
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / ".ci" / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

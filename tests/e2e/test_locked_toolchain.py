@@ -4,7 +4,6 @@ machine lacks."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -16,7 +15,7 @@ import pytest
 from packaging.utils import canonicalize_name
 
 from tests.helpers import REPO_ROOT, git
-from tests.lockfile import applies_here, lock_entries
+from tests.lockfile import applies_here, ci_script, lock_entries
 
 pytestmark = pytest.mark.e2e
 VENV_BIN = Path(sys.executable).parent
@@ -33,10 +32,7 @@ def test_the_requirement_files_are_the_locks_export() -> None:
 
 
 def test_a_stale_requirement_file_is_named(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("locked", REPO_ROOT / ".ci" / "locked.py")
-    assert spec and spec.loader
-    locked = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(locked)
+    locked = ci_script("locked")
     copy = tmp_path / "locked"
     shutil.copytree(locked.LOCKED, copy)
     (copy / "uv.txt").write_text((copy / "uv.txt").read_text().replace("uv==", "uv==0.0.1\n# was uv=="))

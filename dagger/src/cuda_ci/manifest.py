@@ -172,7 +172,7 @@ def place(source: Path, target: Path) -> None:
 
 
 # cuda-ci (its version from its git tags) and every tool of its own that builds, resolves or checks the
-# files: all of them from this environment, installed from dagger/uv.lock.
+# files: all of them from this environment, the lock's versions (dagger/uv.lock).
 OWN_TOOLS = (
     "cuda-ci",
     "cibuildwheel",
