@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import tomllib
 
 from tests.helpers import REPO_ROOT
+from tests.lockfile import ci_script
 
 
 def _pyproject() -> dict:  # type: ignore[type-arg]
@@ -15,14 +15,6 @@ def _pyproject() -> dict:  # type: ignore[type-arg]
 
 def _engine_version() -> str:
     return str(json.loads((REPO_ROOT / "dagger.json").read_text())["engineVersion"]).removeprefix("v")
-
-
-def _vendoring_script():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("dagger_sdk", REPO_ROOT / ".ci" / "dagger_sdk.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_dagger_json_names_the_module_and_filters_only_what_the_module_loads() -> None:
@@ -59,7 +51,7 @@ def test_the_lock_takes_dagger_io_from_sdk() -> None:
 
 
 def test_the_vendored_sdk_is_the_engines_release_checked_by_hash() -> None:
-    script = _vendoring_script()
+    script = ci_script("dagger_sdk")
     assert _engine_version() in script.SDIST_SHA256, "pin the sdist sha256 of dagger.json's engineVersion"
     pyproject = '[project]\nname = "x"\n[dependency-groups]\ndev = ["codegen"]\n[tool.uv.sources]\ncodegen = 1\n'
     assert script.without_development_tables(pyproject) == '[project]\nname = "x"\n'
@@ -79,7 +71,7 @@ def test_only_the_dagger_executor_imports_dagger() -> None:
             assert "import dagger" not in source and "from dagger" not in source, module.name
 
 
-def test_containers_install_the_engines_sdk_release() -> None:
-    from cuda_ci.main import DAGGER_IO
-
-    assert f"dagger-io=={_engine_version()}" == DAGGER_IO
+def test_containers_and_workflows_install_the_engines_sdk_release() -> None:
+    for name in ("cuda-ci.txt", "cuda-ci-dev.txt"):
+        text = (REPO_ROOT / "dagger" / "locked" / name).read_text()
+        assert f"\ndagger-io=={_engine_version()} \\\n" in text, name

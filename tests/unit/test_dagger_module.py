@@ -218,7 +218,7 @@ def test_wheel_builds_cover_exactly_cibuildwheels_identifiers() -> None:
         chain = _node_chain(RELEASE, f"wheel:{job.identifier}")
         assert chain[0].args == {"platform": job.platform} and chain[1].args == {"address": job.image}
         python = str(job.python)
-        assert [python, "-m", "pip", "install", "--quiet", "build"] in execs(chain)
+        assert not [a for a in execs(chain) if a[:3] == [python, "-m", "pip"]], "nothing unpinned is installed"
         assert own_exec(chain) == [CUDA_CI, "build", "--tag=v13.1.0", "--component=cuda-bindings", "--wheels-only",
                                    f"--build-python={python}", "--preflight-result=/preflight/preflight.json",
                                    "--repo", "/src", "--out", "/out",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Mapping
+from importlib import metadata
 from pathlib import Path
 
 from cuda_ci import components, secrets
@@ -96,6 +97,8 @@ def _command(
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="cuda-ci", description="Build, validate and release the CUDA Python monorepo.")
+    own = f"cuda-ci {metadata.version('cuda-ci')}"  # from its git tags, cuda-ci-vX.Y.Z (dagger/pyproject.toml)
+    parser.add_argument("--version", action="version", version=own, help="print cuda-ci's own version and exit")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     dry_run = "publish to embedded indexes and a local stand-in release"
     extra_dist = "wheels built on another platform in the same workflow run"

@@ -24,9 +24,8 @@ PYPISERVER_ARGS = [
     *("--disable-fallback", "--hash-algo", "sha256", PACKAGES_DIR),
 ]
 CUDA_CI = "/opt/cuda-ci/bin/cuda-ci"
-# The SDK of dagger.json's engineVersion, for the containers' lint (mypy against its types);
-# pip ignores the uv path source that gives the module runtime the engine's own copy.
-DAGGER_IO = "dagger-io==0.21.11"
+# Where a container holds the lock's requirement file (toolchain.DEV_REQUIREMENTS) it installs from.
+LOCKED_TOOLS = "/opt/cuda-ci-tools.txt"
 # The context of a local module call is the repository as it is on disk, `.git` included:
 # setuptools-scm needs its full history and tags. Nothing below may exclude `.git`. (A leading
 # "!" only re-includes what an earlier pattern excluded, so "!.git" would do nothing.)

@@ -18,7 +18,7 @@ from cuda_ci.components import unit_names
 from cuda_ci.daggernodes import NODE_OUTPUT, CiJobsFailed, folder_for, gpu_test_container, handoff, with_invocation
 from cuda_ci.graphparts import (
     CUDA_CI,
-    DAGGER_IO,
+    LOCKED_TOOLS,
     NODE_PATHS,
     PACKAGES_DIR,
     PYPISERVER_ARGS,
@@ -34,6 +34,7 @@ from cuda_ci.graphparts import (
     trust_of,
 )
 from cuda_ci.plan import Node, ReleasePlan, fill
+from cuda_ci.toolchain import DEV_REQUIREMENTS, locked_install, source_install
 from dagger import DefaultPath, Doc, Ignore, dag, function, object_type
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -68,16 +69,18 @@ class CudaCi:
 
     # --- shared setup ----------------------------------------------------------------------
     def _with_cuda_ci(self, container: dagger.Container, trust: CacheTrust = "release") -> dagger.Container:
-        """cuda-ci from this module's source, the monorepo at /src; pip and uv caches and the kept tool
-        environments (made complete, then renamed into place: safe to share) as ``trust``'s volumes."""
+        """cuda-ci's tools from dagger/uv.lock (hash-checked), cuda-ci from the monorepo at /src; pip and uv
+        caches and the kept tool environments (made complete, then renamed into place: safe to share) as
+        ``trust``'s volumes."""
         for path, volume in cache_volumes(trust).items():
             container = container.with_mounted_cache(path, dag.cache_volume(volume))
         return (
-            container.with_directory("/opt/cuda-ci-src", self.source.directory("dagger"))
+            container.with_file(LOCKED_TOOLS, self.source.file(DEV_REQUIREMENTS))
             .with_exec([TOOL_PYTHON, "-m", "venv", "/opt/cuda-ci"])
-            .with_exec(["/opt/cuda-ci/bin/pip", "install", "--quiet", "/opt/cuda-ci-src[dev]", DAGGER_IO])
+            .with_exec(locked_install("/opt/cuda-ci/bin/pip", LOCKED_TOOLS))
             .with_exec(["git", "config", "--global", "--add", "safe.directory", "*"])
             .with_directory("/src", self.source)
+            .with_exec(source_install("/opt/cuda-ci/bin/pip", "/src/dagger"))  # its version: /src's tags
             .with_workdir("/src")
         )
 
@@ -174,8 +177,8 @@ class CudaCi:
         """The node's image with what its command line reads mounted where its placeholders point."""
         if node.kind == "wheel":
             assert node.image is not None and node.platform is not None and node.python is not None
+            # No install here: the build runs PyPA build from the kept environment of the lock's version.
             container = self._tooling(platform=node.platform, image=node.image, trust=trust)
-            container = container.with_exec([node.python, "-m", "pip", "install", "--quiet", "build"])
         else:
             container = self._tooling(trust=trust)
         line = " ".join(node.argv)

@@ -184,9 +184,24 @@ def place(source: Path, target: Path) -> None:
     source.unlink()
 
 
+# cuda-ci (its version from its git tags) and every tool of its own that builds, resolves or checks the
+# files: all of them from this environment, the lock's versions (dagger/uv.lock).
+OWN_TOOLS = (
+    "cuda-ci",
+    "cibuildwheel",
+    "uv",
+    "build",
+    "twine",
+    "auditwheel",
+    "check-wheel-contents",
+    "packaging",
+    "setuptools-scm",
+)
+
+
 def tool_versions() -> dict[str, str]:
     tools = {"python": sys.version.split()[0]}
-    for name in ("cuda-ci", "build", "twine", "auditwheel", "packaging", "setuptools-scm", "check-wheel-contents"):
+    for name in OWN_TOOLS:
         try:
             tools[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
