@@ -1,25 +1,33 @@
-"""The host CLI ``cuda-ci``: parses flags, renders progress, maps errors to exit codes."""
+"""The host CLI ``cuda-ci``: parses flags, renders progress, maps errors to exit codes.
+
+Each handler runs its command and returns a :class:`~cuda_ci.results.Result`; :func:`main` reports it
+(text or ``--json`` on stdout, ``error:`` lines on stderr, on GitHub Actions annotations, the job
+summary and the step outputs: :mod:`cuda_ci.clireport`).
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 
-from cuda_ci import checks, commands, process, runs, secrets
-from cuda_ci.cliflags import build_parser, settings_of
+from cuda_ci import checks, clireport, commands, process, runs, secrets, toolenvs
+from cuda_ci.cliflags import DEPRECATED_ALIASES, build_parser, settings_of
 from cuda_ci.errors import CudaCiError, UsageError
 from cuda_ci.log import Reporter
-from cuda_ci.manifest import FileEntry, ReleaseFolder, ValidationEntry
+from cuda_ci.manifest import ReleaseFolder, ValidationEntry
+from cuda_ci.publish import PublishLog
+from cuda_ci.results import Result, document, folder_facts, publish_targets
 from cuda_ci.selection import Selection
 from cuda_ci.settings import Settings
 
-Handler = Callable[[argparse.Namespace, Settings, Reporter], int]
+Handler = Callable[[argparse.Namespace, Settings, Reporter], Result]
 
 
 def _selection(args: argparse.Namespace) -> Selection:
@@ -28,17 +36,16 @@ def _selection(args: argparse.Namespace) -> Selection:
     )
 
 
-def _print_checks(entries: Sequence[ValidationEntry]) -> None:
-    for entry in entries:
-        print(f"{entry['status']:>8}  {entry['check']}: {entry['file'] or ''} {entry['detail']}".rstrip())
+def _check_lines(entries: Sequence[ValidationEntry]) -> list[str]:
+    return [f"{e['status']:>8}  {e['check']}: {e['file'] or ''} {e['detail']}".rstrip() for e in entries]
 
 
-def _cmd_version(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
-    print(commands.version(repo=args.repo, component=args.component))
-    return 0
+def _cmd_component_version(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
+    version = commands.component_version(repo=args.repo, component=args.component)
+    return Result({"component": args.component, "version": version}, [version])
 
 
-def _cmd_build(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
+def _cmd_build(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
     manifest, folder = commands.build(
         repo=args.repo,
         selection=_selection(args),
@@ -47,44 +54,46 @@ def _cmd_build(args: argparse.Namespace, settings: Settings, reporter: Reporter)
         settings=settings,
         reporter=reporter,
     )
-    print_summary(manifest["files"])
-    print(f"release folder: {folder}")
-    return 0
+    return Result(folder_facts(folder), [f"release folder: {folder}"], manifest["files"])
 
 
-def _cmd_preflight(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
+def _cmd_preflight(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
     selection = _selection(args)
     found = commands.preflight(
         repo=args.repo, selection=selection, dry_run=args.dry_run, settings=settings, reporter=reporter
     )
-    if args.json:
-        print(json.dumps(found.as_json(), indent=2))
-    else:
-        for check in found.checks:
-            print(f"{check['status']:>12}  {check['check']}: {check['detail']}")
-    return 0
+    return Result(found.as_json(), [f"{c['status']:>12}  {c['check']}: {c['detail']}" for c in found.checks])
 
 
-def _cmd_validate(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
+def _cmd_validate(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
     manifest = commands.validate(
         repo=args.repo, release_dir=args.release_dir, extra_dist=args.extra_dist, reporter=reporter
     )
-    _print_checks(manifest.get("validation", []))
-    return 0
+    checks_done = manifest.get("validation", [])
+    data = {**folder_facts(args.release_dir.resolve()), "checks": checks_done}
+    return Result(data, _check_lines(checks_done))
 
 
-def _cmd_smoke(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
-    _print_checks(commands.smoke(repo=args.repo, release_dir=args.release_dir, settings=settings, reporter=reporter))
-    return 0
+def _cmd_smoke(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
+    checks_done = commands.smoke(repo=args.repo, release_dir=args.release_dir, settings=settings, reporter=reporter)
+    return Result({"release_dir": str(args.release_dir.resolve()), "checks": checks_done}, _check_lines(checks_done))
 
 
-def _cmd_docs(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
-    for path in commands.docs(repo=args.repo, release_dir=args.release_dir, reporter=reporter):
-        print(f"docs: {path}")
-    return 0
+def _cmd_docs(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
+    paths = commands.docs(repo=args.repo, release_dir=args.release_dir, reporter=reporter)
+    data = {"release_dir": str(args.release_dir.resolve()), "docs": [str(p) for p in paths]}
+    return Result(data, [f"docs: {path}" for path in paths])
 
 
-def _cmd_publish(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
+def _published(folder: Path, first_entry: int, settings: Settings, dry_run: bool) -> list[dict[str, object]]:
+    """What this run's publish did per target (the log's entries from ``first_entry`` on), with links."""
+    entries = PublishLog(folder / "publish-log.json").entries[first_entry:]
+    return publish_targets(entries, folder, settings, dry_run)
+
+
+def _cmd_publish(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
+    folder = args.release_dir.resolve()
+    first_entry = len(PublishLog(folder / "publish-log.json").entries)
     outcomes = commands.publish(
         repo=args.repo,
         release_dir=args.release_dir,
@@ -93,17 +102,18 @@ def _cmd_publish(args: argparse.Namespace, settings: Settings, reporter: Reporte
         settings=settings,
         reporter=reporter,
     )
-    for target, outcome in outcomes.items():
-        print(f"{target:>10}: {outcome}")
+    lines = [f"{target:>10}: {outcome}" for target, outcome in outcomes.items()]
     dry_run = ", dry-run" if args.dry_run else ""
-    print(f"published ({args.target}{dry_run}): see {args.release_dir / 'publish-log.json'}")
-    return 0
+    lines.append(f"published ({args.target}{dry_run}): see {args.release_dir / 'publish-log.json'}")
+    targets = _published(folder, first_entry, settings, args.dry_run)
+    return Result({**folder_facts(folder), "dry_run": args.dry_run, "targets": targets}, lines)
 
 
-def _cmd_release(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
+def _cmd_release(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
+    selection = _selection(args)
     folder = commands.release(
         repo=args.repo,
-        selection=_selection(args),
+        selection=selection,
         dry_run=args.dry_run,
         no_publish=args.no_publish,
         extra_dist=args.extra_dist,
@@ -111,71 +121,73 @@ def _cmd_release(args: argparse.Namespace, settings: Settings, reporter: Reporte
         settings=settings,
         reporter=reporter,
     )
-    print_summary(ReleaseFolder(folder).load()["files"])
-    for stage, seconds in reporter.stage_seconds().items():
-        print(f"{stage:>10}: {seconds:6.1f} s")
-    print(f"release folder: {folder}")
-    return 0
+    dry_run = args.dry_run or args.snapshot
+    targets = [] if args.no_publish else _published(folder, 0, settings, dry_run)
+    data = {**folder_facts(folder), "dry_run": dry_run, "targets": targets}
+    lines = [f"{stage:>10}: {seconds:6.1f} s" for stage, seconds in reporter.stage_seconds().items()]
+    return Result(data, [*lines, f"release folder: {folder}"], ReleaseFolder(folder).load()["files"])
 
 
-def _cmd_verify(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
+def _cmd_verify(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
     if args.tag is not None and not args.from_github:
         raise UsageError("--tag needs --from-github (or give --release-dir)")
     report = commands.verify(release_dir=args.release_dir, tag=args.tag, settings=settings, reporter=reporter)
-    for line in report.passed:
-        print(f"    ok  {line}")
-    for line in report.problems:
-        print(f"  FAIL  {line}")
+    lines = [f"    ok  {line}" for line in report.passed] + [f"  FAIL  {line}" for line in report.problems]
+    source = {"tag": args.tag} if args.tag else {"release_dir": str(args.release_dir.resolve())}
+    data = {**source, "passed": report.passed, "problems": report.problems}
     if report.problems:
-        raise CudaCiError(*report.problems, f"verify: {len(report.problems)} mismatch(es)")
-    print(f"verified: {len(report.passed)} checks passed")
-    return 0
+        return Result(data, lines, problems=(*report.problems, f"verify: {len(report.problems)} mismatch(es)"))
+    return Result(data, [*lines, f"verified: {len(report.passed)} checks passed"])
 
 
-def _cmd_verify_reproducible(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
-    results = commands.verify_reproducible(repo=args.repo, release_dir=args.release_dir, reporter=reporter)
-    for result in results:
-        print(f"{result.status:>12}  {result.name}: {result.detail}")
-    different = [r for r in results if r.status == "different"]
-    if different:
-        raise CudaCiError(*(f"{r.name} is not reproducible: {r.detail}" for r in different))
-    return 0
+def _cmd_verify_reproducible(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
+    compared = commands.verify_reproducible(repo=args.repo, release_dir=args.release_dir, reporter=reporter)
+    found = [{"name": r.name, "status": r.status, "detail": r.detail} for r in compared]
+    different = tuple(f"{r.name} is not reproducible: {r.detail}" for r in compared if r.status == "different")
+    return Result(
+        {"release_dir": str(args.release_dir.resolve()), "results": found},
+        [f"{r.status:>12}  {r.name}: {r.detail}" for r in compared],
+        problems=different,
+    )
 
 
-def _cmd_sign(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
-    for path in commands.sign(release_dir=args.release_dir, settings=settings, reporter=reporter):
-        print(f"attestation: {path}")
-    return 0
+def _cmd_sign(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
+    paths = commands.sign(release_dir=args.release_dir, settings=settings, reporter=reporter)
+    data = {"release_dir": str(args.release_dir.resolve()), "attestations": [str(p) for p in paths]}
+    return Result(data, [f"attestation: {path}" for path in paths])
 
 
-def _report_jobs(results: Sequence[checks.JobResult]) -> int:
-    for result in results:
-        print(f"{'passed' if result.ok else 'FAILED':>8}  {result.name}: {(result.detail.splitlines() or [''])[0]}")
-    failed = [r for r in results if not r.ok]
-    if failed:
-        raise CudaCiError(*(f"{r.name} failed:\n{r.detail}" for r in failed))
-    return 0
+def _jobs(results: Sequence[checks.JobResult]) -> Result:
+    lines = [f"{'passed' if r.ok else 'FAILED':>8}  {r.name}: {(r.detail.splitlines() or [''])[0]}" for r in results]
+    jobs = [
+        {"name": r.name, "ok": r.ok, "detail": r.detail, **({"file": r.location.file} if r.location else {})}
+        for r in results
+    ]
+    failed = tuple(
+        CudaCiError(f"{r.name} failed:\n{r.detail}", location=r.location).problems[0] for r in results if not r.ok
+    )
+    return Result({"jobs": jobs}, lines, problems=failed)
 
 
-def _cmd_lint(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
-    return _report_jobs(commands.lint(repo=args.repo, reporter=reporter))
+def _cmd_lint(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
+    return _jobs(commands.lint(repo=args.repo, reporter=reporter))
 
 
-def _cmd_test(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
+def _cmd_test(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
     if args.out is not None:
         ReleaseFolder.fresh(args.out)  # the tested folder is copied there: nothing of the user's is overwritten
     job = commands.ci_test(
         repo=args.repo, component=args.component, out=args.out, groups=args.group, settings=settings, reporter=reporter
     )
-    return _report_jobs([job])
+    return _jobs([job])
 
 
-def _cmd_ci(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
-    return _report_jobs(commands.ci(repo=args.repo, component=args.component, settings=settings, reporter=reporter))
+def _cmd_ci(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
+    return _jobs(commands.ci(repo=args.repo, component=args.component, settings=settings, reporter=reporter))
 
 
 HANDLERS: dict[str, Handler] = {
-    "version": _cmd_version,
+    "component-version": _cmd_component_version,
     "build": _cmd_build,
     "preflight": _cmd_preflight,
     "validate": _cmd_validate,
@@ -192,19 +204,6 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-def print_summary(files: Sequence[FileEntry]) -> None:
-    """The closing table of artifacts: file, size, sha256."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="artifacts")
-    for column in ("file", "size", "sha256"):
-        table.add_column(column)
-    for entry in files:
-        table.add_row(entry["path"], f"{entry['size']:,}", entry["sha256"])
-    Console(width=max(160, 40 + max((len(f["path"]) for f in files), default=0) + 64)).print(table)
-
-
 class Terminated(BaseException):
     """SIGTERM: unwind like an interrupt, so that every child, server and temporary folder goes."""
 
@@ -214,34 +213,64 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise Terminated
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    secrets.register_environment()
-    settings = settings_of(args, os.environ)  # the one place settings are read from the environment
-    reporter = Reporter(github_actions=settings.in_github_actions, verbose=args.debug)
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
+@contextmanager
+def _live_terminal(reporter: Reporter, settings: Settings) -> Iterator[None]:
+    """Live progress while the command runs, on a terminal outside GitHub Actions only."""
+    if settings.in_github_actions or not reporter.stream.isatty():
+        yield
+        return
+    from cuda_ci.liveview import Terminal
+
+    reporter.terminal = Terminal(reporter.stream, color=not settings.no_color)
     try:
-        with runs.run_folder(reporter):
-            return HANDLERS[args.command](args, settings, reporter)
+        yield
+    finally:
+        reporter.terminal = None
+
+
+def _run(command: str, args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
+    """The command's result; a failure of it (or a bug in it) as the :class:`CudaCiError` reported."""
+    try:
+        with runs.run_folder(reporter), _live_terminal(reporter, settings):
+            return HANDLERS[command](args, settings, reporter)
     except CudaCiError as error:
         if args.debug:
             sys.stderr.write(secrets.redact(traceback.format_exc()))
-        for problem in error.problems:
-            lines = secrets.redact(problem).splitlines() or [""]
-            sys.stderr.write(f"error: {lines[0]}\n" + "".join(f"  {line}\n" for line in lines[1:]))
-        return error.exit_code
+        return Result(problems=error.problems, exit_code=error.exit_code)
     except Exception as error:  # a bug: say so plainly, without secrets
         if args.debug:
             sys.stderr.write(secrets.redact(traceback.format_exc()))
         translated = commands.translate(error)
         if translated is not None:
-            sys.stderr.write(f"error: {secrets.redact(translated.problems[0])}\n")
-            return translated.exit_code
-        sys.stderr.write(
-            f"error: internal error: {secrets.redact(f'{type(error).__name__}: {error}')} (run with --debug)\n"
-        )
-        return 1
+            return Result(problems=translated.problems[:1])
+        return Result(problems=(f"internal error: {type(error).__name__}: {error} (run with --debug)",))
+
+
+def _report(command: str, args: argparse.Namespace, settings: Settings, reporter: Reporter, result: Result) -> int:
+    """stdout, stderr and, on GitHub Actions, the annotations, the job summary and the step outputs."""
+    doc = document(command, result.data, result.problems, reporter.stage_seconds())
+    clireport.print_result(result, doc, as_json=args.json, color=not settings.no_color)
+    clireport.print_problems(result.problems, github_actions=settings.in_github_actions, title=f"cuda-ci {command}")
+    clireport.to_runner(command, doc, settings)
+    return result.status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = DEPRECATED_ALIASES.get(args.command, args.command)
+    if command != args.command:
+        sys.stderr.write(f"warning: `cuda-ci {args.command}` is deprecated: use `cuda-ci {command}`\n")
+    settings = settings_of(args, os.environ)  # the one place settings are read from the environment
+    reporter = Reporter(github_actions=settings.in_github_actions, verbose=args.debug)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
+    try:
+        with ExitStack() as stack:
+            if settings.in_github_actions:  # every secret masked before anything can print it
+                stack.enter_context(secrets.announced_to(clireport.print_masks))
+            secrets.register_environment(os.environ)
+            stack.enter_context(toolenvs.use_cache_dir(settings.cache_dir))
+            return _report(command, args, settings, reporter, _run(command, args, settings, reporter))
     except Terminated:
         sys.stderr.write("error: terminated (SIGTERM): every subprocess and embedded index was stopped\n")
         return 143

@@ -19,9 +19,15 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+# Old command names still accepted, each with a warning naming the new one.
+DEPRECATED_ALIASES = {"version": "component-version"}
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repo", type=Path, default=Path("."), help="the monorepo checkout (default: .)")
     parser.add_argument("--debug", action="store_true", help="show commands, their output and tracebacks")
+    json_help = "print the result as one JSON document (schemas/<command>.schema.json), even on failure"
+    parser.add_argument("--json", action="store_true", help=json_help)
 
 
 def _release_selection(parser: argparse.ArgumentParser) -> None:
@@ -68,9 +74,10 @@ def _command(
     *,
     selection: bool = False,
     release_dir: bool = False,
+    aliases: tuple[str, ...] = (),
 ) -> argparse.ArgumentParser:
     """One subcommand with the flags every command takes (and the shared groups it asks for)."""
-    parser: argparse.ArgumentParser = sub.add_parser(name, help=help)
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help, aliases=list(aliases))
     if selection:
         _release_selection(parser)
     if release_dir:
@@ -85,7 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     dry_run = "publish to embedded indexes and a local stand-in release"
     extra_dist = "wheels built on another platform in the same workflow run"
 
-    p = _command(sub, "version", "print the version a component builds as at HEAD")
+    p = _command(
+        sub,
+        "component-version",
+        "print the version a component builds as at HEAD (`version`: deprecated alias)",
+        aliases=tuple(old for old, new in DEPRECATED_ALIASES.items() if new == "component-version"),
+    )
     p.add_argument("--component", required=True, choices=[c.distribution for c in components.COMPONENTS])
 
     p = _command(sub, "build", "build a release unit's sdists and wheels once, from a tag or HEAD", selection=True)
@@ -95,7 +107,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(sub, "preflight", "check that a tag may be released (all findings at once)", selection=True)
     p.add_argument("--dry-run", action="store_true", help="record unreachable GitHub checks as not verified")
-    p.add_argument("--json", action="store_true", help="print the findings as JSON")
 
     p = _command(sub, "validate", "check a release folder and freeze its manifest", release_dir=True)
     p.add_argument("--extra-dist", type=Path, help=extra_dist)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from cuda_ci.errors import CommandError
+from cuda_ci.livelog import wait_for_output
 from cuda_ci.log import Reporter
 from cuda_ci.secrets import carries_secret, redact
 
@@ -76,8 +77,10 @@ def run(
     env: Mapping[str, str] | None = None,
     check: bool = True,
     timeout: float | None = 1800,
+    live: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``argv``; its output is shown on failure (or always with ``--debug``).
+    """Run ``argv``; its output is shown on failure (or always with ``--debug``); a ``live`` (long)
+    child's output streams as it comes where someone watches (see :mod:`cuda_ci.livelog`).
 
     Raises:
         CommandError: the command exited non-zero (with ``check``) or could not be started.
@@ -101,7 +104,7 @@ def run(
         with _CHILDREN_LOCK:
             _CHILDREN.add(process)
         try:
-            stdout, _ = process.communicate(timeout=timeout)
+            output = wait_for_output(process, timeout, reporter, what if live else None)
         except subprocess.TimeoutExpired as error:
             process.kill()
             process.communicate()
@@ -113,8 +116,9 @@ def run(
         finally:
             with _CHILDREN_LOCK:
                 _CHILDREN.discard(process)
-    result = subprocess.CompletedProcess(args, process.returncode, stdout)
-    reporter.output(result.stdout)
+    result = subprocess.CompletedProcess(args, process.returncode, output.text)
+    if not output.shown:
+        reporter.output(result.stdout)
     if check and result.returncode != 0:
         raise CommandError(what, result.returncode, redact(result.stdout))
     return result

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import re
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 SECRET_VARIABLES = frozenset(
@@ -31,18 +32,38 @@ URL_VARIABLES = frozenset(
 )
 HIDDEN = "<hidden>"
 _registered: set[str] = set()
+_announcers: list[Callable[[list[str]], None]] = []
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 
 
 def register(values: Iterable[str | None]) -> None:
-    """Remember secret values so that :func:`redact` hides them wherever they appear."""
-    _registered.update(v for v in values if v and len(v) >= 4)
+    """Remember secret values so that :func:`redact` hides them wherever they appear, and hand each new
+    one to the announcers (on GitHub Actions: ``::add-mask::``) before anything can print it."""
+    new = sorted({v for v in values if v and len(v) >= 4} - _registered)
+    _registered.update(new)
+    if new:
+        for announce in _announcers:
+            announce(new)
 
 
-def register_environment() -> None:
-    register(os.environ.get(name) for name in SECRET_VARIABLES)
+@contextmanager
+def announced_to(announce: Callable[[list[str]], None]) -> Iterator[None]:
+    """While the body runs, every secret registered (and every one registered before) goes to
+    ``announce`` once: the runner then masks it in the log, even in a child's output."""
+    if _registered:
+        announce(sorted(_registered))
+    _announcers.append(announce)
+    try:
+        yield
+    finally:
+        _announcers.remove(announce)
+
+
+def register_environment(environ: Mapping[str, str] = os.environ) -> None:
+    """The credentials in ``environ``: its token variables, and the passwords in its settings' URLs."""
+    register(environ.get(name) for name in SECRET_VARIABLES)
     for name in URL_VARIABLES:
-        _, credentials = split_credentials(os.environ.get(name) or "")
+        _, credentials = split_credentials(environ.get(name) or "")
         if credentials is not None:
             user, password = credentials
             register([password, f"{user}:{password}", urllib.parse.quote(password, safe="")])
