@@ -63,11 +63,18 @@ def tagged_clone(template: Path, root: Path, *tags: str) -> Path:
 
 
 def folder_from(repo: Path, root: Path, *argv: str) -> Path:
-    """``cuda-ci ARGV --repo REPO --out ROOT/release``, which must succeed; the release folder."""
+    """``cuda-ci ARGV --repo REPO --out ROOT/release --json``, which must succeed (its document checked
+    against its schema); the release folder."""
+    import contextlib
+    import io
+
     from cuda_ci.cli import main
 
     out = root / "release"
-    assert main([*argv, "--repo", str(repo), "--out", str(out)]) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main([*argv, "--repo", str(repo), "--out", str(out), "--json"]) == 0
+    assert result_document(printed.getvalue(), argv[0])["release_dir"] == str(out)
     return out
 
 

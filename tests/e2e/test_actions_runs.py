@@ -84,11 +84,13 @@ def test_a_dry_run_on_actions_writes_annotations_summary_outputs_and_json(
     # The same folder, checked and published again: each command's document and summary.
     assert main(["verify", "--release-dir", str(out), "--json"]) == 0
     assert result_document(capsys.readouterr().out, "verify")["problems"] == []
+    assert main(["smoke", "--release-dir", str(out), "--repo", str(tagged_repo), "--json"]) == 0
+    assert {c["check"] for c in result_document(capsys.readouterr().out, "smoke")["checks"]} >= {"install", "import"}
     again = ["publish", "--release-dir", str(out), "--target", "github", "--dry-run", "--json"]
     assert main([*again, "--repo", str(tagged_repo)]) == 0
     [github] = result_document(capsys.readouterr().out, "publish")["targets"]
     assert github["outcome"] == "nothing to do" and github["uploaded"] == [] and github["already_there"]
-    assert summary.read_text().count("## cuda-ci ") == 3, "each command appends its own summary"
+    assert summary.read_text().count("## cuda-ci ") == 4, "each command appends its own summary"
     assert _outputs(outputs)["release-dir"] == str(out)
 
 
