@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from cuda_ci import components, secrets
+from cuda_ci.clihelp import DESCRIPTIONS
 from cuda_ci.settings import IndexName, RunnerSettings, Settings
 
 
@@ -77,7 +78,9 @@ def _command(
     aliases: tuple[str, ...] = (),
 ) -> argparse.ArgumentParser:
     """One subcommand with the flags every command takes (and the shared groups it asks for)."""
-    parser: argparse.ArgumentParser = sub.add_parser(name, help=help, aliases=list(aliases))
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=help, description=DESCRIPTIONS.get(name), aliases=list(aliases)
+    )
     if selection:
         _release_selection(parser)
     if release_dir:
@@ -98,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
         "print the version a component builds as at HEAD (`version`: deprecated alias)",
         aliases=tuple(old for old, new in DEPRECATED_ALIASES.items() if new == "component-version"),
     )
-    p.add_argument("--component", required=True, choices=[c.distribution for c in components.COMPONENTS])
+    distributions = [c.distribution for c in components.COMPONENTS]
+    p.add_argument("--component", required=True, choices=distributions, help="the distribution")
 
     p = _command(sub, "build", "build a release unit's sdists and wheels once, from a tag or HEAD", selection=True)
     p.add_argument("--wheels-only", action="store_true", help="only this platform's wheels (no sdist, no pure wheels)")
