@@ -19,7 +19,7 @@ from pathlib import Path
 
 from cuda_ci import checks, clireport, commands, process, runs, secrets, toolenvs
 from cuda_ci.cliflags import DEPRECATED_ALIASES, build_parser, settings_of
-from cuda_ci.errors import CudaCiError, UsageError
+from cuda_ci.errors import CudaCiError, Problem, UsageError
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import ReleaseFolder, ValidationEntry
 from cuda_ci.publish import PublishLog
@@ -163,9 +163,7 @@ def _jobs(results: Sequence[checks.JobResult]) -> Result:
         {"name": r.name, "ok": r.ok, "detail": r.detail, **({"file": r.location.file} if r.location else {})}
         for r in results
     ]
-    failed = tuple(
-        CudaCiError(f"{r.name} failed:\n{r.detail}", location=r.location).problems[0] for r in results if not r.ok
-    )
+    failed = tuple(Problem(f"{r.name} failed:\n{r.detail}", r.location) for r in results if not r.ok)
     return Result({"jobs": jobs}, lines, problems=failed)
 
 
@@ -252,16 +250,16 @@ def _report(command: str, args: argparse.Namespace, settings: Settings, reporter
     clireport.print_result(result, doc, as_json=args.json, color=not settings.no_color)
     clireport.print_problems(result.problems, github_actions=settings.in_github_actions, title=f"cuda-ci {command}")
     clireport.to_runner(command, doc, settings)
-    return result.status
+    return result.exit_status
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    command = DEPRECATED_ALIASES.get(args.command, args.command)
-    if command != args.command:
-        sys.stderr.write(f"warning: `cuda-ci {args.command}` is deprecated: use `cuda-ci {command}`\n")
     settings = settings_of(args, os.environ)  # the one place settings are read from the environment
     reporter = Reporter(github_actions=settings.in_github_actions, verbose=args.debug)
+    command = DEPRECATED_ALIASES.get(args.command, args.command)
+    if command != args.command:
+        reporter.warn(f"`cuda-ci {args.command}` is deprecated: use `cuda-ci {command}`")
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:

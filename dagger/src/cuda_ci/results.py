@@ -44,7 +44,7 @@ class Result:
     exit_code: int = 1  # where there are problems: 1 a failed check, 2 a usage error
 
     @property
-    def status(self) -> int:
+    def exit_status(self) -> int:
         return self.exit_code if self.problems else 0
 
 
