@@ -30,10 +30,10 @@ cuda-ci publish --release-dir .release/v13.1.0 --target github --json   # one ta
 
 - **Exit codes**: 0 success; 1 a failed check, each problem an `error:` line on stderr that names
   what is wrong and the fix; 2 a usage error. No traceback unless `--debug`.
-- **`--json`**: stdout holds one JSON document, also when the command fails: `schema` (1),
-  `command`, `status` (`succeeded` or `failed`), `errors` (each `message`, and the `file` and `line`
-  it points at where it points at one), `stages` (seconds per stage), then the command's own
-  fields. Each command's document is described by a JSON Schema,
+- **`--json`**: stdout holds one JSON document, also when the command fails (not when its flags
+  do not parse): `schema` (1), `command`, `status` (`succeeded` or `failed`), `errors` (each
+  `message`, and the `file` and `line` it points at where it points at one), `stages` (seconds per
+  stage), then the command's own fields. Each command's document is described by a JSON Schema,
   `dagger/src/cuda_ci/schemas/<command>.schema.json` (the envelope and shared parts:
   `result.schema.json`); the tests check the documents of real runs against them.
 - **On a terminal**: live progress, one line per running stage and long child process (its time
