@@ -23,11 +23,14 @@ def monorepo(template_repo: Path, tmp_path: Path) -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def tool_env_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Kept tool environments in one folder per test session: never the user's cache, warm after the first."""
+    from cuda_ci import toolenvs
+
     folder = tmp_path_factory.mktemp("cuda-ci-cache")
     previous = os.environ.get("CUDA_CI_CACHE_DIR")
-    os.environ["CUDA_CI_CACHE_DIR"] = str(folder)
+    os.environ["CUDA_CI_CACHE_DIR"] = str(folder)  # what the CLI reads (Settings.cache_dir)
     try:
-        yield folder
+        with toolenvs.use_cache_dir(folder):  # for the tests that call toolenvs below the CLI
+            yield folder
     finally:
         if previous is None:
             os.environ.pop("CUDA_CI_CACHE_DIR", None)

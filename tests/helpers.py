@@ -63,9 +63,37 @@ def tagged_clone(template: Path, root: Path, *tags: str) -> Path:
 
 
 def folder_from(repo: Path, root: Path, *argv: str) -> Path:
-    """``cuda-ci ARGV --repo REPO --out ROOT/release``, which must succeed; the release folder."""
+    """``cuda-ci ARGV --repo REPO --out ROOT/release --json``, which must succeed (its document checked
+    against its schema); the release folder."""
+    import contextlib
+    import io
+
     from cuda_ci.cli import main
 
     out = root / "release"
-    assert main([*argv, "--repo", str(repo), "--out", str(out)]) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main([*argv, "--repo", str(repo), "--out", str(out), "--json"]) == 0
+    assert result_document(printed.getvalue(), argv[0])["release_dir"] == str(out)
     return out
+
+
+def result_document(text: str, command: str) -> dict:  # type: ignore[type-arg]
+    """``cuda-ci COMMAND --json``'s stdout, checked against ``schemas/COMMAND.schema.json``."""
+    import json
+
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    from cuda_ci.manifest import SCHEMA_FILE
+
+    resources = [
+        Resource.from_contents(json.loads(path.read_text())) for path in SCHEMA_FILE.parent.glob("*.schema.json")
+    ]
+    registry: Registry = Registry().with_resources((r.contents["$id"], r) for r in resources)
+    schema = json.loads((SCHEMA_FILE.parent / f"{command}.schema.json").read_text())
+    document = json.loads(text)
+    errors = [e.message for e in Draft202012Validator(schema, registry=registry).iter_errors(document)]
+    assert not errors, f"cuda-ci {command} --json does not match its schema: {errors}"
+    assert document["command"] == command and document["schema"] == 1
+    return document  # type: ignore[no-any-return]

@@ -21,7 +21,7 @@ from cuda_ci.log import Reporter
 from cuda_ci.manifest import ReleaseFolder
 from cuda_ci.plan import installed_test_steps
 from cuda_ci.process import PYTHON
-from tests.helpers import REPO_ROOT, git
+from tests.helpers import REPO_ROOT, git, result_document
 
 pytestmark = pytest.mark.e2e
 
@@ -80,8 +80,11 @@ def test_a_failing_unit_test_fails_the_job(monorepo: Path, capsys: pytest.Captur
     test_file = monorepo / "cuda_pathfinder" / "tests" / "test_finder.py"
     test_file.write_text(test_file.read_text() + "\n\ndef test_broken() -> None:\n    assert 1 == 2\n")
     git(monorepo, "commit", "-qam", "a failing test")
-    assert main(["test", "--component", "cuda-pathfinder", "--repo", str(monorepo)]) == 1
-    err = capsys.readouterr().err
+    assert main(["test", "--component", "cuda-pathfinder", "--repo", str(monorepo), "--json"]) == 1
+    captured = capsys.readouterr()
+    report = result_document(captured.out, "test")
+    assert report["status"] == "failed" and set(report["stages"]) == {"build", "validate", "docs", "test"}
+    err = captured.err
     assert "the tests of cuda-pathfinder failed against the built wheels" in err
     assert "test_broken" in err
 
@@ -94,10 +97,10 @@ def test_lint_reports_each_tool(tmp_path: Path, capsys: pytest.CaptureFixture[st
         '"""Broken on purpose."""\n\nvalue: int = "text"\n'
     )
     git(repo.parent, "init", "-q", str(repo))
-    assert main(["lint", "--repo", str(repo)]) == 1
+    assert main(["lint", "--repo", str(repo), "--json"]) == 1
     captured = capsys.readouterr()
-    assert "passed  ruff" in captured.out
-    assert "FAILED  mypy" in captured.out
+    jobs = {job["name"]: job["ok"] for job in result_document(captured.out, "lint")["jobs"]}
+    assert jobs == {"ruff": True, "mypy": False}
     assert "error: mypy failed:" in captured.err and "Incompatible types in assignment" in captured.err
 
 

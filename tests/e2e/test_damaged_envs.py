@@ -23,7 +23,8 @@ SMALL = ["iniconfig==2.0.0"]
 
 @pytest.fixture
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("CUDA_CI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CUDA_CI_CACHE_DIR", str(tmp_path / "cache"))  # for the CLI
+    monkeypatch.setitem(toolenvs.configured, "cache_dir", tmp_path / "cache")  # below it
     monkeypatch.setattr(toolenvs, "_FOUND", {})
     return tmp_path / "cache"
 

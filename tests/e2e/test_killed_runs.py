@@ -122,7 +122,7 @@ def test_the_next_run_prunes_what_a_killed_build_left(
     started.wait(timeout=WAIT)
     [left] = _run_folders(started.pid)
     assert any(left.glob("cuda-ci-worktree-*/src")), "the killed run left its worktree behind"
-    assert main(["version", "--component", "cuda-pathfinder", "--repo", str(monorepo)]) == 0
+    assert main(["component-version", "--component", "cuda-pathfinder", "--repo", str(monorepo)]) == 0
     err = capsys.readouterr().err
     assert f"note: removed {left}, left by a cuda-ci run that ended without cleaning up" in err
     assert "and unregistered its git worktrees" in err

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 from cuda_ci.cli import main
 from tests.fakes.github import FakeGitHub
 from tests.fakes.simple_index import SimpleIndex
-from tests.helpers import commit_change, git
+from tests.helpers import commit_change, git, result_document
 
 pytestmark = pytest.mark.e2e
 
@@ -44,7 +43,7 @@ def test_a_green_tag_passes_every_check(
     tagged_repo: Path, green: FakeGitHub, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert preflight(tagged_repo, "--tag", "v13.0.0", "--json") == 0
-    found = json.loads(capsys.readouterr().out)
+    found = result_document(capsys.readouterr().out, "preflight")
     assert found["component"] == "cuda-bindings" and found["version"] == "13.0.0"
     statuses = {c["check"]: c["status"] for c in found["checks"]}
     assert statuses == {
@@ -71,7 +70,7 @@ def test_ci_runs_are_found_across_pages(
     assert preflight(tagged_repo, "--tag", "v13.0.0", "--json") == 0
     pages = [p for m, p in github_env.requests if "/runs" in p]
     assert len(pages) == 3 and "page=3" in pages[-1]
-    assert json.loads(capsys.readouterr().out)["ci_gate"]["run_url"] == github_env.runs[0]["html_url"]
+    assert result_document(capsys.readouterr().out, "preflight")["ci_gate"]["run_url"] == github_env.runs[0]["html_url"]
 
 
 @pytest.mark.parametrize(
@@ -210,7 +209,7 @@ def test_github_out_of_reach_refuses_a_full_release_and_is_noted_in_a_dry_run(
     assert "GitHub is out of reach" in err and "retry when GitHub answers" in err
     assert "ghs_unreachable_token_value" not in err
     assert preflight(tagged_repo, "--tag", "v13.0.0", "--dry-run", "--json") == 0
-    found = json.loads(capsys.readouterr().out)
+    found = result_document(capsys.readouterr().out, "preflight")
     assert found["ci_gate"]["status"] == "not-verified"
     assert {c["status"] for c in found["checks"] if c["check"] in ("ci-gate", "published-release")} == {"not-verified"}
 
@@ -238,7 +237,7 @@ def test_a_release_whose_sibling_is_not_on_the_target_index_is_refused(
             "it has 2.0.0): release cuda-pathfinder first"
         ) in err
     assert preflight(tagged_repo, "--tag", "v13.0.0", "--dry-run", "--json") == 0
-    checks = json.loads(capsys.readouterr().out)["checks"]
+    checks = result_document(capsys.readouterr().out, "preflight")["checks"]
     assert [c for c in checks if c["check"] == "sibling-on-index"] == [
         {
             "check": "sibling-on-index",

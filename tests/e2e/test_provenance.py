@@ -16,7 +16,7 @@ from cuda_ci.manifest import ReleaseFolder, check_schema, sha256_of
 from cuda_ci.provenance import attestation_name
 from cuda_ci.sbom import check_sbom
 from tests.fakes.github import FakeGitHub
-from tests.helpers import folder_from, tagged_clone
+from tests.helpers import folder_from, result_document, tagged_clone
 
 pytestmark = pytest.mark.e2e
 TAG = "v13.0.0"
@@ -155,8 +155,10 @@ def test_sign_outside_actions_is_skipped_with_a_note(
     folder: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("ACTIONS_ID_TOKEN_REQUEST_URL", raising=False)
-    assert main(["sign", "--release-dir", str(folder)]) == 0
-    assert "sign: skipped, no GitHub Actions OIDC token here" in capsys.readouterr().err
+    assert main(["sign", "--release-dir", str(folder), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "sign: skipped, no GitHub Actions OIDC token here" in captured.err
+    assert result_document(captured.out, "sign")["attestations"] == []
     assert not (folder / "attestations").exists()
 
 
@@ -183,8 +185,10 @@ def test_verify_from_github_downloads_the_assets_and_checks_them(
         assert not [p for m, p in github.requests if p.startswith("/download/") and m != "GET"]
         blob_id = next(a["id"] for a in github.assets[github.release(TAG)["id"]] if a["name"] == wheel.name)
         github.blobs[blob_id] = github.blobs[blob_id] + b"tampered"
-        assert main(["verify", "--tag", TAG, "--from-github"]) == 1
-        assert f"FAIL  {wheel.name}: sha256" in capsys.readouterr().out
+        assert main(["verify", "--tag", TAG, "--from-github", "--json"]) == 1
+        report = result_document(capsys.readouterr().out, "verify")
+        assert report["status"] == "failed" and report["tag"] == TAG
+        assert [p for p in report["problems"] if p.startswith(f"{wheel.name}: sha256")]
     finally:
         github.stop()
     assert main(["verify", "--tag", TAG]) == 2
@@ -192,9 +196,9 @@ def test_verify_from_github_downloads_the_assets_and_checks_them(
 
 def test_a_rebuild_reproduces_every_file(release_folder: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     out, repo = release_folder
-    assert main(["verify-reproducible", "--release-dir", str(out), "--repo", str(repo)]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    statuses = {line.split()[1].rstrip(":"): line.split()[0] for line in lines if line.strip()}
+    assert main(["verify-reproducible", "--release-dir", str(out), "--repo", str(repo), "--json"]) == 0
+    compared = result_document(capsys.readouterr().out, "verify-reproducible")["results"]
+    statuses = {result["name"]: result["status"] for result in compared}
     manifest = ReleaseFolder(out).load()
     assert statuses == {f["name"]: "same" for f in manifest["files"]}, "sdists, the C-extension wheel, SBOMs, archive"
 
@@ -209,8 +213,12 @@ def test_a_changed_file_is_reported_as_not_reproducible(
     setuptools_now = manifest["tools"]["build-env/setuptools"]
     manifest["tools"]["build-env/setuptools"] = "70.0.0"  # as if built with an older setuptools
     release.manifest_path.write_text(json.dumps(manifest))
-    assert main(["verify-reproducible", "--release-dir", str(folder), "--repo", str(release_folder[1])]) == 1
-    err = capsys.readouterr().err
+    argv = ["verify-reproducible", "--release-dir", str(folder), "--repo", str(release_folder[1]), "--json"]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    report = result_document(captured.out, "verify-reproducible")
+    assert report["status"] == "failed" and wheel_entry["name"] in report["errors"][0]["message"]
+    err = captured.err
     assert f"{wheel_entry['name']} is not reproducible: sha256" in err
     assert f"the build environment differs: setuptools 70.0.0 -> {setuptools_now}" in err
 

@@ -13,7 +13,7 @@ import pytest
 from cuda_ci.cli import main
 from cuda_ci.index import EmbeddedIndex
 from tests.fakes.github import FakeGitHub
-from tests.helpers import commit_change, git
+from tests.helpers import commit_change, git, result_document
 
 pytestmark = pytest.mark.e2e
 TAG = "cuda-pathfinder-v1.0.0"
@@ -147,15 +147,20 @@ def test_publish_needs_the_docs_stage_built(
     tagged_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "rel"
-    assert main(["build", "--tag", TAG, "--repo", str(tagged_repo), "--out", str(out)]) == 0
-    assert main(["validate", "--release-dir", str(out), "--repo", str(tagged_repo)]) == 0
-    capsys.readouterr()
+    assert main(["build", "--tag", TAG, "--repo", str(tagged_repo), "--out", str(out), "--json"]) == 0
+    built = result_document(capsys.readouterr().out, "build")
+    assert built["release_dir"] == str(out) and built["ci_gate"] == {"status": "not-verified", "run_url": None}
+    assert main(["validate", "--release-dir", str(out), "--repo", str(tagged_repo), "--json"]) == 0
+    checked = result_document(capsys.readouterr().out, "validate")["checks"]
+    assert {"twine", "install", "import"} <= {c["check"] for c in checked}
     assert _publish(out, tagged_repo, "--dry-run") == 1
     err = capsys.readouterr().err
     assert f"error: the docs of {out} were not built: run the docs stage (`cuda-ci docs --release-dir {out}`)" in err
     assert not (out / "github-release").exists() and not (out / "index").exists()
 
-    assert main(["docs", "--release-dir", str(out), "--repo", str(tagged_repo)]) == 0
+    capsys.readouterr()
+    assert main(["docs", "--release-dir", str(out), "--repo", str(tagged_repo), "--json"]) == 0
+    assert result_document(capsys.readouterr().out, "docs")["docs"] == [str(out / "docs" / "cuda-pathfinder")]
     assert _manifest(out)["docs"] == {"status": "built", "detail": "docs/cuda-pathfinder"}
     shutil.rmtree(out / "docs")  # e.g. an artifact that lost its docs/ on the way between jobs
     assert _publish(out, tagged_repo, "--dry-run") == 1
@@ -208,7 +213,7 @@ def test_a_rehearsal_of_a_tag_that_does_not_exist_yet(
     tag = "cuda-pathfinder-v1.1.0"
 
     assert main(["preflight", "--tag", tag, "--dry-run", "--rehearse", "--repo", str(tagged_repo), "--json"]) == 0
-    found = json.loads(capsys.readouterr().out)
+    found = result_document(capsys.readouterr().out, "preflight")
     checks = {c["check"]: c["status"] for c in found["checks"]}
     assert checks["tag"] == "rehearsal" and found["rehearsal"] is True and found["ref"] == "main"
     assert {checks[c] for c in ("reachable-from-main", "release-notes", "ci-gate", "published-release")} == {"passed"}
@@ -256,7 +261,7 @@ def test_a_rehearsal_of_an_existing_tag_builds_only_that_tag_s_commit(
     assert f"already exists at {tagged[:12]}, but --ref main" in capsys.readouterr().err and not out.exists()
 
     assert main(["preflight", *rehearse, "--ref", TAG, "--json"]) == 0
-    found = json.loads(capsys.readouterr().out)
+    found = result_document(capsys.readouterr().out, "preflight")
     [tag_check] = [c for c in found["checks"] if c["check"] == "tag"]
     assert tag_check["status"] == "rehearsal"
     assert tag_check["detail"] == f"{TAG} exists at {TAG} ({tagged[:12]}): rehearsed there, as if not yet released"

@@ -26,7 +26,8 @@ SMALL = ["iniconfig==2.0.0"]  # one small pure wheel: a fast environment
 
 @pytest.fixture
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("CUDA_CI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CUDA_CI_CACHE_DIR", str(tmp_path / "cache"))  # for the CLI
+    monkeypatch.setitem(toolenvs.configured, "cache_dir", tmp_path / "cache")  # below it
     return tmp_path / "cache"
 
 
@@ -158,7 +159,7 @@ def test_with_the_index_out_of_reach_tools_resolve_from_uv_s_cache(
     assert (
         toolenvs.tool_env(SMALL, python=PYTHON, purpose="test", reporter=Reporter()) is not None
     )  # uv's cache knows it
-    monkeypatch.setenv("CUDA_CI_CACHE_DIR", str(tmp_path / "air-gapped"))  # no kept environment there yet
+    monkeypatch.setitem(toolenvs.configured, "cache_dir", tmp_path / "air-gapped")  # no kept environment there yet
     monkeypatch.setattr(toolenvs, "_FOUND", {})
     closed = f"http://127.0.0.1:{free_port()}"
     for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy"):

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 
 
 def version_of(repo: Path, distribution: str, capsys: pytest.CaptureFixture[str]) -> str:
-    assert main(["version", "--component", distribution, "--repo", str(repo)]) == 0
+    assert main(["component-version", "--component", distribution, "--repo", str(repo)]) == 0
     return capsys.readouterr().out.strip()
 
 
@@ -108,5 +108,5 @@ def test_shallow_clone_is_refused(monorepo: Path, tmp_path: Path, capsys: pytest
     err = capsys.readouterr().err
     assert "is a shallow clone" in err and "fetch-depth: 0" in err
     assert not (tmp_path / "o").exists()
-    assert main(["version", "--component", "cuda-core", "--repo", str(shallow)]) == 1
+    assert main(["component-version", "--component", "cuda-core", "--repo", str(shallow)]) == 1
     assert "shallow clone" in capsys.readouterr().err

@@ -22,7 +22,7 @@ from cuda_ci.manifest import Manifest, ReleaseFolder
 from cuda_ci.publish import _install_back_plan
 from cuda_ci.publishlog import PublishLog, read_entries
 from cuda_ci.siblingrecord import folder_sibling_problems, record_path, recorded_files, write_record
-from cuda_ci.toolenvs import cache_namespace, envs_dir, tool_environ
+from cuda_ci.toolenvs import cache_namespace, envs_dir, tool_environ, use_cache_dir
 
 TOKENS = {
     "GITHUB_TOKEN": "ghs_UnitGitHubToken0123456789",
@@ -115,9 +115,8 @@ def test_kept_tools_run_without_writing_bytecode() -> None:
     assert tool_environ({"PATH": "/bin"}) == {"PATH": "/bin", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
-def test_releases_and_untrusted_work_keep_environments_apart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CUDA_CI_CACHE_DIR", str(tmp_path))
-    with cache_namespace("release"):
+def test_releases_and_untrusted_work_keep_environments_apart(tmp_path: Path) -> None:
+    with use_cache_dir(tmp_path), cache_namespace("release"):
         assert envs_dir() == tmp_path / "release" / "envs"
         with cache_namespace("untrusted"):
             assert envs_dir() == tmp_path / "untrusted" / "envs"

@@ -228,7 +228,7 @@ def test_release_docs_name_only_real_commands_flags_and_inputs() -> None:
 
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    docs = [REPO_ROOT / ".github" / "RELEASE.md", *sorted((REPO_ROOT / ".github").glob("RELEASE-*.md"))]
+    docs = [REPO_ROOT / "docs" / "releasing.md", REPO_ROOT / "docs" / "workflows.md"]
     inputs = {k for n in RELEASES for k in load(n)["on"]["workflow_dispatch"]["inputs"]}
     jobs = {j for n in RELEASES for j in load(n)["jobs"]}
     for doc in docs:

@@ -16,7 +16,7 @@ from pathlib import Path
 from cuda_ci.build import BuildSource
 from cuda_ci.declared import install_extras
 from cuda_ci.envs import Env, install_from_run
-from cuda_ci.errors import CommandError, CudaCiError
+from cuda_ci.errors import CommandError, CudaCiError, Location
 from cuda_ci.git import Git
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import ReleaseFolder
@@ -32,33 +32,36 @@ class JobResult:
     name: str
     ok: bool
     detail: str
+    location: Location | None = None  # the file a failed check is about (a workflow), where it is one
+
+
+def _lint_commands(root: Path) -> list[tuple[str, list[str], Location | None]]:
+    """ruff, mypy, and per workflow file its schema check (so that a failure names its file); zizmor."""
+    commands: list[tuple[str, list[str], Location | None]] = [
+        ("ruff", [PYTHON, "-m", "ruff", "check", "."], None),
+        ("mypy", [PYTHON, "-m", "mypy"], None),
+    ]
+    schema = [PYTHON, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows"]
+    for workflow in sorted((root / WORKFLOWS).glob("*.yml")):
+        relative = workflow.relative_to(root).as_posix()
+        commands.append((f"workflow schema: {workflow.name}", [*schema, str(workflow)], Location(relative)))
+    if (root / WORKFLOWS).is_dir():
+        zizmor = [_tool("zizmor"), "--offline", "--min-severity", "medium", str(root / WORKFLOWS)]
+        commands.append(("zizmor", zizmor, None))
+    return commands
 
 
 def lint(repo: Path, reporter: Reporter) -> list[JobResult]:
     """ruff, mypy --strict on cuda_ci, and the workflow checks (schema, zizmor) where workflows exist."""
     root = Git.open(repo).root
-    commands: list[tuple[str, list[str]]] = [
-        ("ruff", [PYTHON, "-m", "ruff", "check", "."]),
-        ("mypy", [PYTHON, "-m", "mypy"]),
-    ]
-    workflows = sorted((root / WORKFLOWS).glob("*.yml"))
-    if workflows:
-        files = [str(w) for w in workflows]
-        commands.append(
-            (
-                "workflow schema",
-                [PYTHON, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", *files],
-            )
-        )
-        commands.append(("zizmor", [_tool("zizmor"), "--offline", "--min-severity", "medium", str(root / WORKFLOWS)]))
     results = []
-    for name, argv in commands:
+    for name, argv, location in _lint_commands(root):
         with reporter.step(f"lint: {name}"):
             try:
                 run(argv, what=name, reporter=reporter, cwd=root)
                 results.append(JobResult(name, True, "clean"))
             except CommandError as error:
-                results.append(JobResult(name, False, error.problems[0]))
+                results.append(JobResult(name, False, error.problems[0], location))
     return results
 
 
@@ -101,7 +104,7 @@ def unit_tests(
                 continue
             try:
                 what = f"tests of {step.component}"
-                result = run(list(step.argv), what=what, reporter=reporter, cwd=Path(step.workdir))
+                result = run(list(step.argv), what=what, reporter=reporter, cwd=Path(step.workdir), live=True)
             except CommandError as error:
                 problems += [f"the tests of {step.component} failed against the built wheels", *error.problems]
                 continue

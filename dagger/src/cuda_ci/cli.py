@@ -1,101 +1,123 @@
-"""The host CLI ``cuda-ci``: parses flags, renders progress, maps errors to exit codes."""
+"""The host CLI ``cuda-ci``: parses flags, renders progress, maps errors to exit codes.
+
+Each handler runs its command and returns a :class:`~cuda_ci.results.Result`; :func:`main` reports it
+(text or ``--json`` on stdout, ``error:`` lines on stderr, on GitHub Actions annotations, the job
+summary and the step outputs: :mod:`cuda_ci.clireport`).
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any
 
-from cuda_ci import checks, commands, credentials, hostrun, process, runs, secrets, toolenvs
-from cuda_ci.cliflags import build_parser, cache_trust, settings_of
-from cuda_ci.errors import CudaCiError, UsageError
+from cuda_ci import checks, clireport, commands, credentials, hostrun, process, runs, secrets, toolenvs
+from cuda_ci.cliflags import DEPRECATED_ALIASES, build_parser, cache_trust, settings_of
+from cuda_ci.errors import CudaCiError, Problem, UsageError
 from cuda_ci.hostrun import NODE_COMMANDS, run_parsed_node, selection_of
 from cuda_ci.log import Reporter
-from cuda_ci.manifest import FileEntry, ReleaseFolder, ValidationEntry
+from cuda_ci.manifest import ReleaseFolder, ValidationEntry
 from cuda_ci.plan import PlanOptions, ReleasePlan
+from cuda_ci.publishlog import PublishLog
+from cuda_ci.results import Result, document, folder_facts, publish_targets
 from cuda_ci.settings import Settings
 
-Handler = Callable[[argparse.Namespace, Settings, Reporter], int]
+Handler = Callable[[argparse.Namespace, Settings, Reporter], Result]
 
 
-def _print_checks(entries: Sequence[ValidationEntry]) -> None:
-    for entry in entries:
-        print(f"{entry['status']:>8}  {entry['check']}: {entry['file'] or ''} {entry['detail']}".rstrip())
+def _check_lines(entries: Sequence[ValidationEntry]) -> list[str]:
+    return [f"{e['status']:>8}  {e['check']}: {e['file'] or ''} {e['detail']}".rstrip() for e in entries]
 
 
-def _cmd_version(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
-    print(commands.version(repo=args.repo, component=args.component))
-    return 0
+def _cmd_component_version(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
+    version = commands.component_version(repo=args.repo, component=args.component)
+    return Result({"component": args.component, "version": version}, [version])
 
 
-def _cmd_build(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
+def _cmd_build(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
     manifest, folder = NODE_COMMANDS["build"](args, settings, reporter)
-    print_summary(manifest["files"])
-    print(f"release folder: {folder}")
-    return 0
+    return Result(folder_facts(folder), [f"release folder: {folder}"], manifest["files"])
 
 
-def _cmd_preflight(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
+def _cmd_preflight(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
     found = NODE_COMMANDS["preflight"](args, settings, reporter)
-    if args.json:
-        print(json.dumps(found.as_json(), indent=2))
-    else:
-        for check in found.checks:
-            print(f"{check['status']:>12}  {check['check']}: {check['detail']}")
-    return 0
+    return Result(found.as_json(), [f"{c['status']:>12}  {c['check']}: {c['detail']}" for c in found.checks])
 
 
-def _cmd_plan(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
+def _cmd_plan(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
     options = PlanOptions(
         runner=args.runner, dry_run=args.dry_run, no_publish=args.no_publish, extra_dist=args.extra_dist
     )
     decided = commands.plan(repo=args.repo, selection=selection_of(args), options=options, reporter=reporter)
-    if args.json:
-        print(json.dumps(decided.as_json(), indent=2))
-    else:
-        print_plan(decided)
-    return 0
+    return Result(decided.as_json(), plan_lines(decided))
 
 
-def _cmd_validate(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
+def plan_lines(plan: ReleasePlan) -> list[str]:
+    """The plan for people: the source, then each node in order with what it waits for."""
+    source = plan.source
+    versions = ", ".join(f"{d} {v}" for d, v in source.versions.items())
+    lines = [
+        f"{source.mode} of {source.unit} ({source.tag or 'no tag'}) at {source.commit}: {versions}",
+        f"runner: {plan.runner}; dry-run: {'yes' if plan.dry_run else 'no'}; folder: .release/{plan.folder}",
+    ]
+    if source.siblings:
+        lines.append(f"siblings (built from the same commit): {', '.join(source.siblings)}")
+    for wave, nodes in enumerate(plan.waves(), start=1):
+        for node in nodes:
+            after = f"  (after {', '.join(node.needs)})" if node.needs else ""
+            lines.append(f"{wave:>3}. {node.id}: cuda-ci {' '.join(node.argv)}{after}")
+    return lines
+
+
+def _cmd_validate(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
     manifest = NODE_COMMANDS["validate"](args, settings, reporter)
-    _print_checks(manifest.get("validation", []))
-    return 0
+    checks_done = manifest.get("validation", [])
+    data = {**folder_facts(args.release_dir.resolve()), "checks": checks_done}
+    return Result(data, _check_lines(checks_done))
 
 
-def _cmd_smoke(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
-    _print_checks(NODE_COMMANDS["smoke"](args, settings, reporter))
-    return 0
+def _cmd_smoke(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
+    checks_done = NODE_COMMANDS["smoke"](args, settings, reporter)
+    return Result({"release_dir": str(args.release_dir.resolve()), "checks": checks_done}, _check_lines(checks_done))
 
 
-def _cmd_docs(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
-    for path in NODE_COMMANDS["docs"](args, settings, reporter):
-        print(f"docs: {path}")
-    return 0
+def _cmd_docs(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
+    paths = NODE_COMMANDS["docs"](args, settings, reporter)
+    data = {"release_dir": str(args.release_dir.resolve()), "docs": [str(p) for p in paths]}
+    return Result(data, [f"docs: {path}" for path in paths])
 
 
-def _cmd_record_docs(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
+def _cmd_record_docs(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
     result = NODE_COMMANDS["record-docs"](args, settings, reporter)
-    print(f"docs: {result['status']} ({result['detail']})")
-    return 0
+    data = {"release_dir": str(args.release_dir.resolve()), "docs": dict(result)}
+    return Result(data, [f"docs: {result['status']} ({result['detail']})"])
 
 
-def _cmd_publish(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
+def _published(folder: Path, first_entry: int, settings: Settings, dry_run: bool) -> list[dict[str, object]]:
+    """What this run's publish did per target (the log's entries from ``first_entry`` on), with links."""
+    entries = PublishLog(folder / "publish-log.json").entries[first_entry:]
+    return publish_targets(entries, folder, settings, dry_run)
+
+
+def _cmd_publish(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
+    folder = args.release_dir.resolve()
+    first_entry = len(PublishLog(folder / "publish-log.json").entries)
     outcomes = NODE_COMMANDS["publish"](args, settings, reporter)
-    for target, outcome in outcomes.items():
-        print(f"{target:>10}: {outcome}")
+    lines = [f"{target:>10}: {outcome}" for target, outcome in outcomes.items()]
     dry_run = ", dry-run" if args.dry_run else ""
-    print(f"published ({args.target}{dry_run}): see {args.release_dir / 'publish-log.json'}")
-    return 0
+    lines.append(f"published ({args.target}{dry_run}): see {args.release_dir / 'publish-log.json'}")
+    targets = _published(folder, first_entry, settings, args.dry_run)
+    return Result({**folder_facts(folder), "dry_run": args.dry_run, "targets": targets}, lines)
 
 
-def _cmd_release(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
+def _cmd_release(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
     folder = hostrun.release(
         repo=args.repo,
         selection=selection_of(args),
@@ -106,71 +128,71 @@ def _cmd_release(args: argparse.Namespace, settings: Settings, reporter: Reporte
         settings=settings,
         reporter=reporter,
     )
-    print_summary(ReleaseFolder(folder).load()["files"])
-    for stage, seconds in reporter.stage_seconds().items():
-        print(f"{stage:>10}: {seconds:6.1f} s")
-    print(f"release folder: {folder}")
-    return 0
+    dry_run = args.dry_run or args.snapshot
+    targets = [] if args.no_publish else _published(folder, 0, settings, dry_run)
+    data = {**folder_facts(folder), "dry_run": dry_run, "targets": targets}
+    lines = [f"{stage:>10}: {seconds:6.1f} s" for stage, seconds in reporter.stage_seconds().items()]
+    return Result(data, [*lines, f"release folder: {folder}"], ReleaseFolder(folder).load()["files"])
 
 
-def _cmd_verify(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
+def _cmd_verify(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
     if args.tag is not None and not args.from_github:
         raise UsageError("--tag needs --from-github (or give --release-dir)")
     report = commands.verify(release_dir=args.release_dir, tag=args.tag, settings=settings, reporter=reporter)
-    for line in report.passed:
-        print(f"    ok  {line}")
-    for line in report.problems:
-        print(f"  FAIL  {line}")
+    lines = [f"    ok  {line}" for line in report.passed] + [f"  FAIL  {line}" for line in report.problems]
+    source = {"tag": args.tag} if args.tag else {"release_dir": str(args.release_dir.resolve())}
+    data = {**source, "passed": report.passed, "problems": report.problems}
     if report.problems:
-        raise CudaCiError(*report.problems, f"verify: {len(report.problems)} mismatch(es)")
-    print(f"verified: {len(report.passed)} checks passed")
-    return 0
+        return Result(data, lines, problems=(*report.problems, f"verify: {len(report.problems)} mismatch(es)"))
+    return Result(data, [*lines, f"verified: {len(report.passed)} checks passed"])
 
 
-def _cmd_verify_reproducible(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
-    results = commands.verify_reproducible(repo=args.repo, release_dir=args.release_dir, reporter=reporter)
-    for result in results:
-        print(f"{result.status:>12}  {result.name}: {result.detail}")
-    different = [r for r in results if r.status == "different"]
-    if different:
-        raise CudaCiError(*(f"{r.name} is not reproducible: {r.detail}" for r in different))
-    return 0
+def _cmd_verify_reproducible(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
+    compared = commands.verify_reproducible(repo=args.repo, release_dir=args.release_dir, reporter=reporter)
+    found = [{"name": r.name, "status": r.status, "detail": r.detail} for r in compared]
+    different = tuple(f"{r.name} is not reproducible: {r.detail}" for r in compared if r.status == "different")
+    return Result(
+        {"release_dir": str(args.release_dir.resolve()), "results": found},
+        [f"{r.status:>12}  {r.name}: {r.detail}" for r in compared],
+        problems=different,
+    )
 
 
-def _cmd_sign(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
-    for path in commands.sign(release_dir=args.release_dir, settings=settings, reporter=reporter):
-        print(f"attestation: {path}")
-    return 0
+def _cmd_sign(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
+    paths = commands.sign(release_dir=args.release_dir, settings=settings, reporter=reporter)
+    data = {"release_dir": str(args.release_dir.resolve()), "attestations": [str(p) for p in paths]}
+    return Result(data, [f"attestation: {path}" for path in paths])
 
 
-def _report_jobs(results: Sequence[checks.JobResult]) -> int:
-    for result in results:
-        print(f"{'passed' if result.ok else 'FAILED':>8}  {result.name}: {(result.detail.splitlines() or [''])[0]}")
-    failed = [r for r in results if not r.ok]
-    if failed:
-        raise CudaCiError(*(f"{r.name} failed:\n{r.detail}" for r in failed))
-    return 0
+def _jobs(results: Sequence[checks.JobResult]) -> Result:
+    lines = [f"{'passed' if r.ok else 'FAILED':>8}  {r.name}: {(r.detail.splitlines() or [''])[0]}" for r in results]
+    jobs = [
+        {"name": r.name, "ok": r.ok, "detail": r.detail, **({"file": r.location.file} if r.location else {})}
+        for r in results
+    ]
+    failed = tuple(Problem(f"{r.name} failed:\n{r.detail}", r.location) for r in results if not r.ok)
+    return Result({"jobs": jobs}, lines, problems=failed)
 
 
-def _cmd_lint(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
-    return _report_jobs(commands.lint(repo=args.repo, reporter=reporter))
+def _cmd_lint(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
+    return _jobs(commands.lint(repo=args.repo, reporter=reporter))
 
 
-def _cmd_test(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
+def _cmd_test(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
     if args.out is not None:
         ReleaseFolder.fresh(args.out)  # the tested folder is copied there: nothing of the user's is overwritten
     job = commands.ci_test(
         repo=args.repo, component=args.component, out=args.out, groups=args.group, settings=settings, reporter=reporter
     )
-    return _report_jobs([job])
+    return _jobs([job])
 
 
-def _cmd_ci(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
-    return _report_jobs(commands.ci(repo=args.repo, component=args.component, settings=settings, reporter=reporter))
+def _cmd_ci(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
+    return _jobs(commands.ci(repo=args.repo, component=args.component, settings=settings, reporter=reporter))
 
 
 HANDLERS: dict[str, Handler] = {
-    "version": _cmd_version,
+    "component-version": _cmd_component_version,
     "plan": _cmd_plan,
     "build": _cmd_build,
     "preflight": _cmd_preflight,
@@ -189,33 +211,6 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-def print_plan(plan: ReleasePlan) -> None:
-    """The plan for people: the source, then each node in order with what it waits for."""
-    source = plan.source
-    versions = ", ".join(f"{d} {v}" for d, v in source.versions.items())
-    print(f"{source.mode} of {source.unit} ({source.tag or 'no tag'}) at {source.commit}: {versions}")
-    print(f"runner: {plan.runner}; dry-run: {'yes' if plan.dry_run else 'no'}; folder: .release/{plan.folder}")
-    if source.siblings:
-        print(f"siblings (built from the same commit): {', '.join(source.siblings)}")
-    for wave, nodes in enumerate(plan.waves(), start=1):
-        for node in nodes:
-            after = f"  (after {', '.join(node.needs)})" if node.needs else ""
-            print(f"{wave:>3}. {node.id}: cuda-ci {' '.join(node.argv)}{after}")
-
-
-def print_summary(files: Sequence[FileEntry]) -> None:
-    """The closing table of artifacts: file, size, sha256."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="artifacts")
-    for column in ("file", "size", "sha256"):
-        table.add_column(column)
-    for entry in files:
-        table.add_row(entry["path"], f"{entry['size']:,}", entry["sha256"])
-    Console(width=max(160, 40 + max((len(f["path"]) for f in files), default=0) + 64)).print(table)
-
-
 class Terminated(BaseException):
     """SIGTERM: unwind like an interrupt, so that every child, server and temporary folder goes."""
 
@@ -225,10 +220,48 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise Terminated
 
 
-def _run_command(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
-    if args.node:  # a node of a release plan, run by the Dagger module in its own container
-        return int(run_parsed_node(args.node, args, settings, reporter, HANDLERS[args.command]))
-    return HANDLERS[args.command](args, settings, reporter)
+@contextmanager
+def _live_terminal(reporter: Reporter, settings: Settings) -> Iterator[None]:
+    """Live progress while the command runs, on a terminal outside GitHub Actions only."""
+    if settings.in_github_actions or not reporter.stream.isatty():
+        yield
+        return
+    from cuda_ci.liveview import Terminal
+
+    reporter.terminal = Terminal(reporter.stream, color=not settings.no_color)
+    try:
+        yield
+    finally:
+        reporter.terminal = None
+
+
+def _run(command: str, args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
+    """The command's result; a failure of it (or a bug in it) as the :class:`CudaCiError` reported."""
+    try:
+        with runs.run_folder(reporter), toolenvs.cache_namespace(cache_trust(args)), _live_terminal(reporter, settings):
+            if args.node:  # a node of a release plan (the Dagger module runs each in its own container)
+                return run_parsed_node(args.node, args, settings, reporter, HANDLERS[command])  # type: ignore[no-any-return]
+            return HANDLERS[command](args, settings, reporter)
+    except CudaCiError as error:
+        if args.debug:
+            sys.stderr.write(secrets.redact(traceback.format_exc()))
+        return Result(problems=error.problems, exit_code=error.exit_code)
+    except Exception as error:  # a bug: say so plainly, without secrets
+        if args.debug:
+            sys.stderr.write(secrets.redact(traceback.format_exc()))
+        translated = commands.translate(error)
+        if translated is not None:
+            return Result(problems=translated.problems[:1])
+        return Result(problems=(f"internal error: {type(error).__name__}: {error} (run with --debug)",))
+
+
+def _report(command: str, args: argparse.Namespace, settings: Settings, reporter: Reporter, result: Result) -> int:
+    """stdout, stderr and, on GitHub Actions, the annotations, the job summary and the step outputs."""
+    doc = document(command, result.data, result.problems, reporter.stage_seconds())
+    clireport.print_result(result, doc, as_json=args.json, color=not settings.no_color)
+    clireport.print_problems(result.problems, github_actions=settings.in_github_actions, title=f"cuda-ci {command}")
+    clireport.to_runner(command, doc, settings)
+    return result.exit_status
 
 
 def _environment(own_process: bool) -> dict[str, str]:
@@ -236,9 +269,7 @@ def _environment(own_process: bool) -> dict[str, str]:
     itself again without the credentials in its environment block (:mod:`cuda_ci.credentials`)."""
     if own_process:
         credentials.reexec_without_secrets()
-    environ = {**os.environ, **credentials.received_secrets()}
-    secrets.register_environment(environ)
-    return environ
+    return {**os.environ, **credentials.received_secrets()}
 
 
 def _on_sigint(signum: int, frame: object) -> None:
@@ -248,43 +279,37 @@ def _on_sigint(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _install_handlers() -> dict[signal.Signals, Any]:
+    """SIGTERM and SIGINT end every child's group; the handlers they replace, to put back. A SIGINT
+    that is ignored (a job started in the background) stays ignored."""
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _on_sigterm)}
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, _on_sigint)
+    return previous
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         environ = _environment(own_process=argv is None)
     except credentials.HandoffError as error:
         sys.stderr.write(f"error: {error}\n")
         return 2
-    return _run(argv, environ)
-
-
-def _run(argv: Sequence[str] | None, environ: dict[str, str]) -> int:
     args = build_parser().parse_args(argv)
     settings = settings_of(args, environ)  # the one place settings are read from the environment
     reporter = Reporter(github_actions=settings.in_github_actions, verbose=args.debug)
+    command = DEPRECATED_ALIASES.get(args.command, args.command)
+    if command != args.command:
+        reporter.warn(f"`cuda-ci {args.command}` is deprecated: use `cuda-ci {command}`")
     main_thread = threading.current_thread() is threading.main_thread()
     process.allow_children()
     previous = _install_handlers() if main_thread else {}
     try:
-        with runs.run_folder(reporter), toolenvs.cache_namespace(cache_trust(args)):
-            return _run_command(args, settings, reporter)
-    except CudaCiError as error:
-        if args.debug:
-            sys.stderr.write(secrets.redact(traceback.format_exc()))
-        for problem in error.problems:
-            lines = secrets.redact(problem).splitlines() or [""]
-            sys.stderr.write(f"error: {lines[0]}\n" + "".join(f"  {line}\n" for line in lines[1:]))
-        return error.exit_code
-    except Exception as error:  # a bug: say so plainly, without secrets
-        if args.debug:
-            sys.stderr.write(secrets.redact(traceback.format_exc()))
-        translated = commands.translate(error)
-        if translated is not None:
-            sys.stderr.write(f"error: {secrets.redact(translated.problems[0])}\n")
-            return translated.exit_code
-        sys.stderr.write(
-            f"error: internal error: {secrets.redact(f'{type(error).__name__}: {error}')} (run with --debug)\n"
-        )
-        return 1
+        with ExitStack() as stack:
+            if settings.in_github_actions:  # every secret masked before anything can print it
+                stack.enter_context(secrets.announced_to(clireport.print_masks))
+            secrets.register_environment(environ)
+            stack.enter_context(toolenvs.use_cache_dir(settings.cache_dir))
+            return _report(command, args, settings, reporter, _run(command, args, settings, reporter))
     except Terminated:
         sys.stderr.write("error: terminated (SIGTERM): every subprocess and embedded index was stopped\n")
         return 143
@@ -295,12 +320,3 @@ def _run(argv: Sequence[str] | None, environ: dict[str, str]) -> int:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-
-
-def _install_handlers() -> dict[signal.Signals, Any]:
-    """SIGTERM and SIGINT end every child's group; the handlers they replace, to put back. A SIGINT
-    that is ignored (a job started in the background) stays ignored."""
-    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _on_sigterm)}
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        previous[signal.SIGINT] = signal.signal(signal.SIGINT, _on_sigint)
-    return previous

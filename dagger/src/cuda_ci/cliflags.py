@@ -10,6 +10,7 @@ from importlib import metadata
 from pathlib import Path
 
 from cuda_ci import components, secrets
+from cuda_ci.clihelp import DESCRIPTIONS
 from cuda_ci.errors import CudaCiError
 from cuda_ci.manifest import ReleaseFolder
 from cuda_ci.publish import BOTH_PHASES, IndexPhase
@@ -24,9 +25,15 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+# Old command names still accepted, each with a warning naming the new one.
+DEPRECATED_ALIASES = {"version": "component-version"}
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repo", type=Path, default=Path("."), help="the monorepo checkout (default: .)")
     parser.add_argument("--debug", action="store_true", help="show commands, their output and tracebacks")
+    json_help = "print the result as one JSON document (schemas/<command>.schema.json), even on failure"
+    parser.add_argument("--json", action="store_true", help=json_help)
     node = "run as this node of a release plan: logs/ID.json and run-log.json in the release folder"
     parser.add_argument("--node", metavar="ID", help=node)
 
@@ -84,9 +91,12 @@ def _command(
     *,
     selection: bool = False,
     release_dir: bool = False,
+    aliases: tuple[str, ...] = (),
 ) -> argparse.ArgumentParser:
     """One subcommand with the flags every command takes (and the shared groups it asks for)."""
-    parser: argparse.ArgumentParser = sub.add_parser(name, help=help)
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=help, description=DESCRIPTIONS.get(name), aliases=list(aliases)
+    )
     if selection:
         _release_selection(parser)
     if release_dir:
@@ -103,8 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     dry_run = "publish to embedded indexes and a local stand-in release"
     extra_dist = "wheels built on another platform in the same workflow run"
 
-    p = _command(sub, "version", "print the version a component builds as at HEAD")
-    p.add_argument("--component", required=True, choices=[c.distribution for c in components.COMPONENTS])
+    p = _command(
+        sub,
+        "component-version",
+        "print the version a component builds as at HEAD (`version`: deprecated alias)",
+        aliases=tuple(old for old, new in DEPRECATED_ALIASES.items() if new == "component-version"),
+    )
+    distributions = [c.distribution for c in components.COMPONENTS]
+    p.add_argument("--component", required=True, choices=distributions, help="the distribution")
 
     p = _command(sub, "build", "build a release unit's sdists and wheels once, from a tag or HEAD", selection=True)
     p.add_argument("--wheels-only", action="store_true", help="only this platform's wheels (no sdist, no pure wheels)")
@@ -113,7 +129,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(sub, "preflight", "check that a tag may be released (all findings at once)", selection=True)
     p.add_argument("--dry-run", action="store_true", help="record unreachable GitHub checks as not verified")
-    p.add_argument("--json", action="store_true", help="print the findings as JSON")
     p.add_argument("--out", type=Path, metavar="FILE", help="also write the findings as JSON to FILE (for build)")
 
     what = "what a release will build, check and publish, and where (writes nothing)"
@@ -123,7 +138,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--extra-dist", action="store_true", help="wheels from another platform will join validate")
     runner = "the executor: host (this machine, cuda-ci release) or dagger (the module's containers)"
     p.add_argument("--runner", choices=["host", "dagger"], default="host", help=runner)
-    p.add_argument("--json", action="store_true", help="print the plan as JSON")
 
     p = _command(sub, "validate", "check a release folder and freeze its manifest", release_dir=True)
     p.add_argument("--extra-dist", type=Path, help=extra_dist)

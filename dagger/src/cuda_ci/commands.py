@@ -80,8 +80,8 @@ def stage(reporter: Reporter, name: str) -> Iterator[None]:
 # --- the release stages -------------------------------------------------------------------------
 
 
-def version(*, repo: Path, component: str) -> str:
-    """``cuda-ci version``: the version a component builds as at HEAD."""
+def component_version(*, repo: Path, component: str) -> str:
+    """``cuda-ci component-version``: the version a component builds as at HEAD."""
     from cuda_ci.scm import component_version
 
     git = Git.open(repo)

@@ -14,6 +14,7 @@ Bad declarations are refused before anything is built, each naming the file, the
 from __future__ import annotations
 
 import functools
+import re
 import tarfile
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
@@ -26,7 +27,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from cuda_ci.components import COMPONENTS, Component, ReleaseUnit
-from cuda_ci.errors import CudaCiError, UsageError
+from cuda_ci.errors import CudaCiError, Location, Problem, UsageError
 from cuda_ci.git import Git
 from cuda_ci.hygiene import BUDGET_KEY, SizeBudget, parse_size
 from cuda_ci.variants import Variants, parse_variants
@@ -43,9 +44,31 @@ def sphinx_version_variable(distribution: str) -> str:
     return f"SPHINX_{distribution.upper().replace('-', '_')}_VER"
 
 
+def line_of(text: str, table: str, key: str | None = None) -> int | None:
+    """The line (from 1) of ``[table]``, or of ``key = ...`` inside it, in a TOML text; the table's line
+    where the key is not found there, None without the table (a finding then names the file alone)."""
+    lines = text.splitlines()
+    header = re.compile(rf"\s*\[\s*{re.escape(table)}\s*\]\s*(#.*)?")
+    start = next((i for i, line in enumerate(lines) if header.fullmatch(line)), None)
+    if start is None:
+        return None
+    entry = re.compile(rf"\s*[\"']?{re.escape(key)}[\"']?\s*=") if key else None
+    for number, line in enumerate(lines[start + 1 :], start + 2):
+        if line.lstrip().startswith("["):
+            break
+        if entry is not None and entry.match(line):
+            return number
+    return start + 1
+
+
+def _where(file: str | None, text: str, table: str, key: str | None = None) -> Location | None:
+    return Location(file, line_of(text, table, key)) if file else None
+
+
 @dataclass(frozen=True)
 class Declared:
-    """One component's declarations; ``source`` names its pyproject.toml in messages."""
+    """One component's declarations; ``source`` names its pyproject.toml in messages, ``file`` is that
+    file in the repository (None for one read from an sdist), ``text`` its contents (for line numbers)."""
 
     source: str
     groups: Mapping[str, Any] = field(default_factory=dict)
@@ -55,22 +78,33 @@ class Declared:
     wheel_size_budget: SizeBudget | None = None
     dependencies: tuple[str, ...] = ()  # [project] dependencies
     extra_requirements: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # by canonical extra name
+    file: str | None = None
+    text: str = field(default="", repr=False)
 
     @classmethod
-    def parse(cls, text: str, source: str) -> Declared:
+    def parse(cls, text: str, source: str, file: str | None = None) -> Declared:
+        at = functools.partial(_where, file, text)
+        whole = Location(file) if file else None
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
-            raise CudaCiError(f"{source} is not valid TOML ({error}): fix the file") from None
+            raise CudaCiError(f"{source} is not valid TOML ({error}): fix the file", location=whole) from None
         groups = data.get("dependency-groups", {})
         if not isinstance(groups, dict):
-            raise CudaCiError(f"{source}: [dependency-groups] must be a table of lists (PEP 735)")
+            problem = f"{source}: [dependency-groups] must be a table of lists (PEP 735)"
+            raise CudaCiError(problem, location=at("dependency-groups"))
         table = _table(_table(data, "tool", source), "cuda-ci", source, "tool.")
         extras = table.get("install-extras", [])
         if not isinstance(extras, list) or not all(isinstance(e, str) for e in extras):
-            raise CudaCiError(f'{source}: [tool.cuda-ci] install-extras must be a list of extra names, e.g. ["cu13"]')
+            problem = f'{source}: [tool.cuda-ci] install-extras must be a list of extra names, e.g. ["cu13"]'
+            raise CudaCiError(problem, location=at("tool.cuda-ci", "install-extras"))
         project = _table(data, "project", source)
         optional = _table(project, "optional-dependencies", source, "project.")
+        try:
+            variants = parse_variants(table.get("variants"), source)
+            budget = parse_size(table[BUDGET_KEY], source) if BUDGET_KEY in table else None
+        except CudaCiError as error:
+            raise CudaCiError(*error.problems, location=at("tool.cuda-ci")) from None
         return cls(
             source=source,
             groups=groups,
@@ -81,9 +115,15 @@ class Declared:
                 for k, v in optional.items()
             },
             install_extras=tuple(extras),
-            variants=parse_variants(table.get("variants"), source),
-            wheel_size_budget=parse_size(table[BUDGET_KEY], source) if BUDGET_KEY in table else None,
+            variants=variants,
+            wheel_size_budget=budget,
+            file=file,
+            text=text,
         )
+
+    def at(self, table: str, key: str | None = None) -> Location | None:
+        """Where a declaration is, for a finding about it (None for a file that is not in the repository)."""
+        return _where(self.file, self.text, table, key)
 
     @functools.cached_property
     def _groups(self) -> GroupWalker:
@@ -102,14 +142,17 @@ class Declared:
             declared = ", ".join(sorted(str(g) for g in self.groups)) or "none"
             raise UsageError(
                 f"{self.source} declares no dependency group {name!r} (declared: {declared}): "
-                f"add it under [dependency-groups] or ask for a declared one"
+                f"add it under [dependency-groups] or ask for a declared one",
+                location=self.at("dependency-groups"),
             )
+        at = self.at("dependency-groups", name)
         try:
             return self._groups.resolve(name)
         except IncludeCycle as error:
             raise CudaCiError(
                 f"{self.source}: dependency group {name!r} has an include-group cycle ({error}): "
-                "remove one of the include-group entries"
+                "remove one of the include-group entries",
+                location=at,
             ) from None
         except IncludesTooDeep as error:
             raise CudaCiError(
@@ -119,17 +162,20 @@ class Declared:
         except LookupError as error:
             raise CudaCiError(
                 f"{self.source}: dependency group {name!r} includes a group that is not declared ({error}): "
-                "declare it under [dependency-groups] or remove the include-group"
+                "declare it under [dependency-groups] or remove the include-group",
+                location=at,
             ) from None
         except InvalidRequirement as error:
             raise CudaCiError(
                 f"{self.source}: dependency group {name!r} holds a requirement that does not parse ({error}): "
-                "write it as a PEP 508 requirement, e.g. 'sphinx>=7,<8.2'"
+                "write it as a PEP 508 requirement, e.g. 'sphinx>=7,<8.2'",
+                location=at,
             ) from None
         except (ValueError, TypeError) as error:
             raise CudaCiError(
                 f"{self.source}: dependency group {name!r} is not a PEP 735 group ({error}): "
-                'list requirement strings and {include-group = "NAME"} tables only'
+                'list requirement strings and {include-group = "NAME"} tables only',
+                location=at,
             ) from None
 
     def install_requirements(self) -> list[Requirement]:
@@ -160,10 +206,11 @@ class Declared:
             found[MAX_PROBLEMS:] = [f"{self.source}: and {len(found) - MAX_PROBLEMS} more dependency group problems"]
         for extra in self.install_extras:
             if canonicalize_name(extra) not in self.optional:
-                found.append(
+                problem = (
                     f"{self.source}: [tool.cuda-ci] install-extras names {extra!r}, which "
                     "[project.optional-dependencies] does not declare: declare the extra or remove it"
                 )
+                found.append(Problem(problem, self.at("tool.cuda-ci", "install-extras")))
         return found
 
 
@@ -242,7 +289,7 @@ class GroupWalker:
 def declared_at(git: Git, commit: str, component: Component) -> Declared:
     source = f"{component.dir}/pyproject.toml"
     text = git.show(commit, source)
-    return Declared(source=source) if text is None else Declared.parse(text, source)
+    return Declared(source=source, file=source) if text is None else Declared.parse(text, source, source)
 
 
 def declared_in_sdist(sdist: Path) -> Declared:

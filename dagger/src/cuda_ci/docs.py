@@ -138,6 +138,6 @@ def _sphinx(component: Component, folder: ReleaseFolder, env: Env, tmp: Path, re
         ]
         what = f"Sphinx build of {component.distribution} docs"
         environ = clean_environ(**{sphinx_version_variable(component.distribution): version})
-        run(argv, what=what, reporter=reporter, cwd=tmp, env=tool_environ(environ))
+        run(argv, what=what, reporter=reporter, cwd=tmp, env=tool_environ(environ), live=True)
     shutil.rmtree(out / ".doctrees", ignore_errors=True)
     return out

@@ -3,15 +3,53 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a finding points in the repository: a file (relative to its root) and, where known, a line.
+
+    On GitHub Actions it becomes the annotation's ``file=``/``line=``."""
+
+    file: str
+    line: int | None = None
+
+
+class Problem(str):
+    """One problem's message that carries the :class:`Location` it points at.
+
+    A ``str``, so that it travels wherever problems travel (gathered, merged, re-raised) and keeps its
+    location; a message made from it by formatting is a plain ``str`` again, without one."""
+
+    location: Location | None
+
+    def __new__(cls, text: str, location: Location | None = None) -> Problem:
+        problem = super().__new__(cls, text)
+        problem.location = location
+        return problem
+
+
+def located(text: str, file: str, line: int | None = None) -> Problem:
+    return Problem(text, Location(file, line))
+
+
+def location_of(problem: str) -> Location | None:
+    return problem.location if isinstance(problem, Problem) else None
 
 
 class CudaCiError(Exception):
-    """A check failed or a step could not be done: exit 1, one ``error:`` line per problem."""
+    """A check failed or a step could not be done: exit 1, one ``error:`` line per problem.
+
+    ``location`` is where every problem given without its own (a :class:`Problem`) points."""
 
     exit_code = 1
 
-    def __init__(self, *problems: str) -> None:
-        self.problems: tuple[str, ...] = tuple(problems) or ("unknown error",)
+    def __init__(self, *problems: str, location: Location | None = None) -> None:
+        found = tuple(problems) or ("unknown error",)
+        if location is not None:
+            found = tuple(p if location_of(p) else Problem(p, location) for p in found)
+        self.problems: tuple[str, ...] = found
         super().__init__("\n".join(self.problems))
 
 

@@ -158,7 +158,7 @@ def run_frontend(
 ) -> None:
     """The PyPA frontend, once: in ``kept`` (writing bytecode there for later runs), or isolated."""
     argv = build_argv(build, source, outdir, report, kept, check_dependencies=check_dependencies)
-    run(argv, what=what, reporter=reporter, cwd=cwd, env=tool_environ(env) if kept else env)
+    run(argv, what=what, reporter=reporter, cwd=cwd, env=tool_environ(env) if kept else env, live=True)
 
 
 def overlay_env(build: ComponentBuild, kept: Env | None, root: Path, reporter: Reporter) -> Env | None:

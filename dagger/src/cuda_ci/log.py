@@ -1,21 +1,32 @@
 """Progress for people: steps with timings, folded command output, a closing summary.
 
-Stage code only calls a :class:`Reporter`; the CLI chooses how it renders
-(rich on a terminal, plain lines with ``::group::`` folds in GitHub Actions).
+Stage code only calls a :class:`Reporter`; the CLI chooses how it renders: live progress on a
+terminal (:mod:`cuda_ci.liveview`), plain lines elsewhere, and in GitHub Actions ``::group::`` folds
+(one per outermost step: Actions does not nest them) with long children's output streamed live
+inside, warnings as ``::warning`` annotations.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from cuda_ci.errors import CudaCiError
+from cuda_ci.actions import annotation, workflow_command
+from cuda_ci.errors import CudaCiError, Location
 from cuda_ci.secrets import redact
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
+
+    from cuda_ci.liveview import Terminal
+
+LineSink = Callable[[str], None]
 
 
 @dataclass
@@ -36,31 +47,37 @@ class Reporter:
     steps: list[StepRecord] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     stage: str = ""
+    terminal: Terminal | None = None  # live progress (a TTY outside Actions), shared with children
+    depth: int = 0  # steps open around this point; Actions folds the outermost one
 
     def _write(self, text: str, style: str = "") -> None:
         text = redact(text)
-        if style and not self.github_actions and self.stream.isatty():
-            from rich.console import Console
-            from rich.text import Text
-
-            Console(file=self.stream, highlight=False).print(Text(text, style=style))
+        if self.terminal is not None:
+            self.terminal.print(text, style)
             return
         self.stream.write(text + "\n")
         self.stream.flush()
 
+    def _live(self, label: str) -> contextlib.AbstractContextManager[TaskID | None]:
+        return self.terminal.task(label) if self.terminal is not None else nullcontext(None)
+
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
-        """A timed step; in GitHub Actions its output folds into a group."""
+        """A timed step; in GitHub Actions the outermost folds its output into a group."""
         start = time.monotonic()
-        self._write(f"::group::{name}" if self.github_actions else f"==> {name}", "bold cyan")
+        folds = self.github_actions and self.depth == 0
+        self._write(workflow_command("group", name) if folds else f"==> {name}", "bold cyan")
         status = "failed"
+        self.depth += 1
         try:
-            yield
+            with self._live(name):
+                yield
             status = "ok"
         finally:
+            self.depth -= 1
             seconds = time.monotonic() - start
             self.steps.append(StepRecord(self.stage, name, round(seconds, 3), status))
-            if self.github_actions:
+            if folds:
                 self._write("::endgroup::")
             self._write(f"    {status} in {seconds:.1f} s: {name}", "green" if status == "ok" else "bold red")
 
@@ -81,9 +98,11 @@ class Reporter:
         self.notes.append(redact(message))
         self._write(f"    note: {message}")
 
-    def warn(self, message: str) -> None:
+    def warn(self, message: str, location: Location | None = None) -> None:
+        """A warning; in GitHub Actions an annotation, on the file (and line) it is about where given."""
         self.notes.append(redact(f"warning: {message}"))
-        self._write(f"::warning::{message}" if self.github_actions else f"warning: {message}", "yellow")
+        shown = annotation("warning", redact(message), location) if self.github_actions else f"warning: {message}"
+        self._write(shown, "yellow")
 
     def command(self, argv: Sequence[str]) -> None:
         if self.verbose:
@@ -93,9 +112,47 @@ class Reporter:
         if self.verbose and text.strip():
             self._write(text.rstrip())
 
+    @property
+    def shows_output_live(self) -> bool:
+        """Whether a long child's lines are printed as they come (Actions' log, ``--debug``)."""
+        return self.github_actions or self.verbose
+
+    @contextmanager
+    def streaming(self, what: str) -> Iterator[LineSink | None]:
+        """Where a long child's output lines go as they come, or None where nobody watches them live:
+        printed (inside the step's fold on Actions, or a fold of its own outside any step), or shown
+        on the terminal's live line."""
+        if not (self.shows_output_live or self.terminal is not None):
+            yield None
+            return
+        folds = self.github_actions and self.depth == 0
+        if folds:
+            self._write(workflow_command("group", what))
+        with self._live(what) as task:
+            terminal = self.terminal
+
+            def sink(line: str) -> None:
+                if self.shows_output_live:
+                    self._write(line.rstrip("\r\n"))
+                elif terminal is not None and task is not None:
+                    terminal.latest(task, what, redact(line))
+
+            try:
+                yield sink
+            finally:
+                if folds:
+                    self._write("::endgroup::")
+
     def child(self) -> Reporter:
         """A reporter for a stage run on another thread; :meth:`adopt` merges it back."""
-        return Reporter(stream=self.stream, github_actions=self.github_actions, verbose=self.verbose, stage=self.stage)
+        return Reporter(
+            stream=self.stream,
+            github_actions=self.github_actions,
+            verbose=self.verbose,
+            stage=self.stage,
+            terminal=self.terminal,
+            depth=self.depth,
+        )
 
     def adopt(self, child: Reporter) -> None:
         self.steps.extend(child.steps)

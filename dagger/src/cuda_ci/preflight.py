@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -14,7 +14,7 @@ from cuda_ci.build import BuildSource
 from cuda_ci.components import ReleaseUnit, get_component, get_unit
 from cuda_ci.declared import declared_at
 from cuda_ci.distfiles import DistProblem, identify
-from cuda_ci.errors import CudaCiError, PreflightError, UsageError
+from cuda_ci.errors import CudaCiError, Location, PreflightError, Problem, UsageError
 from cuda_ci.git import Git
 from cuda_ci.github import GitHub
 from cuda_ci.httpclient import HttpClient, HttpUnavailable
@@ -32,6 +32,8 @@ class CheckResult(TypedDict):
     check: str
     status: CheckStatus
     detail: str
+    file: NotRequired[str]  # the repository file the check points at (an annotation's file= on Actions)
+    line: NotRequired[int]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,12 +68,21 @@ class Preflight:
     ci_gate: CiGate = field(default_factory=lambda: CiGate(status="not-verified", run_url=None))
     checks: list[CheckResult] = field(default_factory=list)
 
-    def record(self, check: str, status: CheckStatus, detail: str) -> None:
-        self.checks.append(CheckResult(check=check, status=status, detail=detail))
+    def record(self, check: str, status: CheckStatus, detail: str, at: Location | None = None) -> None:
+        result = CheckResult(check=check, status=status, detail=detail)
+        if at is not None:
+            result["file"] = at.file
+            if at.line is not None:
+                result["line"] = at.line
+        self.checks.append(result)
 
     @property
     def failures(self) -> list[str]:
-        return [f"{c['check']}: {c['detail']}" for c in self.checks if c["status"] == "failed"]
+        return [
+            Problem(f"{c['check']}: {c['detail']}", Location(c["file"], c.get("line")) if "file" in c else None)
+            for c in self.checks
+            if c["status"] == "failed"
+        ]
 
     @property
     def source(self) -> BuildSource:
@@ -213,17 +224,19 @@ def _notes(git: Git, result: Preflight) -> None:
     for component in result.unit.components:
         path = component.notes_path(result.tag.notes_version)
         text = git.show(result.commit, path)
+        at = Location(path, 1)  # a missing or empty file: its first line is where the notes go
         if text is None:
             result.record(
                 "release-notes",
                 "failed",
                 f"{path} is missing at {result.where}: write it, merge it to main, and "
                 + ("rehearse again" if result.ref else "tag again"),
+                at,
             )
         elif not text.strip():
-            result.record("release-notes", "failed", f"{path} is empty at {result.where}: write the notes")
+            result.record("release-notes", "failed", f"{path} is empty at {result.where}: write the notes", at)
         else:
-            result.record("release-notes", "passed", path)
+            result.record("release-notes", "passed", path, at)
 
 
 def _github_checks(result: Preflight, settings: Settings, reporter: Reporter) -> None:

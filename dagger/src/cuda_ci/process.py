@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from cuda_ci.errors import CommandError
-from cuda_ci.log import Reporter
+from cuda_ci.livelog import LinePump
+from cuda_ci.log import LineSink, Reporter
 from cuda_ci.secrets import carries_secret, redact
 
 PYTHON = sys.executable
@@ -176,6 +177,27 @@ def _wait_for(process: subprocess.Popen[str], timeout: float | None) -> tuple[st
             _CHILDREN.discard(process)
 
 
+def _wait_streaming(process: subprocess.Popen[str], timeout: float | None, sink: LineSink) -> str:
+    """:func:`_wait_for` for a long child whose lines go to ``sink`` as they come (see
+    :mod:`cuda_ci.livelog`): the same group handling, the pipe read by a pump thread."""
+    assert process.stdout is not None
+    with _CHILDREN_LOCK:
+        _CHILDREN.add(process)
+    pump = LinePump(process.stdout, sink).start()
+    try:
+        process.wait(timeout=timeout)
+        if not pump.done(timeout=POLL):  # the child exited; something it left holds the pipe
+            end_groups([process])
+        return pump.text(timeout=GRACE)
+    except BaseException:  # a timeout or an interrupt: the whole group ends before it goes on
+        end_groups([process])
+        pump.text(timeout=GRACE)
+        raise
+    finally:
+        with _CHILDREN_LOCK:
+            _CHILDREN.discard(process)
+
+
 def _start(args: list[str], **popen: Any) -> subprocess.Popen[str]:
     return subprocess.Popen(args, text=True, errors="replace", **popen, **child_options())
 
@@ -189,8 +211,10 @@ def run(
     env: Mapping[str, str] | None = None,
     check: bool = True,
     timeout: float | None = 1800,
+    live: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``argv``; its output is shown on failure (or always with ``--debug``).
+    """Run ``argv``; its output is shown on failure (or always with ``--debug``); a ``live`` (long)
+    child's output streams as it comes where someone watches (see :mod:`cuda_ci.livelog`).
 
     Raises:
         CommandError: the command exited non-zero (with ``check``), timed out (124; its whole
@@ -210,12 +234,15 @@ def run(
         )
     except FileNotFoundError as error:
         raise CommandError(what, 127, str(error)) from None
-    try:
-        stdout, _ = _wait_for(process, timeout)
-    except subprocess.TimeoutExpired as error:
-        raise CommandError(what, 124, f"timed out after {timeout} s; its process group was ended") from error
+    with reporter.streaming(what) if live else contextlib.nullcontext(None) as sink:
+        try:
+            stdout = _wait_for(process, timeout)[0] if sink is None else _wait_streaming(process, timeout, sink)
+        except subprocess.TimeoutExpired as error:
+            raise CommandError(what, 124, f"timed out after {timeout} s; its process group was ended") from error
+        shown = sink is not None and reporter.shows_output_live
     result = subprocess.CompletedProcess(args, process.returncode, stdout)
-    reporter.output(result.stdout)
+    if not shown:
+        reporter.output(result.stdout)
     if check and result.returncode != 0:
         raise CommandError(what, result.returncode, redact(result.stdout))
     return result

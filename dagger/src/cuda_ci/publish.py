@@ -94,6 +94,9 @@ def _verify_published(
             f"the release {tag} on {host.describe()} is already published ({release['html_url']}) with other assets: "
             "assets of a published release are never replaced; nothing was uploaded (cut a .postN tag)",
         )
+    if target == "github":  # each asset found already there, as an index's files are
+        for path in comparison.same:
+            log.add(target, path.name, "skipped", "on the published release with the same digest")
     log.add(target, None, "nothing-to-do", f"published with all {len(comparison.same)} assets the same")
 
 

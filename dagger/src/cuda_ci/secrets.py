@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import re
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 SECRET_VARIABLES = frozenset(
@@ -32,16 +33,36 @@ URL_VARIABLES = frozenset(
 )
 HIDDEN = "<hidden>"
 _registered: set[str] = set()
+_announcers: list[Callable[[list[str]], None]] = []
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 
 
 def register(values: Iterable[str | None]) -> None:
-    """Remember secret values so that :func:`redact` hides them wherever they appear."""
-    _registered.update(v for v in values if v and len(v) >= 4)
+    """Remember secret values so that :func:`redact` hides them wherever they appear, and hand each new
+    one to the announcers (on GitHub Actions: ``::add-mask::``) before anything can print it."""
+    new = sorted({v for v in values if v and len(v) >= 4} - _registered)
+    _registered.update(new)
+    if new:
+        for announce in _announcers:
+            announce(new)
+
+
+@contextmanager
+def announced_to(announce: Callable[[list[str]], None]) -> Iterator[None]:
+    """While the body runs, every secret registered (and every one registered before) goes to
+    ``announce`` once: the runner then masks it in the log, even in a child's output."""
+    if _registered:
+        announce(sorted(_registered))
+    _announcers.append(announce)
+    try:
+        yield
+    finally:
+        _announcers.remove(announce)
 
 
 def register_environment(environ: Mapping[str, str] | None = None) -> None:
-    """Remember the credentials ``environ`` (default: this process's) holds."""
+    """The credentials in ``environ`` (default: this process's): its token variables, and the
+    passwords in its settings' URLs."""
     environ = os.environ if environ is None else environ
     register(environ.get(name) for name in SECRET_VARIABLES)
     for name in URL_VARIABLES:

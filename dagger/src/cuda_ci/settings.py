@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from cuda_ci.secrets import split_credentials
@@ -53,6 +55,24 @@ class RunnerSettings:
     dry_run_index_urls: Mapping[IndexName, str] | None = None
 
 
+def default_cache_dir(environ: Mapping[str, str], windows: bool = os.name == "nt") -> Path:
+    """``CUDA_CI_CACHE_DIR``, else the platform's user cache folder (``%LOCALAPPDATA%\\cuda-ci\\Cache``,
+    ``$XDG_CACHE_HOME/cuda-ci``, ``~/.cache/cuda-ci``): where kept tool environments live."""
+    if environ.get("CUDA_CI_CACHE_DIR"):
+        return Path(environ["CUDA_CI_CACHE_DIR"])
+    if windows:
+        return Path(environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "cuda-ci" / "Cache"
+    return Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cuda-ci"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActionsFiles:
+    """The files a GitHub Actions runner gives each step: the job summary and the step outputs."""
+
+    step_summary: str | None = None  # GITHUB_STEP_SUMMARY
+    output: str | None = None  # GITHUB_OUTPUT
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     github_api_url: str
@@ -65,6 +85,12 @@ class Settings:
     oidc: Mapping[str, str] = field(default_factory=dict)
     # CUDA_CI_CONTAINER_ENGINE: where cibuildwheel builds Linux wheels (auto, docker, podman, none).
     container_engine: str = "auto"
+    # GITHUB_SERVER_URL: where links to a repository's pages (releases, runs) point.
+    github_server_url: str = "https://github.com"
+    actions_files: ActionsFiles = ActionsFiles()
+    # NO_COLOR (https://no-color.org): set and not empty, nothing is coloured.
+    no_color: bool = False
+    cache_dir: Path = field(default_factory=lambda: default_cache_dir({}))
 
     def __repr__(self) -> str:  # never show a token
         return f"Settings(github_api_url={self.github_api_url!r}, github_repository={self.github_repository!r})"
@@ -100,4 +126,10 @@ class Settings:
             runner=runner or RunnerSettings(),
             oidc={k: environ[k] for k in OIDC_VARIABLES if environ.get(k)},
             container_engine=environ.get("CUDA_CI_CONTAINER_ENGINE") or "auto",
+            github_server_url=(environ.get("GITHUB_SERVER_URL") or "https://github.com").rstrip("/"),
+            actions_files=ActionsFiles(
+                step_summary=environ.get("GITHUB_STEP_SUMMARY") or None, output=environ.get("GITHUB_OUTPUT") or None
+            ),
+            no_color=bool(environ.get("NO_COLOR")),
+            cache_dir=default_cache_dir(environ),
         )

@@ -38,7 +38,6 @@ from cuda_ci.errors import CommandError
 from cuda_ci.log import Reporter
 from cuda_ci.process import probe_interpreter, run
 
-CACHE_DIR_VARIABLE = "CUDA_CI_CACHE_DIR"
 COMPLETE_MARKER = "cuda-ci-complete"
 UNUSED_DAYS = 30  # an environment no run used for this long is removed when another is made
 STAGING_HOURS = 24  # a staging folder this old was left by a killed run
@@ -48,14 +47,30 @@ _INTERPRETER_ID = (
 )
 
 
+# Where this process keeps tool environments: the run's Settings.cache_dir, set by the CLI (use_cache_dir).
+configured: dict[str, Path] = {}
+
+
+@contextmanager
+def use_cache_dir(path: Path) -> Iterator[None]:
+    """Keep tool environments under ``path`` (``Settings.cache_dir``) while the body runs."""
+    previous = configured.get("cache_dir")
+    configured["cache_dir"] = path
+    try:
+        yield
+    finally:
+        if previous is None:
+            configured.pop("cache_dir", None)
+        else:
+            configured["cache_dir"] = previous
+
+
 def cache_dir() -> Path:
-    """``CUDA_CI_CACHE_DIR``, else the platform's user cache folder."""
-    configured = os.environ.get(CACHE_DIR_VARIABLE)
-    if configured:
-        return Path(configured)
-    if os.name == "nt":
-        return Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "cuda-ci" / "Cache"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cuda-ci"
+    """The run's ``Settings.cache_dir`` (``CUDA_CI_CACHE_DIR``, else the user's cache folder)."""
+    try:
+        return configured["cache_dir"]
+    except KeyError:
+        raise RuntimeError("no folder for tool environments: run inside toolenvs.use_cache_dir()") from None
 
 
 Trust = Literal["release", "untrusted"]

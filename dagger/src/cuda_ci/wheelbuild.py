@@ -175,6 +175,7 @@ def _cibuildwheel(
             reporter=reporter,
             cwd=tree,
             env=run_env,
+            live=True,
         )  # cibuildwheel writes no report
 
     return {w: BuiltFile(sha256_of(w)) for w in _per_variant(variants, staging, one)}
