@@ -196,6 +196,8 @@ def _wait_streaming(process: subprocess.Popen[str], timeout: float | None, sink:
     finally:
         with _CHILDREN_LOCK:
             _CHILDREN.discard(process)
+        if pump.done(timeout=0):  # read to its end: ours to close (a pipe still held stays the pump's)
+            process.stdout.close()
 
 
 def _start(args: list[str], **popen: Any) -> subprocess.Popen[str]:
