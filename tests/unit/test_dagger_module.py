@@ -109,9 +109,10 @@ def test_wheel_builds_cover_exactly_cibuildwheels_identifiers(module: CudaCi) ->
     assert sorted(platforms) == sorted(j.platform for j in JOBS)
     assert {j.image for j in JOBS} <= _images(chain)
     wheel_builds = [a for a in execs(chain) if "--wheels-only" in a]
-    # upstream's selection: CPython 3.10-3.14 and free-threaded 3.14t (cibuildwheel 4 has no 3.13t), two arches
-    assert len(wheel_builds) == len(JOBS) == 12
-    assert {j.identifier.split("-")[0] for j in JOBS} == {"cp310", "cp311", "cp312", "cp313", "cp314", "cp314t"}
+    # upstream's selection: CPython 3.10-3.15 and free-threaded 3.14t and 3.15t, two arches
+    assert len(wheel_builds) == len(JOBS) == 16
+    pythons = {j.identifier.split("-")[0] for j in JOBS}
+    assert pythons == {"cp310", "cp311", "cp312", "cp313", "cp314", "cp314t", "cp315", "cp315t"}
     assert {j.arch for j in JOBS} == {"x86_64", "aarch64"}
     once = ["--tag=v13.1.0", "--built-by=dagger", "--prebuilt-wheels=/prebuilt", "--repo", "/src", "--out", "/release"]
     assert ["/opt/cuda-ci/bin/cuda-ci", "build", *once] in execs(chain)
@@ -122,8 +123,9 @@ def test_compiled_cuda_core_has_wheel_jobs_for_the_same_selection(module: CudaCi
     assert [j.identifier for j in core_jobs] == [j.identifier for j in JOBS]
     chain = render(module.build_graph(["--tag=cuda-core-v0.3.0"], core_jobs))
     wheel_builds = [a for a in execs(chain) if "--wheels-only" in a]
-    assert len(wheel_builds) == 12 and all("--tag=cuda-core-v0.3.0" in a for a in wheel_builds)
-    assert "/opt/python/cp314-cp314t/bin/python" in {_flag(a, "--build-python") for a in wheel_builds}
+    assert len(wheel_builds) == 16 and all("--tag=cuda-core-v0.3.0" in a for a in wheel_builds)
+    pythons = {_flag(a, "--build-python") for a in wheel_builds}
+    assert {"/opt/python/cp314-cp314t/bin/python", "/opt/python/cp315-cp315t/bin/python"} <= pythons
 
 
 def test_stages_hand_the_same_directory_along(module: CudaCi) -> None:
@@ -185,12 +187,12 @@ def test_the_smoke_runs_skip_the_tooling_interpreter_whichever_it_is(monkeypatch
 
 
 def test_one_smoke_install_per_other_supported_python(module: CudaCi) -> None:
-    assert smoke_versions([j.identifier for j in JOBS]) == ["3.10", "3.11", "3.13", "3.14", "3.14t"]
-    assert python_path("3.14t") == "/opt/python/cp314-cp314t/bin/python", "manylinux's free-threaded prefix"
+    assert smoke_versions([j.identifier for j in JOBS]) == ["3.10", "3.11", "3.13", "3.14", "3.14t", "3.15", "3.15t"]
+    assert python_path("3.15t") == "/opt/python/cp315-cp315t/bin/python", "manylinux's free-threaded prefix"
     assert {str(j.python) for j in JOBS} >= {python_path(v) for v in smoke_versions([j.identifier for j in JOBS])}
     chain = _release(module, no_publish=True)
     smokes = [a for a in execs(chain) if a[1:2] == ["smoke"]]
-    assert len(smokes) == 5
+    assert len(smokes) == 7
 
 
 def test_tokens_enter_only_as_secrets(module: CudaCi) -> None:
