@@ -217,11 +217,12 @@ def _on_sigterm(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     secrets.register_environment()
-    settings = settings_of(args, os.environ)  # the one place settings are read from the environment
-    reporter = Reporter(github_actions=settings.in_github_actions, verbose=args.debug)
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
+        # The one place settings are read from the environment (a wrong value is an error: line).
+        settings = settings_of(args, os.environ)
+        reporter = Reporter(github_actions=settings.in_github_actions, verbose=args.debug)
         with runs.run_folder(reporter):
             return HANDLERS[args.command](args, settings, reporter)
     except CudaCiError as error:

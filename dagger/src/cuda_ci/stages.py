@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cuda_ci.components import get_unit
@@ -35,6 +36,7 @@ from cuda_ci.rerun import target_outcomes
 from cuda_ci.secrets import redact
 from cuda_ci.settings import IndexName, Settings
 from cuda_ci.siblings import SIBLINGS_DIR, sibling_wheels
+from cuda_ci.upload_window import check_upload_windows
 from cuda_ci.uploads import IndexTarget
 
 
@@ -154,6 +156,7 @@ def publish_folder(
             indexes = prepared.ready()
         else:
             indexes = {name: _index_target(name, settings) for name in ("testpypi", "pypi") if name in targets}
+        _check_upload_windows(list(indexes.values()), manifest, dry_run, settings, reporter)
         for name in targets:
             with reporter.step(f"publish --target {name}"):
                 if name == "github":
@@ -171,6 +174,18 @@ def publish_folder(
                         install_delay=1.0 if dry_run else 30.0,
                     )
     return target_outcomes(log.entries[first_entry:])
+
+
+def _check_upload_windows(
+    indexes: list[IndexTarget], manifest: Manifest, dry_run: bool, settings: Settings, reporter: Reporter
+) -> None:
+    """PyPI's upload window, known before the first target runs (see :mod:`cuda_ci.upload_window`)."""
+    if not indexes:
+        return
+    if dry_run:
+        reporter.note("upload window: not applied to the embedded indexes (pypiserver takes new files at any age)")
+        return
+    check_upload_windows(indexes, manifest, settings.upload_window_days, reporter, datetime.now(UTC))
 
 
 @contextmanager
