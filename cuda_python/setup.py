@@ -27,5 +27,4 @@ def own_version() -> str:
     )
     return result.stdout.strip().splitlines()[-1]
 
-
 setup(install_requires=[f"cuda-bindings=={own_version()}"])
