@@ -11,7 +11,7 @@ import threading
 import traceback
 from collections.abc import Callable, Sequence
 
-from cuda_ci import checks, commands, process, runs, secrets
+from cuda_ci import checks, commands, process, release_status, runs, secrets
 from cuda_ci.cliflags import build_parser, settings_of
 from cuda_ci.errors import CudaCiError, UsageError
 from cuda_ci.log import Reporter
@@ -148,6 +148,22 @@ def _cmd_sign(args: argparse.Namespace, settings: Settings, reporter: Reporter) 
     return 0
 
 
+def _cmd_status(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> int:
+    """Exit 0 only when every place of every release is complete; never writes anywhere."""
+    request = release_status.StatusRequest(
+        repo=args.repo, tag=args.tag, component=args.component, release_dir=args.release_dir
+    )
+    statuses = commands.status(request=request, settings=settings, reporter=reporter)
+    if args.json:
+        print(json.dumps(release_status.report_json(statuses), indent=2))
+    else:
+        print("\n".join(line for status in statuses for line in release_status.status_lines(status)))
+    unfinished = [s.tag.name for s in statuses if not s.complete]
+    if unfinished:
+        raise CudaCiError(f"not finished: {', '.join(unfinished)}: run the commands under next:, in order")
+    return 0
+
+
 def _report_jobs(results: Sequence[checks.JobResult]) -> int:
     for result in results:
         print(f"{'passed' if result.ok else 'FAILED':>8}  {result.name}: {(result.detail.splitlines() or [''])[0]}")
@@ -186,6 +202,7 @@ HANDLERS: dict[str, Handler] = {
     "verify": _cmd_verify,
     "verify-reproducible": _cmd_verify_reproducible,
     "sign": _cmd_sign,
+    "status": _cmd_status,
     "lint": _cmd_lint,
     "test": _cmd_test,
     "ci": _cmd_ci,

@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cuda_ci import checks, stages
@@ -32,6 +33,7 @@ from cuda_ci.process import PYTHON
 from cuda_ci.provenance import sign_release
 from cuda_ci.publish import TARGETS
 from cuda_ci.publishable import docs_outcome, record_docs
+from cuda_ci.release_status import ReleaseStatus, StatusRequest, release_statuses
 from cuda_ci.reproducible import Comparison
 from cuda_ci.reproducible import verify_reproducible as rebuild_and_compare
 from cuda_ci.selection import Selection, default_out, resolve_source
@@ -254,6 +256,11 @@ def verify(
     if not release_dir.is_dir():
         raise UsageError(f"--release-dir {str(release_dir)!r} does not exist or is not a directory")
     return verify_checks.verify_folder(release_dir)
+
+
+def status(*, request: StatusRequest, settings: Settings, reporter: Reporter) -> list[ReleaseStatus]:
+    """``cuda-ci status``: where each release stands (:mod:`cuda_ci.release_status`); read only."""
+    return release_statuses(request, settings, reporter.info, datetime.now(UTC))
 
 
 def verify_reproducible(*, repo: Path, release_dir: Path, reporter: Reporter) -> list[Comparison]:
