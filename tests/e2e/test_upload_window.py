@@ -30,6 +30,10 @@ def indexes(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, FakePyPI]]:
             index.stop()
 
 
+def _publish(folder: Path, repo: Path, target: str) -> int:
+    return main(["publish", "--release-dir", str(folder), "--repo", str(repo), "--target", target])
+
+
 def _copy(folder: Path, tmp_path: Path) -> tuple[Path, Path, Path]:
     """A copy of the release folder (publish writes its log there), its sdist and its wheel."""
     copy = Path(shutil.copytree(folder, tmp_path / "release"))
@@ -47,7 +51,7 @@ def test_a_resume_past_the_window_is_refused_before_anything_is_uploaded(
     folder, sdist, wheel = _copy(built, tmp_path)
     indexes["pypi"].hold(sdist, days_ago=20)  # the first publish stopped after the sdist, 20 days ago
 
-    assert main(["publish", "--release-dir", str(folder), "--repo", str(repo), "--target", "all"]) == 1
+    assert _publish(folder, repo, "all") == 1
     err = capsys.readouterr().err
     assert "error: pypi: cuda-pathfinder 1.0.0 was first uploaded 20 days ago (" in err
     assert "pypi refuses new files on a release older than 14 days (PyPI's rule since July 2026" in err
@@ -71,7 +75,7 @@ def test_within_the_window_only_the_missing_file_is_uploaded_never_one_already_t
     folder, sdist, wheel = _copy(built, tmp_path)
     indexes["pypi"].hold(sdist, days_ago=2)
 
-    code = main(["publish", "--release-dir", str(folder), "--repo", str(repo), "--target", "pypi"])
+    code = _publish(folder, repo, "pypi")
     assert code == 0, capsys.readouterr().err
     assert indexes["pypi"].attempts == [wheel.name], "the sdist already there is never sent again"
     assert set(indexes["pypi"].release_files("cuda-pathfinder", "1.0.0")) == {sdist.name, wheel.name}
@@ -92,7 +96,7 @@ def test_with_the_window_set_to_0_the_index_refuses_in_its_own_words(
     indexes["pypi"].hold(sdist, days_ago=20)
     monkeypatch.setenv("CUDA_CI_UPLOAD_WINDOW_DAYS", "0")
 
-    assert main(["publish", "--release-dir", str(folder), "--repo", str(repo), "--target", "pypi"]) == 1
+    assert _publish(folder, repo, "pypi") == 1
     err = capsys.readouterr().err
     assert indexes["pypi"].attempts == [wheel.name]
     assert "HTTPError: 400" in err and "not retried (a refusal does not heal)" in err, err

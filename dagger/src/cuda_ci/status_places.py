@@ -16,10 +16,12 @@ from typing import Any, Literal
 
 from packaging.version import Version
 
+from cuda_ci.distfiles import DistProblem, identify
 from cuda_ci.errors import CudaCiError
 from cuda_ci.git import Git
 from cuda_ci.github import Asset, GitHub
 from cuda_ci.httpclient import HttpClient
+from cuda_ci.index import files_on_index
 from cuda_ci.manifest import MANIFEST_NAME, SUMS_NAME, Manifest, check_schema, sums_text
 from cuda_ci.releases import GitHubReleases, complete
 from cuda_ci.settings import IndexSettings, Settings
@@ -204,8 +206,6 @@ def _counts(checks: Sequence[FileCheck]) -> str:
 
 
 def index_status(index: IndexSettings, tag: ReleaseTag, manifest: Manifest | None, context: Context) -> Place:
-    from cuda_ci.index import files_on_index
-
     version = str(tag.version)
     try:
         held: dict[str, str | None] = {}
@@ -233,8 +233,6 @@ def _file_check(name: str, sha256: str, held: dict[str, str | None]) -> FileChec
 
 
 def _version_of(filename: str) -> Version | None:
-    from cuda_ci.distfiles import DistProblem, identify
-
     try:
         return identify(Path(filename)).version
     except DistProblem:
