@@ -365,7 +365,7 @@ def _upload_window_check(result: Preflight, settings: Settings, reporter: Report
     publishes to the embedded indexes, which have none)."""
     if result.request.lenient or result.tag is None:
         return
-    http = HttpClient(on_retry=reporter.info)
+    http = HttpClient(attempts=1)  # advisory: publish reads the window again, with retries, before uploading
     now = datetime.now(UTC)
     for index in settings.indexes.values():
         window = settings.upload_window_days

@@ -25,7 +25,7 @@ from packaging.version import Version
 
 from cuda_ci.components import ReleaseUnit, get_unit
 from cuda_ci.errors import CudaCiError
-from cuda_ci.httpclient import HttpClient
+from cuda_ci.httpclient import HttpClient, HttpUnavailable
 from cuda_ci.log import Reporter
 from cuda_ci.manifest import Manifest
 from cuda_ci.tags import ReleaseTag, tag_name
@@ -170,15 +170,19 @@ def preflight_window(
     window_days: int,
     http: HttpClient,
     now: datetime,
-) -> tuple[Literal["passed", "failed"], str]:
+) -> tuple[Literal["passed", "failed", "not-verified"], str]:
     """Preflight's ``upload-window`` finding for one index: a release (a re-run, or a ``.postN`` run
     again) whose files the index has held longer than the window can take no new file, so a release
-    run of it cannot finish there."""
+    run of it cannot finish there. An index out of reach leaves it not verified: publish reads the
+    window again before any upload."""
     version = str(release_tag.version)
     details = []
     for distribution in release_tag.unit.distributions:
         try:
             release = read_release(http, simple_url, distribution, version, auth=auth)
+        except HttpUnavailable as error:
+            detail = f"{index} ({simple_url}) is out of reach ({error.problems[0]}): publish checks it before uploading"
+            return "not-verified", detail
         except CudaCiError as error:
             return "failed", f"{index} ({simple_url}): the age of {distribution} {version} cannot be read: {error}"
         if window_closed(release, window_days, now):
