@@ -7,7 +7,7 @@ import pytest
 
 from cuda_ci.index import EmbeddedIndex, embedded_index
 from tests.fakes.github import FakeGitHub
-from tests.helpers import clone, git
+from tests.helpers import clone, folder_from, git, tagged_clone
 
 TAGS = ("cuda-pathfinder-v1.0.0", "v13.0.0", "cuda-core-v0.3.0")
 
@@ -65,3 +65,23 @@ def release_env(
     for key, value in index_environ(index_pair).items():
         monkeypatch.setenv(key, value)
     return github_env
+
+
+PATHFINDER_TAG = "cuda-pathfinder-v1.0.0"
+
+
+@pytest.fixture(scope="session")
+def pathfinder_release(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(repository, release folder) of one validated and documented cuda-pathfinder 1.0.0 release (a
+    dry-run without publishing, GitHub out of reach), built once a session: tests read it, and copy
+    the folder before a publish writes its log there."""
+    root = tmp_path_factory.mktemp("pathfinder-release")
+    repo = tagged_clone(template_repo, root, PATHFINDER_TAG)
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("GITHUB_TOKEN", "GH_TOKEN", "GITHUB_ACTIONS"):
+            patch.delenv(name, raising=False)
+        patch.setenv("GITHUB_API_URL", "http://127.0.0.1:9")
+        patch.setenv("GITHUB_REPOSITORY", "NVIDIA/cuda-python")
+        patch.setattr("cuda_ci.httpclient.DEFAULT_BACKOFF", 0.01)
+        folder = folder_from(repo, root, "release", "--tag", PATHFINDER_TAG, "--dry-run", "--no-publish")
+    return repo, folder

@@ -362,7 +362,8 @@ def test_credentials_in_index_urls_are_used_but_never_shown_or_passed_on(
     assert main(["publish", "--release-dir", str(validated), "--target", "testpypi", "--debug"]) == 1
     err = capsys.readouterr().err
     assert "Traceback" in err and "Connection refused" in err and "Name or service not known" not in err, err
-    assert "http://127.0.0.1:9/simple/cuda-pathfinder/" in err
+    # Publish's first request to the index: the release's age for the upload window (PyPI's JSON API).
+    assert "http://127.0.0.1:9/pypi/cuda-pathfinder/1.0.0/json" in err
     texts.append(err)
     # The same credentials on a reachable index: used, and the release goes up.
     monkeypatch.setenv("CUDA_CI_TESTPYPI_UPLOAD_URL", _with_userinfo(index.upload_url, upload_secret, "__token__"))

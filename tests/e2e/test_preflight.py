@@ -39,6 +39,9 @@ def green(tagged_repo: Path, github_env: FakeGitHub) -> FakeGitHub:
     return github_env
 
 
+INDEXES = ("testpypi", "pypi")
+
+
 def test_a_green_tag_passes_every_check(
     tagged_repo: Path, green: FakeGitHub, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -53,7 +56,11 @@ def test_a_green_tag_passes_every_check(
         "ci-gate": "passed",
         "published-release": "passed",
         "sibling-on-index": "passed",
+        "upload-window": "passed",
     }
+    windows = [c["detail"] for c in found["checks"] if c["check"] == "upload-window"]
+    opens = "no file of 13.0.0 there yet: the 14-day window opens at the first upload"
+    assert windows == [f"{index}: cuda-bindings 13.0.0: {opens}; cuda-python 13.0.0: {opens}" for index in INDEXES]
     assert found["ci_gate"]["status"] == "verified"
     assert ("GET", f"/repos/{green.repository}/actions/workflows/ci.yml/runs") in {
         (m, p.split("?")[0]) for m, p in green.requests

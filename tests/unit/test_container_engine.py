@@ -55,7 +55,10 @@ def test_cibuildwheel_mounts_this_commits_siblings_for_its_import_test(tmp_path:
         ComponentBuild(component=BINDINGS, sdist=False, wheel=True, repair=False, cibuildwheel_platform="windows",
                        test_siblings=(sibling,))
     )  # fmt: skip
-    assert native == {"CIBW_BEFORE_TEST": f"python -m pip install --no-index --no-deps {sibling}"}
+    assert native == {
+        "CIBW_BEFORE_TEST": f"python -m pip install --no-index --no-deps {sibling}",
+        "CIBW_ARCHS_WINDOWS": "native",  # each Windows runner builds its own architecture's wheels
+    }
 
 
 def test_cibuildwheel_builds_cuda_core_against_this_commits_bindings_never_an_indexs(tmp_path: Path) -> None:

@@ -226,9 +226,10 @@ def test_wheel_builds_cover_exactly_cibuildwheels_identifiers() -> None:
         assert chain[-1].name == "directory" and chain[-1].args["path"] == NODE_OUTPUT["wheel"]
     per_job = [a for a in execs(_release()) if "--wheels-only" in a]
     assert sorted({_flag(a, "--build-python") for a in per_job}) == sorted({str(j.python) for j in JOBS})
-    # upstream's selection: CPython 3.10-3.14 and free-threaded 3.14t (cibuildwheel 4 has no 3.13t), two arches
-    assert len({tuple(a) for a in per_job}) == len(JOBS) == 12
-    assert {j.identifier.split("-")[0] for j in JOBS} == {"cp310", "cp311", "cp312", "cp313", "cp314", "cp314t"}
+    # upstream's selection: CPython 3.10-3.15 and free-threaded 3.14t and 3.15t, two arches
+    assert len({tuple(a) for a in per_job}) == len(JOBS) == 16
+    pythons = {j.identifier.split("-")[0] for j in JOBS}
+    assert pythons == {"cp310", "cp311", "cp312", "cp313", "cp314", "cp314t", "cp315", "cp315t"}
     assert {j.arch for j in JOBS} == {"x86_64", "aarch64"}
     handoff = ["--built-by=dagger", "--prebuilt-wheels=/prebuilt", "--preflight-result=/preflight/preflight.json"]
     once = ["--tag=v13.1.0", "--component=cuda-bindings", *handoff, "--repo", "/src", "--out=/release", "--node=build"]
@@ -240,8 +241,9 @@ def test_compiled_cuda_core_has_wheel_jobs_for_the_same_selection() -> None:
     assert [j.identifier for j in core_jobs] == [j.identifier for j in JOBS]
     assert [j.identifier for j in wheel_jobs("cuda-core")] == [j.identifier for j in core_jobs]
     wheel_builds = {tuple(a) for a in execs(_release(Run("cuda-core"))) if "--wheels-only" in a}
-    assert len(wheel_builds) == 12 and all("--tag=cuda-core-v0.3.0" in a for a in wheel_builds)
-    assert "/opt/python/cp314-cp314t/bin/python" in {_flag(a, "--build-python") for a in wheel_builds}
+    assert len(wheel_builds) == 16 and all("--tag=cuda-core-v0.3.0" in a for a in wheel_builds)
+    pythons = {_flag(a, "--build-python") for a in wheel_builds}
+    assert {"/opt/python/cp314-cp314t/bin/python", "/opt/python/cp315-cp315t/bin/python"} <= pythons
 
 
 def test_pure_cuda_pathfinder_builds_once_without_wheel_jobs_or_smoke_runs() -> None:
@@ -356,8 +358,8 @@ def test_the_smoke_runs_skip_the_tooling_interpreter_whichever_it_is(monkeypatch
 
 def test_one_smoke_install_per_other_supported_python() -> None:
     versions = smoke_versions([j.identifier for j in JOBS])
-    assert versions == ["3.10", "3.11", "3.13", "3.14", "3.14t"]
-    assert python_path("3.14t") == "/opt/python/cp314-cp314t/bin/python", "manylinux's free-threaded prefix"
+    assert versions == ["3.10", "3.11", "3.13", "3.14", "3.14t", "3.15", "3.15t"]
+    assert python_path("3.15t") == "/opt/python/cp315-cp315t/bin/python", "manylinux's free-threaded prefix"
     assert {str(j.python) for j in JOBS} >= {python_path(v) for v in versions}
     plan, _ = _graph(NO_PUBLISH)
     chain = _release(NO_PUBLISH)

@@ -105,7 +105,7 @@ def test_one_smoke_node_per_other_x86_64_python() -> None:
     jobs = _state("cuda-bindings").wheel_jobs
     expected = {j.identifier for j in jobs if j.identifier.endswith("x86_64") and not j.identifier.startswith("cp312-")}
     assert set(smokes) == expected
-    assert smoke_versions([j.identifier for j in jobs]) == ["3.10", "3.11", "3.13", "3.14", "3.14t"]
+    assert smoke_versions([j.identifier for j in jobs]) == ["3.10", "3.11", "3.13", "3.14", "3.14t", "3.15", "3.15t"]
     assert smokes["cp314t-manylinux_x86_64"] == "/opt/python/cp314-cp314t/bin/python"
 
 

@@ -132,17 +132,55 @@ def test_no_job_that_can_publish_runs_the_release_s_code(name: str) -> None:
         assert not any("TOKEN" in key for s in verify["steps"] for key in s.get("env", {}))
 
 
+# The native runner of each Windows architecture cibuildwheel names.
+WINDOWS_RUNNERS = {"win_amd64": "windows-latest", "win_arm64": "windows-11-arm"}
+
+
+def _windows_runners(component_dir: str) -> set[str]:
+    """The runners the component's Windows selection needs (cibuildwheel's answer)."""
+    from cuda_ci.wheelplan import selected_identifiers
+
+    return {WINDOWS_RUNNERS[i.split("-", 1)[1]] for i in selected_identifiers(REPO_ROOT / component_dir, "windows")}
+
+
 def test_windows_wheels_feed_the_build_as_extra_dist() -> None:
     jobs = load("release.yml")["jobs"]
     assert jobs["windows-wheels"]["runs-on"] == "windows-latest"
-    assert "--wheels-only" in next(
-        s["run"] for s in jobs["windows-wheels"]["steps"] if "cuda-ci build" in s.get("run", "")
-    )
-    assert "windows-wheels" in _needs(jobs["build"])
+    assert jobs["windows-arm64-wheels"]["runs-on"] == "windows-11-arm"
+    assert jobs["windows-arm64-wheels"]["if"] == "inputs.component == 'cuda-core'"
+    assert _windows_runners("cuda_core") == {"windows-latest", "windows-11-arm"}
+    assert _windows_runners("cuda_bindings") == {"windows-latest"}
+    for job in ("windows-wheels", "windows-arm64-wheels"):
+        assert "--wheels-only" in next(s["run"] for s in jobs[job]["steps"] if "cuda-ci build" in s.get("run", ""))
+        assert job in _needs(jobs["build"])
+        assert f"needs.{job}.result == 'skipped'" in jobs["build"]["if"]
+    downloads = [s for s in jobs["build"]["steps"] if s.get("uses", "").startswith("actions/download-artifact@")]
+    assert {(s["with"]["name"], s["with"]["path"]) for s in downloads} == {
+        ("windows-wheels", "windows-wheels"),
+        ("windows-arm64-wheels", "windows-wheels"),
+    }
     assert "--extra-dist windows-wheels" in next(
         s["run"] for s in jobs["build"]["steps"] if "dagger" in s.get("run", "")
     )
     assert "windows-wheels" not in load("release-cuda-pathfinder.yml")["jobs"]
+
+
+def test_ci_matrices_follow_the_selection() -> None:
+    """CI builds every identifier a release would: each CPython the compiled components select
+    (x86_64 Linux, one test job each) and each Windows architecture on its native runner."""
+    from cuda_ci.wheelplan import selected_identifiers
+
+    jobs = load("ci.yml")["jobs"]
+    linux = selected_identifiers(REPO_ROOT / "cuda_core", "linux")
+    pythons = [i.split("-")[0] for i in linux if i.endswith("x86_64")]
+    expected = [f"{p[2]}.{p[3:]}" for p in pythons]
+    assert jobs["test"]["strategy"]["matrix"]["python"] == expected
+    assert {"3.15", "3.15t", "3.14t"} <= set(expected)
+    windows = {(e["component"], e["runner"]) for e in jobs["windows-wheels"]["strategy"]["matrix"]["include"]}
+    assert windows == {("cuda-bindings", r) for r in _windows_runners("cuda_bindings")} | {
+        ("cuda-core", r) for r in _windows_runners("cuda_core")
+    }
+    assert jobs["windows-wheels"]["runs-on"] == "${{ matrix.runner }}"
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -44,7 +44,7 @@ from cuda_ci.siblings import SIBLINGS_DIR, sibling_sdists, sibling_wheels
 from cuda_ci.tags import ReleaseTag
 from cuda_ci.toolenvs import pinned_versions
 from cuda_ci.wheelbuild import BuiltFile, build_component, write_build_requirements
-from cuda_ci.wheels import cibuildwheel_identifiers, host_identifier
+from cuda_ci.wheels import cibuildwheel_identifiers, host_identifier, native_archs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -201,7 +201,10 @@ def execute_build(
                     file_entry(folder.path, target, kind, build.component.distribution, file.sha256, file.built_from)
                 )
             if build.cibuildwheel_platform:
-                identifiers = cibuildwheel_identifiers(tree / build.component.dir, build.cibuildwheel_platform)
+                platform_name = build.cibuildwheel_platform
+                identifiers = cibuildwheel_identifiers(
+                    tree / build.component.dir, platform_name, native_archs(platform_name)
+                )
             if plan.prebuilt_wheels and build.component.wheel == "platform":
                 identifiers = cibuildwheel_identifiers(tree / build.component.dir, "linux")
                 entries += _take_prebuilt(plan.prebuilt_wheels, build.component, folder)

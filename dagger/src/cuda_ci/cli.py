@@ -18,7 +18,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from cuda_ci import checks, clireport, commands, credentials, hostrun, process, runs, secrets, toolenvs
+from cuda_ci import checks, clireport, commands, credentials, hostrun, process, release_status, runs, secrets, toolenvs
 from cuda_ci.cliflags import DEPRECATED_ALIASES, build_parser, cache_trust, settings_of
 from cuda_ci.errors import CudaCiError, Problem, UsageError
 from cuda_ci.hostrun import NODE_COMMANDS, run_parsed_node, selection_of
@@ -164,6 +164,18 @@ def _cmd_sign(args: argparse.Namespace, settings: Settings, reporter: Reporter) 
     return Result(data, [f"attestation: {path}" for path in paths])
 
 
+def _cmd_status(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
+    """Exit 0 only when every place of every release is complete; never writes anywhere."""
+    request = release_status.StatusRequest(
+        repo=args.repo, tag=args.tag, component=args.component, release_dir=args.release_dir
+    )
+    statuses = commands.status(request=request, settings=settings, reporter=reporter)
+    lines = [line for status in statuses for line in release_status.status_lines(status)]
+    unfinished = [s.tag.name for s in statuses if not s.complete]
+    problems = (f"not finished: {', '.join(unfinished)}: run the commands under next:, in order",) if unfinished else ()
+    return Result(release_status.report_json(statuses), lines, problems=problems)
+
+
 def _jobs(results: Sequence[checks.JobResult]) -> Result:
     lines = [f"{'passed' if r.ok else 'FAILED':>8}  {r.name}: {(r.detail.splitlines() or [''])[0]}" for r in results]
     jobs = [
@@ -205,6 +217,7 @@ HANDLERS: dict[str, Handler] = {
     "verify": _cmd_verify,
     "verify-reproducible": _cmd_verify_reproducible,
     "sign": _cmd_sign,
+    "status": _cmd_status,
     "lint": _cmd_lint,
     "test": _cmd_test,
     "ci": _cmd_ci,

@@ -169,6 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     _command(sub, "verify-reproducible", "rebuild the manifest's commit and compare every sha256", release_dir=True)
     _command(sub, "sign", "PEP 740 attestations of dist/ into attestations/ (GitHub Actions only)", release_dir=True)
 
+    p = _command(sub, "status", "where a release stands: tag, GitHub release, TestPyPI, PyPI (read only)")
+    p.add_argument("--tag", help="this release (default: every unit's newest tag)")
+    p.add_argument("--component", choices=components.unit_names(), help="the unit's newest tag")
+    p.add_argument("--release-dir", type=Path, help="compare with this release folder's manifest")
+
     _command(sub, "lint", "ruff, mypy and the workflow checks (the CI lint job)")
     p = _command(sub, "test", "one CI job: build HEAD, validate, docs, the unit's tests against its wheels")
     p.add_argument("--component", required=True, choices=components.unit_names())

@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from cuda_ci.process import PYTHON
 from cuda_ci.provenance import sign_release
 from cuda_ci.publish import BOTH_PHASES, IndexPhase
 from cuda_ci.publishable import docs_outcome, read_docs_outcome, write_docs_outcome
+from cuda_ci.release_status import ReleaseStatus, StatusRequest, release_statuses
 from cuda_ci.reproducible import Comparison
 from cuda_ci.reproducible import verify_reproducible as rebuild_and_compare
 from cuda_ci.runlog import write_node_log
@@ -277,6 +279,11 @@ def verify(
     if not release_dir.is_dir():
         raise UsageError(f"--release-dir {str(release_dir)!r} does not exist or is not a directory")
     return verify_checks.verify_folder(release_dir)
+
+
+def status(*, request: StatusRequest, settings: Settings, reporter: Reporter) -> list[ReleaseStatus]:
+    """``cuda-ci status``: where each release stands (:mod:`cuda_ci.release_status`); read only."""
+    return release_statuses(request, settings, reporter.info, datetime.now(UTC))
 
 
 def verify_reproducible(*, repo: Path, release_dir: Path, reporter: Reporter) -> list[Comparison]:

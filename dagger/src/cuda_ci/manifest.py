@@ -134,6 +134,11 @@ def file_entry(
     return entry
 
 
+def sums_text(manifest: Manifest) -> str:
+    """SHA256SUMS: bare names, so ``sha256sum -c`` passes beside the files as downloaded from GitHub."""
+    return "".join(f"{f['sha256']}  {f['name']}\n" for f in sorted(manifest["files"], key=lambda f: f["name"]))
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to a temporary file in the same folder, then rename it into place."""
     write_atomic(path, (json.dumps(data, indent=2, sort_keys=False) + "\n").encode("utf-8"))
@@ -287,9 +292,7 @@ class ReleaseFolder:
         self.write_sums(manifest)
 
     def write_sums(self, manifest: Manifest) -> None:
-        """Bare names, so ``sha256sum -c`` passes beside the files as downloaded from GitHub."""
-        lines = [f"{f['sha256']}  {f['name']}\n" for f in sorted(manifest["files"], key=lambda f: f["name"])]
-        write_atomic(self.sums_path, "".join(lines).encode("utf-8"))
+        write_atomic(self.sums_path, sums_text(manifest).encode("utf-8"))
 
     def verify_hashes(self, manifest: Manifest) -> list[str]:
         """Problems between the manifest and the files on disk (empty when they agree).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, NotRequired, TypedDict
 
@@ -24,6 +25,7 @@ from cuda_ci.manifest import CiGate
 from cuda_ci.rehearsal import Ref, rehearsal_detail, resolve_ref, tag_conflict
 from cuda_ci.settings import IndexSettings, Settings
 from cuda_ci.tags import ReleaseTag, parse_tag
+from cuda_ci.upload_window import preflight_window
 
 CheckStatus = Literal["passed", "failed", "not-verified", "skipped", "rehearsal"]
 
@@ -122,6 +124,7 @@ def run_preflight(git: Git, request: PreflightRequest, settings: Settings, repor
     if result.unit is not None and result.commit is not None:
         _github_checks(result, settings, reporter)
         _sibling_check(git, result, settings, reporter)
+        _upload_window_check(result, settings, reporter)
     for check in result.checks:
         if check["status"] in ("not-verified", "rehearsal"):
             status = check["status"].replace("-", " ")
@@ -361,3 +364,18 @@ def _version(filename: str) -> Version | None:
         return identify(Path(filename)).version
     except DistProblem:
         return None
+
+
+def _upload_window_check(result: Preflight, settings: Settings, reporter: Reporter) -> None:
+    """A release's files already on TestPyPI or PyPI past their upload window (a re-run; a dry-run
+    publishes to the embedded indexes, which have none)."""
+    if result.request.lenient or result.tag is None:
+        return
+    http = HttpClient(attempts=1)  # advisory: publish reads the window again, with retries, before uploading
+    now = datetime.now(UTC)
+    for index in settings.indexes.values():
+        window = settings.upload_window_days
+        result.record(
+            "upload-window",
+            *preflight_window(index.name, index.simple_url, index.simple_auth, result.tag, window, http, now),
+        )

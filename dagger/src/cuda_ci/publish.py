@@ -22,7 +22,7 @@ from cuda_ci.github import Release
 from cuda_ci.httpclient import HttpClient
 from cuda_ci.index import files_on_index
 from cuda_ci.log import Reporter
-from cuda_ci.manifest import FileEntry, Manifest, ReleaseFolder, sha256_of
+from cuda_ci.manifest import FileEntry, Manifest, ReleaseFolder, sha256_of, sums_text
 from cuda_ci.process import PYTHON, clean_environ, run
 from cuda_ci.provenance import find_attestations, unlisted_upload_problems
 from cuda_ci.publishable import folder_kind
@@ -45,8 +45,7 @@ def check_release_folder(folder: ReleaseFolder, manifest: Manifest, repo: Path |
         problems.append(
             f"{folder.manifest_path} has no validation: run `cuda-ci validate --release-dir {folder.path}` first"
         )
-    expected_sums = "".join(f"{f['sha256']}  {f['name']}\n" for f in sorted(manifest["files"], key=lambda f: f["name"]))
-    if not folder.sums_path.is_file() or folder.sums_path.read_text(encoding="utf-8") != expected_sums:
+    if not folder.sums_path.is_file() or folder.sums_path.read_text(encoding="utf-8") != sums_text(manifest):
         problems.append(f"{folder.sums_path} does not match {folder.manifest_path}: rebuild the release folder")
     if repo is not None and manifest["tag"]:
         _check_tag_unmoved(repo, manifest, problems)

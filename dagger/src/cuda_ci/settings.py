@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from cuda_ci.errors import UsageError
 from cuda_ci.secrets import split_credentials
 
 IndexName = Literal["testpypi", "pypi"]
@@ -33,6 +34,9 @@ class IndexSettings:
     def __repr__(self) -> str:  # never show the token
         return f"IndexSettings(name={self.name!r}, upload_url={self.upload_url!r}, simple_url={self.simple_url!r})"
 
+
+# PyPI's upload window (warehouse #19727, July 2026): the default of CUDA_CI_UPLOAD_WINDOW_DAYS.
+PYPI_UPLOAD_WINDOW_DAYS = 14
 
 CiGateStatus = Literal["verified", "not-verified", "snapshot"]
 OIDC_VARIABLES = ("ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
@@ -91,6 +95,9 @@ class Settings:
     # NO_COLOR (https://no-color.org): set and not empty, nothing is coloured.
     no_color: bool = False
     cache_dir: Path = field(default_factory=lambda: default_cache_dir({}))
+    # CUDA_CI_UPLOAD_WINDOW_DAYS: the days after a release's first upload in which TestPyPI and PyPI
+    # accept new files for it (PyPI's 14 since July 2026, warehouse #19727); 0 applies no window.
+    upload_window_days: int = PYPI_UPLOAD_WINDOW_DAYS
 
     def __repr__(self) -> str:  # never show a token
         return f"Settings(github_api_url={self.github_api_url!r}, github_repository={self.github_repository!r})"
@@ -132,4 +139,15 @@ class Settings:
             ),
             no_color=bool(environ.get("NO_COLOR")),
             cache_dir=default_cache_dir(environ),
+            upload_window_days=_window_days(environ.get("CUDA_CI_UPLOAD_WINDOW_DAYS")),
         )
+
+
+def _window_days(text: str | None) -> int:
+    if text is None or not text.strip():
+        return PYPI_UPLOAD_WINDOW_DAYS
+    if not text.strip().isdigit():
+        raise UsageError(
+            f"CUDA_CI_UPLOAD_WINDOW_DAYS={text!r}: give a whole number of days (14, PyPI's window; 0 applies none)"
+        )
+    return int(text)

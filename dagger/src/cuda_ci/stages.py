@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cuda_ci.components import get_unit
@@ -39,6 +40,7 @@ from cuda_ci.rerun import target_outcomes
 from cuda_ci.secrets import redact
 from cuda_ci.settings import IndexName, Settings
 from cuda_ci.siblings import folder_siblings
+from cuda_ci.upload_window import check_upload_windows
 from cuda_ci.uploads import IndexTarget
 
 
@@ -187,6 +189,14 @@ def _publish_locked(
         else:
             uploads = "upload" in phases
             indexes = {n: _index_target(n, settings, uploads=uploads) for n in ("testpypi", "pypi") if n in targets}
+        # Every index target's window, before GitHub's draft too: publish --target github (the plan's
+        # first publish node) refuses a resume that the indexes after it would refuse.
+        windowed = (
+            indexes
+            if indexes or target != "github"
+            else {n: _index_target(n, settings, uploads=False) for n in ("testpypi", "pypi")}
+        )
+        _check_upload_windows(list(windowed.values()), manifest, dry_run, settings, reporter)
         for name in targets:
             with reporter.step(f"publish --target {name}"):
                 if name == "github":
@@ -206,6 +216,18 @@ def _publish_locked(
                         siblings=siblings,
                     )
     return target_outcomes(log.entries[first_entry:])
+
+
+def _check_upload_windows(
+    indexes: list[IndexTarget], manifest: Manifest, dry_run: bool, settings: Settings, reporter: Reporter
+) -> None:
+    """PyPI's upload window, known before the first target runs (see :mod:`cuda_ci.upload_window`)."""
+    if not indexes:
+        return
+    if dry_run:
+        reporter.note("upload window: not applied to the embedded indexes (pypiserver takes new files at any age)")
+        return
+    check_upload_windows(indexes, manifest, settings.upload_window_days, reporter, datetime.now(UTC))
 
 
 @contextmanager

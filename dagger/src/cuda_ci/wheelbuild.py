@@ -22,7 +22,7 @@ from cuda_ci.manifest import BuiltFrom, sha256_of
 from cuda_ci.process import PYTHON, run
 from cuda_ci.sdists import extract_sdist, normalize_sdist
 from cuda_ci.variants import Variants, merge_variant_folders
-from cuda_ci.wheels import kind_problem
+from cuda_ci.wheels import kind_problem, native_archs
 
 CONTAINER_SIBLINGS = "/cuda-ci-siblings"
 CONTAINER_BUILD_SIBLINGS = "/cuda-ci-build-siblings"
@@ -195,7 +195,7 @@ def cibuildwheel_environ(build: ComponentBuild) -> dict[str, str]:
     siblings from this commit's wheels (the public PyPI holds other builds of those names); for a
     component compiling against siblings, a build without isolation whose environment holds the
     build requirements and this commit's siblings, built for each identifier from their sdists."""
-    environ: dict[str, str] = {}
+    environ: dict[str, str] = native_archs(build.cibuildwheel_platform or "")
     siblings = build.test_siblings
     folder = str(siblings[0].parent) if siblings else ""
     sdists = build.build_siblings

@@ -61,8 +61,18 @@ def installable_here(filename: str) -> bool:
     return any(tag in supported for tag in tags)
 
 
-def cibuildwheel_identifiers(package_dir: Path, platform_name: str) -> list[str]:
-    """The identifiers the component's ``[tool.cibuildwheel]`` selects on ``platform_name``."""
+def native_archs(platform_name: str) -> dict[str, str]:
+    """cibuildwheel's settings for a native build on ``platform_name``: a Windows runner builds its own
+    architecture only (windows-latest AMD64, windows-11-arm ARM64; the workflows run one job per
+    architecture and validate expects them all), never cross-compiles a wheel it cannot import-test."""
+    return {"CIBW_ARCHS_WINDOWS": "native"} if platform_name == "windows" else {}
+
+
+def cibuildwheel_identifiers(
+    package_dir: Path, platform_name: str, environ: Mapping[str, str] | None = None
+) -> list[str]:
+    """The identifiers the component's ``[tool.cibuildwheel]`` selects on ``platform_name`` (``environ``:
+    ``CIBW_*`` settings of the build, e.g. :func:`native_archs`)."""
     argv = [
         sys.executable,
         "-m",
