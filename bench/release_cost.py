@@ -2,7 +2,7 @@
 """What a release costs: against the floor, a bare build and the old flow, and where the time goes.
 
 One run, in a throwaway clone of this working tree with one release tag per unit (every unit of the
-registry, dagger/src/cuda_ci/components.py), all on one commit:
+registry, dagger/src/cuda_ci/infra/components.py), all on one commit:
   floor     python -m build --no-isolation of the unit's folders at its tag, in an environment that
             already holds each folder's build backend: its [build-system] requires and whatever the
             backend asks for (PyPA build's get_requires_for_build), installed and compiled before,
@@ -45,7 +45,7 @@ from build import ProjectBuilder
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from cuda_ci.components import COMPONENTS, UNITS, Component, get_component
+from cuda_ci.infra.components import COMPONENTS, UNITS, Component, get_component
 
 REPO = Path(__file__).resolve().parents[1]
 # The version each unit's bench tag carries; cuda-core requires cuda-bindings 13.

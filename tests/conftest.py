@@ -23,7 +23,7 @@ def monorepo(template_repo: Path, tmp_path: Path) -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def tool_env_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Kept tool environments in one folder per test session: never the user's cache, warm after the first."""
-    from cuda_ci import toolenvs
+    from cuda_ci.infra import toolenvs
 
     folder = tmp_path_factory.mktemp("cuda-ci-cache")
     previous = os.environ.get("CUDA_CI_CACHE_DIR")

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from cuda_ci.components import get_unit
-from cuda_ci.plan import Mode, PlanOptions, ReleasePlan, RepositoryState, WheelJob, plan_release
+from cuda_ci.infra.components import get_unit
+from cuda_ci.plan.release import Mode, PlanOptions, ReleasePlan, RepositoryState, WheelJob, plan_release
 from tests.helpers import REPO_ROOT
 
 
@@ -103,7 +103,7 @@ FAKE_COMMIT = "0" * 40
 @functools.cache
 def wheel_jobs(unit_name: str) -> tuple[WheelJob, ...]:
     """cibuildwheel's Linux jobs for the unit's platform component, as the plan takes them."""
-    from cuda_ci.wheelplan import linux_wheel_jobs
+    from cuda_ci.build.wheel_jobs import linux_wheel_jobs
 
     platform = [c for c in get_unit(unit_name).components if c.wheel == "platform"]
     if not platform:

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from cuda_ci.components import COMPONENTS
+from cuda_ci.infra.components import COMPONENTS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _IGNORE = shutil.ignore_patterns("*.egg-info", "build", "dist", "__pycache__", "*.so", "*.pyd", ".pytest_cache")
@@ -68,7 +68,7 @@ def folder_from(repo: Path, root: Path, *argv: str) -> Path:
     import contextlib
     import io
 
-    from cuda_ci.cli import main
+    from cuda_ci.cli.app import main
 
     out = root / "release"
     printed = io.StringIO()
@@ -85,7 +85,7 @@ def result_document(text: str, command: str) -> dict:  # type: ignore[type-arg]
     from jsonschema import Draft202012Validator
     from referencing import Registry, Resource
 
-    from cuda_ci.manifest import SCHEMA_FILE
+    from cuda_ci.infra.manifest import SCHEMA_FILE
 
     resources = [
         Resource.from_contents(json.loads(path.read_text())) for path in SCHEMA_FILE.parent.glob("*.schema.json")

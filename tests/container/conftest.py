@@ -17,8 +17,8 @@ import pytest
 
 import cuda_ci.main
 import dagger
+from cuda_ci.build.wheel_jobs import LinuxWheelJob
 from cuda_ci.main import SOURCE_IGNORE, TOOLING_IMAGE, CudaCi
-from cuda_ci.wheelplan import LinuxWheelJob
 from dagger import dag
 from tests.container.engine import Lane, Podman, lane
 from tests.helpers import REPO_ROOT, git

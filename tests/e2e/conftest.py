@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from cuda_ci.index import EmbeddedIndex, embedded_index
+from cuda_ci.infra.index import EmbeddedIndex, embedded_index
 from tests.fakes.github import FakeGitHub
 from tests.helpers import clone, folder_from, git, tagged_clone
 
@@ -82,6 +82,6 @@ def pathfinder_release(template_repo: Path, tmp_path_factory: pytest.TempPathFac
             patch.delenv(name, raising=False)
         patch.setenv("GITHUB_API_URL", "http://127.0.0.1:9")
         patch.setenv("GITHUB_REPOSITORY", "NVIDIA/cuda-python")
-        patch.setattr("cuda_ci.httpclient.DEFAULT_BACKOFF", 0.01)
+        patch.setattr("cuda_ci.infra.httpclient.DEFAULT_BACKOFF", 0.01)
         folder = folder_from(repo, root, "release", "--tag", PATHFINDER_TAG, "--dry-run", "--no-publish")
     return repo, folder

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cuda_ci.cli import main
+from cuda_ci.cli.app import main
 from tests.fakes.github import FakeGitHub
 from tests.helpers import git, result_document
 

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from cuda_ci import checks
-from cuda_ci.build import BuildSource
-from cuda_ci.cli import main
-from cuda_ci.components import get_unit
-from cuda_ci.declared import check_unit, requirements_for_tests
-from cuda_ci.git import Git
-from cuda_ci.log import Reporter
-from cuda_ci.manifest import ReleaseFolder
-from cuda_ci.plan import installed_test_steps
-from cuda_ci.process import PYTHON
+from cuda_ci.build.builder import BuildSource
+from cuda_ci.ci import jobs as checks
+from cuda_ci.cli.app import main
+from cuda_ci.infra.components import get_unit
+from cuda_ci.infra.declared import check_unit, requirements_for_tests
+from cuda_ci.infra.git import Git
+from cuda_ci.infra.log import Reporter
+from cuda_ci.infra.manifest import ReleaseFolder
+from cuda_ci.infra.process import PYTHON
+from cuda_ci.plan.release import installed_test_steps
 from tests.helpers import REPO_ROOT, git, result_document
 
 pytestmark = pytest.mark.e2e
@@ -105,6 +105,6 @@ def test_lint_reports_each_tool(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_the_cli_never_imports_dagger() -> None:
-    modules = "cuda_ci.cli, cuda_ci.commands, cuda_ci.stages, cuda_ci.checks"
+    modules = "cuda_ci.cli.app, cuda_ci.cli.commands, cuda_ci.publish.run, cuda_ci.ci.jobs"
     code = f"import sys, {modules}; assert 'dagger' not in sys.modules, 'dagger imported'"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from cuda_ci import publish
-from cuda_ci.cli import main
-from cuda_ci.index import EmbeddedIndex
+from cuda_ci.cli.app import main
+from cuda_ci.infra.index import EmbeddedIndex
+from cuda_ci.publish import targets as publish
 from tests.e2e.conftest import index_environ
 from tests.fakes.github import FakeGitHub
 from tests.helpers import folder_from, git, tagged_clone

@@ -247,7 +247,7 @@ def test_every_cuda_ci_exec_is_accepted_by_the_host_cli() -> None:
 
 
 def _parse(argv: list[str]) -> None:
-    from cuda_ci.cli import build_parser
+    from cuda_ci.cli.app import build_parser
 
     try:
         build_parser().parse_args(argv[1:])

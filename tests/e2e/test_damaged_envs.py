@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from cuda_ci import toolenvs
-from cuda_ci.declared import DEFAULT_DOCS
-from cuda_ci.docs import sphinx_env
-from cuda_ci.envcontent import content_problem
-from cuda_ci.envs import Env
-from cuda_ci.log import Reporter
-from cuda_ci.process import PYTHON
+from cuda_ci.docs.sphinx import sphinx_env
+from cuda_ci.infra import toolenvs
+from cuda_ci.infra.declared import DEFAULT_DOCS
+from cuda_ci.infra.envcontent import content_problem
+from cuda_ci.infra.envs import Env
+from cuda_ci.infra.log import Reporter
+from cuda_ci.infra.process import PYTHON
 
 pytestmark = pytest.mark.e2e
 SMALL = ["iniconfig==2.0.0"]

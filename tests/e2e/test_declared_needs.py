@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cuda_ci.cli import main
+from cuda_ci.cli.app import main
 from tests.helpers import git
 
 pytestmark = pytest.mark.e2e

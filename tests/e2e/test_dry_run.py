@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from cuda_ci.cli import main
-from cuda_ci.envcontent import content_problem
-from cuda_ci.index import free_port
+from cuda_ci.cli.app import main
+from cuda_ci.infra.envcontent import content_problem
+from cuda_ci.infra.index import free_port
 from tests.helpers import commit_change, git
 
 pytestmark = pytest.mark.e2e
@@ -22,7 +22,7 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("GITHUB_API_URL", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("GITHUB_REPOSITORY", "NVIDIA/cuda-python")
-    monkeypatch.setattr("cuda_ci.httpclient.DEFAULT_BACKOFF", 0.01)
+    monkeypatch.setattr("cuda_ci.infra.httpclient.DEFAULT_BACKOFF", 0.01)
 
 
 @pytest.mark.usefixtures("offline")

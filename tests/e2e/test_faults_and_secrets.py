@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from cuda_ci import toolenvs
-from cuda_ci.cli import main
-from cuda_ci.git import Git
-from cuda_ci.index import EmbeddedIndex, embedded_index
-from cuda_ci.manifest import sha256_of
-from cuda_ci.stages import release_lock
+from cuda_ci.cli.app import main
+from cuda_ci.infra import toolenvs
+from cuda_ci.infra.git import Git
+from cuda_ci.infra.index import EmbeddedIndex, embedded_index
+from cuda_ci.infra.manifest import sha256_of
+from cuda_ci.publish.run import release_lock
 from tests.fakes.github import FakeGitHub
 from tests.fakes.proxy import FlakyIndex, RecordingServer
 from tests.helpers import git
@@ -46,8 +46,8 @@ def _with_userinfo(url: str, password: str, user: str = "someone") -> str:
 
 @pytest.fixture
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("cuda_ci.uploads.UPLOAD_BACKOFF", 0.01)
-    monkeypatch.setattr("cuda_ci.httpclient.DEFAULT_BACKOFF", 0.01)
+    monkeypatch.setattr("cuda_ci.publish.uploads.UPLOAD_BACKOFF", 0.01)
+    monkeypatch.setattr("cuda_ci.infra.httpclient.DEFAULT_BACKOFF", 0.01)
 
 
 @pytest.fixture

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from cuda_ci.cli import main
-from cuda_ci.errors import CudaCiError
-from cuda_ci.github import GitHub
-from cuda_ci.httpclient import HttpClient, RateLimited
-from cuda_ci.releases import GitHubReleases
+from cuda_ci.cli.app import main
+from cuda_ci.infra.errors import CudaCiError
+from cuda_ci.infra.github import GitHub
+from cuda_ci.infra.httpclient import HttpClient, RateLimited
+from cuda_ci.publish.releases import GitHubReleases
 from tests.fakes.github import FakeGitHub
 from tests.helpers import folder_from, git, tagged_clone
 
@@ -371,7 +371,7 @@ def test_a_draft_made_by_a_run_that_failed_is_adopted_by_the_next(
 def test_a_second_publish_of_one_folder_refuses_at_once_naming_the_first(
     folder: Path, built: tuple[Path, Path], fake: FakeGitHub, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from cuda_ci.stages import publish_lock
+    from cuda_ci.publish.run import publish_lock
 
     with publish_lock(folder):  # the first publish, still running
         assert _publish(folder, built[1], "github") == 1

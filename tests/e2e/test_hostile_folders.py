@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from cuda_ci.cli import main
-from cuda_ci.components import get_unit
-from cuda_ci.errors import CudaCiError
-from cuda_ci.log import Reporter
-from cuda_ci.manifest import ReleaseFolder, file_entry, sha256_of
-from cuda_ci.siblingrecord import write_record
-from cuda_ci.siblings import sibling_wheels
+from cuda_ci.build.sibling_record import write_record
+from cuda_ci.build.siblings import sibling_wheels
+from cuda_ci.cli.app import main
+from cuda_ci.infra.components import get_unit
+from cuda_ci.infra.errors import CudaCiError
+from cuda_ci.infra.log import Reporter
+from cuda_ci.infra.manifest import ReleaseFolder, file_entry, sha256_of
 from tests.fakes.github import FakeGitHub
 from tests.helpers import folder_from, git, tagged_clone
 

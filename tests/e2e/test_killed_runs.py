@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cuda_ci.cli import main
+from cuda_ci.cli.app import main
 from tests.helpers import git
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")]
@@ -153,9 +153,9 @@ def _pid_in(path: Path) -> int:
 
 
 def test_a_timeout_ends_the_childs_whole_group(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from cuda_ci import process
-    from cuda_ci.errors import CommandError
-    from cuda_ci.log import Reporter
+    from cuda_ci.infra import process
+    from cuda_ci.infra.errors import CommandError
+    from cuda_ci.infra.log import Reporter
 
     monkeypatch.setattr(process, "GRACE", 1.0)
     pid_file = tmp_path / "grandchild.pid"
@@ -171,8 +171,8 @@ def test_a_timeout_ends_the_childs_whole_group(tmp_path: Path, monkeypatch: pyte
 
 
 def test_a_grandchild_left_holding_the_pipe_does_not_keep_the_run_waiting(tmp_path: Path) -> None:
-    from cuda_ci import process
-    from cuda_ci.log import Reporter
+    from cuda_ci.infra import process
+    from cuda_ci.infra.log import Reporter
 
     pid_file = tmp_path / "grandchild.pid"
     start = time.monotonic()

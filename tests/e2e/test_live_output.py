@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from cuda_ci.log import Reporter
-from cuda_ci.process import PYTHON, run
+from cuda_ci.infra.log import Reporter
+from cuda_ci.infra.process import PYTHON, run
 
 pytestmark = pytest.mark.e2e
 

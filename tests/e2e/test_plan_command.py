@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cuda_ci.cli import main
-from cuda_ci.cliflags import build_parser
+from cuda_ci.cli.app import main
+from cuda_ci.cli.flags import build_parser
 from tests.helpers import git
 
 pytestmark = pytest.mark.e2e

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cuda_ci.cli import main
+from cuda_ci.cli.app import main
 from tests.fakes.github import FakeGitHub
 from tests.fakes.simple_index import SimpleIndex
 from tests.helpers import commit_change, git, result_document
@@ -205,12 +205,12 @@ def test_full_release_refuses_without_a_token(
 def test_github_out_of_reach_refuses_a_full_release_and_is_noted_in_a_dry_run(
     tagged_repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from cuda_ci.index import free_port
+    from cuda_ci.infra.index import free_port
 
     monkeypatch.setenv("GITHUB_API_URL", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("GITHUB_REPOSITORY", "NVIDIA/cuda-python")
     monkeypatch.setenv("GITHUB_TOKEN", "ghs_unreachable_token_value")
-    monkeypatch.setattr("cuda_ci.httpclient.DEFAULT_BACKOFF", 0.01)
+    monkeypatch.setattr("cuda_ci.infra.httpclient.DEFAULT_BACKOFF", 0.01)
     assert preflight(tagged_repo, "--tag", "v13.0.0") == 1
     err = capsys.readouterr().err
     assert "GitHub is out of reach" in err and "retry when GitHub answers" in err

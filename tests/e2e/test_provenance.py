@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from cuda_ci.cli import main
-from cuda_ci.hygiene import debug_sections, is_shared_object
-from cuda_ci.manifest import ReleaseFolder, check_schema, sha256_of
-from cuda_ci.provenance import attestation_name
-from cuda_ci.sbom import check_sbom
+from cuda_ci.build.hygiene import debug_sections, is_shared_object
+from cuda_ci.build.sbom import check_sbom
+from cuda_ci.cli.app import main
+from cuda_ci.infra.manifest import ReleaseFolder, check_schema, sha256_of
+from cuda_ci.publish.provenance import attestation_name
 from tests.fakes.github import FakeGitHub
 from tests.helpers import folder_from, result_document, tagged_clone
 
@@ -101,7 +101,7 @@ def test_a_host_build_strips_what_it_compiles_with_debug_info(
 def test_every_manifest_matches_the_published_schema(release_folder: tuple[Path, Path]) -> None:
     import jsonschema
 
-    from cuda_ci.manifest import SCHEMA_FILE
+    from cuda_ci.infra.manifest import SCHEMA_FILE
 
     schema = json.loads(SCHEMA_FILE.read_text())
     jsonschema.Draft7Validator.check_schema(schema)  # a well-formed schema, by a second implementation

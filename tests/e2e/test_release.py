@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from cuda_ci.cli import main
-from cuda_ci.index import EmbeddedIndex
-from cuda_ci.manifest import sha256_of
+from cuda_ci.cli.app import main
+from cuda_ci.infra.index import EmbeddedIndex
+from cuda_ci.infra.manifest import sha256_of
 from tests.fakes.github import FakeGitHub
 from tests.helpers import git
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from cuda_ci.cli import main
-from cuda_ci.hygiene import format_size
-from cuda_ci.manifest import ReleaseFolder, file_entry
+from cuda_ci.build.hygiene import format_size
+from cuda_ci.cli.app import main
+from cuda_ci.infra.manifest import ReleaseFolder, file_entry
 from tests.helpers import clone, folder_from, git, tagged_clone
 
 pytestmark = pytest.mark.e2e
@@ -432,7 +432,7 @@ def test_a_refused_extra_dist_leaves_the_folder_as_it_was(
 def test_a_tag_moved_after_preflight_is_named_as_such(
     template_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from cuda_ci import commands
+    from cuda_ci.cli import commands
     from tests.helpers import commit_change
 
     repo = tagged_clone(template_repo, tmp_path, TAG)

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from cuda_ci.cli import main
-from cuda_ci.index import EmbeddedIndex
+from cuda_ci.cli.app import main
+from cuda_ci.infra.index import EmbeddedIndex
 from tests.fakes.github import FakeGitHub
 from tests.helpers import commit_change, git, result_document
 
@@ -108,7 +108,7 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("GITHUB_API_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("GITHUB_REPOSITORY", "NVIDIA/cuda-python")
-    monkeypatch.setattr("cuda_ci.httpclient.DEFAULT_BACKOFF", 0.01)
+    monkeypatch.setattr("cuda_ci.infra.httpclient.DEFAULT_BACKOFF", 0.01)
 
 
 @pytest.mark.usefixtures("offline")

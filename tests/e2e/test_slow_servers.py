@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from cuda_ci.cli import main
-from cuda_ci.httpclient import HttpClient, HttpUnavailable
+from cuda_ci.cli.app import main
+from cuda_ci.infra.httpclient import HttpClient, HttpUnavailable
 from tests.fakes import loopback
 
 pytestmark = pytest.mark.e2e
@@ -65,7 +65,7 @@ def test_a_dripping_answer_ends_at_the_deadline_naming_the_host(dripping: Thread
 def test_cuda_ci_reports_the_deadline_as_an_error(
     dripping: ThreadingHTTPServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr("cuda_ci.httpclient.DEADLINE", 2.0)
+    monkeypatch.setattr("cuda_ci.infra.httpclient.DEADLINE", 2.0)
     monkeypatch.setenv("GITHUB_API_URL", loopback.url(dripping))
     monkeypatch.setenv("GITHUB_REPOSITORY", "NVIDIA/cuda-python")
     monkeypatch.delenv("GITHUB_TOKEN", raising=False)

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from cuda_ci.cli import main
-from cuda_ci.index import EmbeddedIndex
-from cuda_ci.manifest import MANIFEST_NAME, SUMS_NAME
+from cuda_ci.cli.app import main
+from cuda_ci.infra.index import EmbeddedIndex
+from cuda_ci.infra.manifest import MANIFEST_NAME, SUMS_NAME
 from tests.e2e.conftest import PATHFINDER_TAG, index_environ
 from tests.fakes.github import FakeGitHub
 from tests.fakes.pypi_json import FakePyPI

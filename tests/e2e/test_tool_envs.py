@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from cuda_ci import toolenvs
-from cuda_ci.cli import main
-from cuda_ci.envcontent import content_problem
-from cuda_ci.envs import Env
-from cuda_ci.index import free_port
-from cuda_ci.log import Reporter
-from cuda_ci.process import PYTHON
+from cuda_ci.cli.app import main
+from cuda_ci.infra import toolenvs
+from cuda_ci.infra.envcontent import content_problem
+from cuda_ci.infra.envs import Env
+from cuda_ci.infra.index import free_port
+from cuda_ci.infra.log import Reporter
+from cuda_ci.infra.process import PYTHON
 from tests.helpers import git
 
 pytestmark = pytest.mark.e2e
@@ -103,8 +103,8 @@ def test_requirements_that_do_not_resolve_fall_back_with_a_warning(cache: Path) 
 def test_without_uv_builds_are_isolated_and_still_build_once(
     monorepo: Path, tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("cuda_ci.toolenvs.uv_binary", lambda: None)
-    monkeypatch.setattr("cuda_ci.frontend.uv_binary", lambda: None)
+    monkeypatch.setattr("cuda_ci.infra.toolenvs.uv_binary", lambda: None)
+    monkeypatch.setattr("cuda_ci.build.frontend.uv_binary", lambda: None)
     monkeypatch.setattr(toolenvs, "_FOUND", {})
     git(monorepo, "tag", "cuda-pathfinder-v1.0.0")
     out = tmp_path / "out"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cuda_ci.cli import main
+from cuda_ci.cli.app import main
 from tests.helpers import clone
 
 pytestmark = pytest.mark.e2e

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from cuda_ci import toolenvs
-from cuda_ci.cli import main
-from cuda_ci.envcontent import content_problem
-from cuda_ci.manifest import sha256_of
+from cuda_ci.cli.app import main
+from cuda_ci.infra import toolenvs
+from cuda_ci.infra.envcontent import content_problem
+from cuda_ci.infra.manifest import sha256_of
 from tests.e2e.test_faults_and_secrets import TOKENS
 from tests.helpers import git
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cuda_ci.cli import main
+from cuda_ci.cli.app import main
 from tests.fakes.github import FakeGitHub
 from tests.fakes.pypi_json import FakePyPI
 

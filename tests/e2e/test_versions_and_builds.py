@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from packaging.utils import parse_sdist_filename, parse_wheel_filename
 
-from cuda_ci.cli import main
+from cuda_ci.cli.app import main
 from tests.helpers import clone, commit_change, git
 
 pytestmark = pytest.mark.e2e
@@ -73,7 +73,7 @@ def test_annotated_v_tag_builds_bindings_and_pinned_metapackage(monorepo: Path, 
     assert "manylinux" in bindings.name, "platform wheels are repaired by auditwheel"
     manifest = json.loads((out / "release-manifest.json").read_text())
     listed = {f["name"]: f["sha256"] for f in manifest["files"]}
-    from cuda_ci.manifest import sha256_of
+    from cuda_ci.infra.manifest import sha256_of
 
     assert listed[bindings.name] == sha256_of(bindings), "the hash is of the repaired wheel"
     sums = (out / "SHA256SUMS").read_text().splitlines()

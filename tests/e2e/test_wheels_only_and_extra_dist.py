@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from cuda_ci.cli import main
-from cuda_ci.wheelplan import selected_identifiers
+from cuda_ci.build.wheel_jobs import selected_identifiers
+from cuda_ci.cli.app import main
 from tests.helpers import REPO_ROOT
 
 pytestmark = pytest.mark.e2e

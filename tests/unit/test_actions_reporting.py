@@ -10,14 +10,15 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from cuda_ci import actions, checks, commands, jobsummary, results
-from cuda_ci.cli import HANDLERS, main
-from cuda_ci.cliflags import DEPRECATED_ALIASES, build_parser
-from cuda_ci.declared import Declared
-from cuda_ci.errors import CudaCiError, Location, location_of
-from cuda_ci.liveview import Terminal
-from cuda_ci.log import Reporter
-from cuda_ci.manifest import SCHEMA_FILE
+from cuda_ci.ci import jobs as checks
+from cuda_ci.cli import actions, commands, jobsummary, results
+from cuda_ci.cli.app import HANDLERS, main
+from cuda_ci.cli.flags import DEPRECATED_ALIASES, build_parser
+from cuda_ci.cli.liveview import Terminal
+from cuda_ci.infra.declared import Declared
+from cuda_ci.infra.errors import CudaCiError, Location, location_of
+from cuda_ci.infra.log import Reporter
+from cuda_ci.infra.manifest import SCHEMA_FILE
 from tests.helpers import result_document
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cuda_ci import process
+from cuda_ci.infra import process
 
 
 def test_the_handler_can_take_the_children_lock_the_interrupted_thread_holds() -> None:

@@ -9,10 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from cuda_ci import checks, cliflags, commands, hostrun
-from cuda_ci.cli import HANDLERS, build_parser, main, settings_of
-from cuda_ci.errors import CudaCiError
-from cuda_ci.log import Reporter
+from cuda_ci.ci import jobs as checks
+from cuda_ci.cli import commands
+from cuda_ci.cli import flags as cliflags
+from cuda_ci.cli.app import HANDLERS, build_parser, main, settings_of
+from cuda_ci.executors import host as hostrun
+from cuda_ci.infra.errors import CudaCiError
+from cuda_ci.infra.log import Reporter
 
 
 def test_every_cli_command_has_its_function_in_the_command_layer() -> None:

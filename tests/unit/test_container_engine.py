@@ -6,18 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from cuda_ci.build import native_cibuildwheel_platform
-from cuda_ci.components import BINDINGS, CORE
-from cuda_ci.errors import UsageError
-from cuda_ci.frontend import ComponentBuild
-from cuda_ci.wheelbuild import (
+from cuda_ci.build.builder import native_cibuildwheel_platform
+from cuda_ci.build.component_build import (
     BUILD_REQUIREMENTS,
     CONTAINER_BUILD_SIBLINGS,
     CONTAINER_SIBLINGS,
     cibuildwheel_environ,
     write_build_requirements,
 )
-from cuda_ci.wheels import linux_container_engine
+from cuda_ci.build.frontend import ComponentBuild
+from cuda_ci.build.identifiers import linux_container_engine
+from cuda_ci.infra.components import BINDINGS, CORE
+from cuda_ci.infra.errors import UsageError
 from tests.helpers import REPO_ROOT
 
 

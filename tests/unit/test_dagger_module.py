@@ -1,8 +1,8 @@
 """The Dagger layer, inspected offline: the SDK builds lazy call chains without an engine.
 
 Nothing here runs Dagger; these tests prove what the graph would ask the engine to do. Every graph
-is derived from a release plan (``cuda_ci.plan``), decided here offline (``offline_plan``), and the
-host executor (``cuda_ci.hostrun``) is held to run the very same nodes.
+is derived from a release plan (``cuda_ci.plan.release``), decided here offline (``offline_plan``), and the
+host executor (``cuda_ci.executors.host``) is held to run the very same nodes.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ import pytest
 from dagger._exceptions import QueryErrorValue
 
 import dagger
-from cuda_ci import hostrun
-from cuda_ci.cli import build_parser
-from cuda_ci.cliflags import HANDOFF
-from cuda_ci.components import get_unit, unit_names
-from cuda_ci.graphparts import (
+from cuda_ci.build.wheel_jobs import linux_wheel_jobs, tooling_image
+from cuda_ci.cli.app import build_parser
+from cuda_ci.cli.flags import HANDOFF
+from cuda_ci.executors import host as hostrun
+from cuda_ci.executors.dagger_parts import (
     CUDA_CI,
     CUDA_IMAGE,
     NODE_PATHS,
@@ -38,9 +38,11 @@ from cuda_ci.graphparts import (
     MissingHistoryError,
     python_path,
 )
-from cuda_ci.log import Reporter
+from cuda_ci.infra.components import get_unit, unit_names
+from cuda_ci.infra.log import Reporter
+from cuda_ci.infra.settings import Settings
 from cuda_ci.main import NODE_OUTPUT, CiJobsFailed, CudaCi
-from cuda_ci.plan import (
+from cuda_ci.plan.release import (
     TOOL_PYTHON_VERSION,
     WHEEL_GUARD,
     Mode,
@@ -50,8 +52,6 @@ from cuda_ci.plan import (
     installed_test_steps,
     smoke_versions,
 )
-from cuda_ci.settings import Settings
-from cuda_ci.wheelplan import linux_wheel_jobs, tooling_image
 from dagger import dag
 from tests.dagger_render import (
     Call,
@@ -352,7 +352,7 @@ def _mounted_paths(chain: list[Call]) -> set[str]:
 def test_the_smoke_runs_skip_the_tooling_interpreter_whichever_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
     assert python_path(TOOL_PYTHON_VERSION) == TOOL_PYTHON, "the tooling interpreter is named once"
     identifiers = ["cp312-manylinux_x86_64", "cp313-manylinux_x86_64", "cp313-manylinux_aarch64"]
-    monkeypatch.setattr("cuda_ci.plan.TOOL_PYTHON_VERSION", "3.13")
+    monkeypatch.setattr("cuda_ci.plan.release.TOOL_PYTHON_VERSION", "3.13")
     assert smoke_versions(identifiers) == ["3.12"], "validate smoke-tests the tooling interpreter itself"
 
 
@@ -443,7 +443,7 @@ def test_the_gpu_job_runs_its_tests_with_the_wheel_guard(module: CudaCi, python:
     chain = render(module.test_container("cuda-core", python, gpu=True))
     (guard,) = [c for c in _top(chain, "withFile") if WHEEL_GUARD in c.args["path"]]
     assert guard.args["path"] == f"/venv/lib/{purelib}/site-packages/{WHEEL_GUARD}.py", "importable by pytest -p"
-    assert guard.args["source"][-1].args == {"path": "dagger/src/cuda_ci/wheelguard.py"}
+    assert guard.args["source"][-1].args == {"path": "dagger/src/cuda_ci/ci/wheelguard.py"}
     runs = [(i, c.args["args"][0]) for i, c in enumerate(chain) if c.name == "withExec"]
     last_install = max(i for i, program in runs if program == "uv")
     first_test = min(i for i, program in runs if program == "/venv/bin/pytest")

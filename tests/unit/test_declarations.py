@@ -13,8 +13,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from cuda_ci.cli import build_parser
-from cuda_ci.manifest import tool_versions
+from cuda_ci.cli.app import build_parser
+from cuda_ci.infra.manifest import tool_versions
 from tests.helpers import REPO_ROOT
 from tests.lockfile import lock_entries
 
@@ -63,7 +63,7 @@ def test_every_import_is_declared() -> None:
 
 
 def test_every_declared_dependency_is_used() -> None:
-    source = "\n".join(path.read_text() for path in SOURCE.glob("*.py"))
+    source = "\n".join(path.read_text() for path in SOURCE.rglob("*.py"))
     unused = set(_declared()) - _imported_distributions()
     assert unused <= set(RUN_AS_COMMANDS), f"declared, never imported nor run: {sorted(unused - set(RUN_AS_COMMANDS))}"
     for name in unused:
@@ -83,7 +83,7 @@ def test_development_tools_are_a_dependency_group_not_an_extra() -> None:
     assert "optional-dependencies" not in PYPROJECT["project"]
     dev = {canonicalize_name(Requirement(r).name) for r in PYPROJECT["dependency-groups"]["dev"]}
     assert {"pytest", "ruff", "mypy", "zizmor", "check-jsonschema", "pyyaml", "openapi-core"} <= dev
-    users = [REPO_ROOT / ".ci" / "setup", REPO_ROOT / "README.md", *sorted(SOURCE.glob("*.py"))]
+    users = [REPO_ROOT / ".ci" / "setup", REPO_ROOT / "README.md", *sorted(SOURCE.rglob("*.py"))]
     users += sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml"))
     assert [p.name for p in users if "[dev]" in p.read_text()] == []
 

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from cuda_ci.declared import (
+from cuda_ci.infra.declared import (
     DEFAULT_DOCS,
     Declared,
     docs_requirements,
     requirements_for_tests,
     sphinx_version_variable,
 )
-from cuda_ci.errors import CudaCiError
-from cuda_ci.runtime import plan_runtime, refuse_components
+from cuda_ci.infra.errors import CudaCiError
+from cuda_ci.infra.runtime_requirements import plan_runtime, refuse_components
 
 SOURCE = "cuda_pathfinder/pyproject.toml"
 

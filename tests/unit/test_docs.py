@@ -7,9 +7,10 @@ import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from cuda_ci import clidoc, secrets
-from cuda_ci.cliflags import build_parser, settings_of
-from cuda_ci.settings import default_cache_dir
+from cuda_ci.cli import reference as clidoc
+from cuda_ci.cli.flags import build_parser, settings_of
+from cuda_ci.infra import secrets
+from cuda_ci.infra.settings import default_cache_dir
 from tests.helpers import REPO_ROOT
 
 DOCS = REPO_ROOT / "docs"

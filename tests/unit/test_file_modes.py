@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cuda_ci.manifest import write_atomic, write_json_atomic
+from cuda_ci.infra.manifest import write_atomic, write_json_atomic
 
 
 @pytest.fixture

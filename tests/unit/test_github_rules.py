@@ -7,9 +7,9 @@ import json
 import pytest
 from packaging.version import Version
 
-from cuda_ci.components import get_unit
-from cuda_ci.errors import CudaCiError
-from cuda_ci.httpclient import (
+from cuda_ci.infra.components import get_unit
+from cuda_ci.infra.errors import CudaCiError
+from cuda_ci.infra.httpclient import (
     SECONDARY_WAIT,
     HttpClient,
     HttpUnavailable,
@@ -18,7 +18,7 @@ from cuda_ci.httpclient import (
     WriteFailed,
     rate_limit_wait,
 )
-from cuda_ci.releases import complete, make_latest
+from cuda_ci.publish.releases import complete, make_latest
 
 NOW = 1_700_000_000.0
 

@@ -9,10 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cuda_ci.declared import Declared
-from cuda_ci.errors import CudaCiError
-from cuda_ci.frontend import build_environ
-from cuda_ci.hygiene import (
+from cuda_ci.build.frontend import build_environ
+from cuda_ci.build.hygiene import (
     STRIP_LDFLAGS,
     SizeBudget,
     debug_sections,
@@ -22,6 +20,8 @@ from cuda_ci.hygiene import (
     wheel_findings,
     with_strip_flag,
 )
+from cuda_ci.infra.declared import Declared
+from cuda_ci.infra.errors import CudaCiError
 
 SOURCE = "cuda_bindings/pyproject.toml"
 WHEEL = "cuda_bindings-13.0.0-cp311-cp311-manylinux_2_17_x86_64.whl"

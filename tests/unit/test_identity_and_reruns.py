@@ -9,14 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from packaging.version import Version
 
-from cuda_ci.components import get_unit
-from cuda_ci.errors import CudaCiError, UsageError
-from cuda_ci.github import Asset
-from cuda_ci.identity import next_release, pretend_environ, snapshot_version
-from cuda_ci.manifest import check_schema
-from cuda_ci.preflight import PreflightRequest
-from cuda_ci.rerun import compare_assets, published_release_problems, target_outcomes
-from cuda_ci.selection import Selection
+from cuda_ci.build.identity import next_release, pretend_environ, snapshot_version
+from cuda_ci.infra.components import get_unit
+from cuda_ci.infra.errors import CudaCiError, UsageError
+from cuda_ci.infra.github import Asset
+from cuda_ci.infra.manifest import check_schema
+from cuda_ci.plan.selection import Selection
+from cuda_ci.preflight.checks import PreflightRequest
+from cuda_ci.publish.rerun import compare_assets, published_release_problems, target_outcomes
 
 COMMIT = "3b908b6f84ccb511d3b6e9e0cde234de1feab458"
 

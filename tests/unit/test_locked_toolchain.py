@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from cuda_ci.graphparts import LOCKED_TOOLS
+from cuda_ci.executors.dagger_parts import LOCKED_TOOLS
+from cuda_ci.infra.toolchain import DEV_REQUIREMENTS, locked_install, source_install
 from cuda_ci.main import CudaCi
-from cuda_ci.toolchain import DEV_REQUIREMENTS, locked_install, source_install
 from dagger import dag
 from tests.dagger_render import Call, execs, offline_plan, render, walk
 from tests.helpers import REPO_ROOT

@@ -7,10 +7,11 @@ import json
 
 import pytest
 
-from cuda_ci.components import get_unit, unit_names
-from cuda_ci.errors import CudaCiError, UsageError
-from cuda_ci.graphparts import selection
-from cuda_ci.plan import (
+from cuda_ci.build.wheel_jobs import linux_wheel_jobs
+from cuda_ci.executors.dagger_parts import selection
+from cuda_ci.infra.components import get_unit, unit_names
+from cuda_ci.infra.errors import CudaCiError, UsageError
+from cuda_ci.plan.release import (
     Mode,
     Node,
     PlanOptions,
@@ -22,8 +23,7 @@ from cuda_ci.plan import (
     plan_release,
     smoke_versions,
 )
-from cuda_ci.selection import Selection
-from cuda_ci.wheelplan import linux_wheel_jobs
+from cuda_ci.plan.selection import Selection
 from tests.helpers import REPO_ROOT
 
 TAGS = {"cuda-pathfinder": "cuda-pathfinder-v1.0.0", "cuda-bindings": "v13.0.0", "cuda-core": "cuda-core-v0.3.0"}
@@ -58,7 +58,7 @@ def _plan(unit_name: str, mode: Mode = "release", **options: object) -> ReleaseP
 def test_every_node_comes_after_what_it_needs_and_parses_as_a_cuda_ci_command(
     unit_name: str, mode: Mode, runner: str
 ) -> None:
-    from cuda_ci.cliflags import build_parser
+    from cuda_ci.cli.flags import build_parser
 
     plan = _plan(unit_name, mode, runner=runner, dry_run=True)
     seen: set[str] = set()

@@ -10,19 +10,19 @@ from pathlib import Path
 import pytest
 from packaging.tags import Tag
 
-from cuda_ci.build import BuildSource, plan_build
-from cuda_ci.buildenv import build_requirements
-from cuda_ci.components import get_unit
-from cuda_ci.envs import Env
-from cuda_ci.errors import CudaCiError, UsageError
-from cuda_ci.frontend import ComponentBuild, build_argv
-from cuda_ci.log import Reporter
-from cuda_ci.manifest import FileEntry
-from cuda_ci.publish import plan_index_uploads
-from cuda_ci.secrets import redact, register, sanitize_url
-from cuda_ci.settings import Settings
-from cuda_ci.tags import parse_tag
-from cuda_ci.wheels import identifier_of
+from cuda_ci.build.backend_env import build_requirements
+from cuda_ci.build.builder import BuildSource, plan_build
+from cuda_ci.build.frontend import ComponentBuild, build_argv
+from cuda_ci.build.identifiers import identifier_of
+from cuda_ci.infra.components import get_unit
+from cuda_ci.infra.envs import Env
+from cuda_ci.infra.errors import CudaCiError, UsageError
+from cuda_ci.infra.log import Reporter
+from cuda_ci.infra.manifest import FileEntry
+from cuda_ci.infra.secrets import redact, register, sanitize_url
+from cuda_ci.infra.settings import Settings
+from cuda_ci.plan.tags import parse_tag
+from cuda_ci.publish.targets import plan_index_uploads
 
 
 def test_plan_for_a_v_tag_builds_bindings_and_the_metapackage_once() -> None:

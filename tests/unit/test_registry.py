@@ -8,8 +8,8 @@ import tomllib
 import pytest
 from packaging.requirements import Requirement
 
-from cuda_ci.components import COMPONENTS, UNITS, Component, dependency_closure, get_unit, unit_of
-from cuda_ci.errors import UsageError
+from cuda_ci.infra.components import COMPONENTS, UNITS, Component, dependency_closure, get_unit, unit_of
+from cuda_ci.infra.errors import UsageError
 from tests.helpers import REPO_ROOT
 
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from cuda_ci.manifest import MANIFEST_NAME, SUMS_NAME
-from cuda_ci.release_status import ReleaseStatus, report_json, status_lines
-from cuda_ci.status_places import FileCheck, Place, expected_assets
-from cuda_ci.tags import parse_tag
+from cuda_ci.infra.manifest import MANIFEST_NAME, SUMS_NAME
+from cuda_ci.plan.tags import parse_tag
+from cuda_ci.publish.status import ReleaseStatus, report_json, status_lines
+from cuda_ci.publish.status_places import FileCheck, Place, expected_assets
 from tests.helpers import REPO_ROOT, result_document
 
 SCHEMA = REPO_ROOT / "dagger" / "src" / "cuda_ci" / "schemas" / "status.schema.json"

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from cuda_ci.errors import CudaCiError
-from cuda_ci.log import Reporter
+from cuda_ci.infra.errors import CudaCiError
+from cuda_ci.infra.log import Reporter
 
 
 def failing(message: str) -> Callable[[Reporter], None]:

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from cuda_ci.errors import CudaCiError
-from cuda_ci.retry import Retry, Transient, heals
+from cuda_ci.infra.errors import CudaCiError
+from cuda_ci.infra.retry import Retry, Transient, heals
 
 
 def _script(*outcomes: Exception | str) -> tuple[Callable[[int], str], list[int]]:

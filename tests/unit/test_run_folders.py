@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cuda_ci.runs import prune_dead_runs
+from cuda_ci.infra.run_folders import prune_dead_runs
 
 LATER = time.time() + 3600  # every folder below is past the grace a starting run has
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cuda_ci.safepaths import FolderProblem, folder_file, listed_file, unlisted_entries
+from cuda_ci.infra.safepaths import FolderProblem, folder_file, listed_file, unlisted_entries
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cuda_ci.errors import CudaCiError
-from cuda_ci.sdists import extract_sdist
+from cuda_ci.build.sdists import extract_sdist
+from cuda_ci.infra.errors import CudaCiError
 
 
 def _sdist(path: Path, members: list[tarfile.TarInfo], data: dict[str, bytes]) -> Path:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from cuda_ci.components import COMPONENTS, Component
-from cuda_ci.plan import TOOL_PYTHON_VERSION, smoke_versions
-from cuda_ci.wheelplan import linux_wheel_jobs, selected_identifiers
-from cuda_ci.wheels import native_archs
+from cuda_ci.build.identifiers import native_archs
+from cuda_ci.build.wheel_jobs import linux_wheel_jobs, selected_identifiers
+from cuda_ci.infra.components import COMPONENTS, Component
+from cuda_ci.plan.release import TOOL_PYTHON_VERSION, smoke_versions
 from tests.helpers import REPO_ROOT
 
 COMPILED = [c for c in COMPONENTS if c.wheel == "platform"]

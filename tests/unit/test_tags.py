@@ -4,9 +4,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cuda_ci.components import UNITS, get_unit
-from cuda_ci.errors import TagError
-from cuda_ci.tags import parse_tag, tag_name
+from cuda_ci.infra.components import UNITS, get_unit
+from cuda_ci.infra.errors import TagError
+from cuda_ci.plan.tags import parse_tag, tag_name
 
 numbers = st.integers(min_value=0, max_value=10**6)
 pre = st.one_of(st.just(""), st.builds(lambda kind, n: f"{kind}{n}", st.sampled_from(["a", "b", "rc"]), numbers))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cuda_ci.envs import Env
-from cuda_ci.toolenvs import COMPLETE_MARKER, STAGING_HOURS, UNUSED_DAYS, env_name, pinned_versions, prune
+from cuda_ci.infra.envs import Env
+from cuda_ci.infra.toolenvs import COMPLETE_MARKER, STAGING_HOURS, UNUSED_DAYS, env_name, pinned_versions, prune
 
 PINS = "setuptools==80.9.0\nsetuptools-scm==10.3.0\n"
 CPYTHON = "cpython-311 3.11.7 linux-x86_64 /usr/bin/python3.11"

@@ -12,17 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from cuda_ci import credentials, secrets
-from cuda_ci.cliflags import build_parser, cache_trust, publish_phases
-from cuda_ci.components import get_unit
-from cuda_ci.envcontent import content_problem, record_content
-from cuda_ci.errors import CudaCiError
-from cuda_ci.index import _Links
-from cuda_ci.manifest import Manifest, ReleaseFolder
-from cuda_ci.publish import _install_back_plan
-from cuda_ci.publishlog import PublishLog, read_entries
-from cuda_ci.siblingrecord import folder_sibling_problems, record_path, recorded_files, write_record
-from cuda_ci.toolenvs import cache_namespace, envs_dir, tool_environ, use_cache_dir
+from cuda_ci.build.sibling_record import folder_sibling_problems, record_path, recorded_files, write_record
+from cuda_ci.cli.flags import build_parser, cache_trust, publish_phases
+from cuda_ci.infra import credentials, secrets
+from cuda_ci.infra.components import get_unit
+from cuda_ci.infra.envcontent import content_problem, record_content
+from cuda_ci.infra.errors import CudaCiError
+from cuda_ci.infra.index import _Links
+from cuda_ci.infra.manifest import Manifest, ReleaseFolder
+from cuda_ci.infra.toolenvs import cache_namespace, envs_dir, tool_environ, use_cache_dir
+from cuda_ci.publish.publish_log import PublishLog, read_entries
+from cuda_ci.publish.targets import _install_back_plan
 
 TOKENS = {
     "GITHUB_TOKEN": "ghs_UnitGitHubToken0123456789",
@@ -192,7 +192,7 @@ def test_a_publish_log_that_is_a_link_or_too_large_is_refused(tmp_path: Path, mo
     (folder / "publish-log.json").unlink()
     path = _log(folder, '{"schema": 1, "entries": []}')
     assert read_entries(path) == []
-    monkeypatch.setattr("cuda_ci.publishlog.MAX_LOG_BYTES", 10)
+    monkeypatch.setattr("cuda_ci.publish.publish_log.MAX_LOG_BYTES", 10)
     with pytest.raises(CudaCiError, match="over the 10 a publish log may"):
         read_entries(path)
 

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cuda_ci.components import get_unit
-from cuda_ci.errors import UsageError
-from cuda_ci.settings import PYPI_UPLOAD_WINDOW_DAYS, Settings
-from cuda_ci.upload_window import (
+from cuda_ci.infra.components import get_unit
+from cuda_ci.infra.errors import UsageError
+from cuda_ci.infra.settings import PYPI_UPLOAD_WINDOW_DAYS, Settings
+from cuda_ci.publish.window import (
     IndexRelease,
     closed_window_problem,
     json_api_base,

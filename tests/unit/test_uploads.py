@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from cuda_ci import uploads
-from cuda_ci.components import get_unit
-from cuda_ci.errors import CommandError, CudaCiError
-from cuda_ci.httpclient import HttpClient
-from cuda_ci.log import Reporter
-from cuda_ci.manifest import FileEntry, Manifest, ReleaseFolder
-from cuda_ci.uploads import IndexTarget, install_back, install_failure, twine_failure, upload
+from cuda_ci.infra.components import get_unit
+from cuda_ci.infra.errors import CommandError, CudaCiError
+from cuda_ci.infra.httpclient import HttpClient
+from cuda_ci.infra.log import Reporter
+from cuda_ci.infra.manifest import FileEntry, Manifest, ReleaseFolder
+from cuda_ci.publish import uploads
+from cuda_ci.publish.uploads import IndexTarget, install_back, install_failure, twine_failure, upload
 
 URL = "http://127.0.0.1:8080/"
 TWINE_403 = f"""Uploading distributions to {URL}

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, cast
 
-from cuda_ci.components import get_unit
-from cuda_ci.distfiles import DistFile, identify
-from cuda_ci.findings import Findings
-from cuda_ci.manifest import Manifest
-from cuda_ci.validate import check_expected_set, expected_identifiers
+from cuda_ci.infra.components import get_unit
+from cuda_ci.infra.manifest import Manifest
+from cuda_ci.validate.checks import check_expected_set, expected_identifiers
+from cuda_ci.validate.distfiles import DistFile, identify
+from cuda_ci.validate.findings import Findings
 
 LINUX = ["cp311-manylinux_x86_64", "cp314t-manylinux_x86_64"]
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from cuda_ci.components import get_component
-from cuda_ci.distfiles import record_problems
-from cuda_ci.errors import CudaCiError
-from cuda_ci.variants import Variants, merge_variant_folders, merge_wheels, missing_variants, parse_variants
-from cuda_ci.wheels import kind_problem
+from cuda_ci.build.identifiers import kind_problem
+from cuda_ci.build.variants import Variants, merge_variant_folders, merge_wheels, missing_variants, parse_variants
+from cuda_ci.infra.components import get_component
+from cuda_ci.infra.errors import CudaCiError
+from cuda_ci.validate.distfiles import record_problems
 
 NAME = "cuda_core-0.3.0-cp311-cp311-manylinux_2_28_x86_64.whl"
 VARIANTS = Variants(variable="CUDA_CORE_BUILD_MAJOR", values=("12", "13"), path="cuda/core/_cu{value}")

@@ -138,7 +138,7 @@ WINDOWS_RUNNERS = {"win_amd64": "windows-latest", "win_arm64": "windows-11-arm"}
 
 def _windows_runners(component_dir: str) -> set[str]:
     """The runners the component's Windows selection needs (cibuildwheel's answer)."""
-    from cuda_ci.wheelplan import selected_identifiers
+    from cuda_ci.build.wheel_jobs import selected_identifiers
 
     return {WINDOWS_RUNNERS[i.split("-", 1)[1]] for i in selected_identifiers(REPO_ROOT / component_dir, "windows")}
 
@@ -168,7 +168,7 @@ def test_windows_wheels_feed_the_build_as_extra_dist() -> None:
 def test_ci_matrices_follow_the_selection() -> None:
     """CI builds every identifier a release would: each CPython the compiled components select
     (x86_64 Linux, one test job each) and each Windows architecture on its native runner."""
-    from cuda_ci.wheelplan import selected_identifiers
+    from cuda_ci.build.wheel_jobs import selected_identifiers
 
     jobs = load("ci.yml")["jobs"]
     linux = selected_identifiers(REPO_ROOT / "cuda_core", "linux")
@@ -262,7 +262,7 @@ def test_ci_jobs_gpu_guard_windows_and_one_required_check() -> None:
 def test_release_docs_name_only_real_commands_flags_and_inputs() -> None:
     import argparse
 
-    from cuda_ci.cli import build_parser
+    from cuda_ci.cli.app import build_parser
 
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))

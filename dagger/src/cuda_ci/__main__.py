@@ -1,3 +1,3 @@
-from cuda_ci.cli import main
+from cuda_ci.cli.app import main
 
 raise SystemExit(main())

@@ -14,9 +14,15 @@ from typing import Annotated, TypeVar, cast
 import anyio
 
 import dagger
-from cuda_ci.components import unit_names
-from cuda_ci.daggernodes import NODE_OUTPUT, CiJobsFailed, folder_for, gpu_test_container, handoff, with_invocation
-from cuda_ci.graphparts import (
+from cuda_ci.executors.dagger_nodes import (
+    NODE_OUTPUT,
+    CiJobsFailed,
+    folder_for,
+    gpu_test_container,
+    handoff,
+    with_invocation,
+)
+from cuda_ci.executors.dagger_parts import (
     CUDA_CI,
     LOCKED_TOOLS,
     NODE_PATHS,
@@ -33,8 +39,9 @@ from cuda_ci.graphparts import (
     selection,
     trust_of,
 )
-from cuda_ci.plan import Node, ReleasePlan, fill
-from cuda_ci.toolchain import DEV_REQUIREMENTS, locked_install, source_install
+from cuda_ci.infra.components import unit_names
+from cuda_ci.infra.toolchain import DEV_REQUIREMENTS, locked_install, source_install
+from cuda_ci.plan.release import Node, ReleasePlan, fill
 from dagger import DefaultPath, Doc, Ignore, dag, function, object_type
 
 F = TypeVar("F", bound=Callable[..., object])

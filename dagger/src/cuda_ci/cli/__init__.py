@@ -1,0 +1,1 @@
+"""The command line: flags, one function per command (cli.commands), reporting to people, JSON and GitHub Actions."""

@@ -1,0 +1,105 @@
+"""The Dagger module's node mapping, besides the object itself: how a plan node's folder is
+assembled from what the nodes it needs made, the hand-off flags only a container needs, the GPU
+job's container and the CI report. Imported by ``main.py`` only (the CLI never imports dagger)."""
+
+from __future__ import annotations
+
+import dagger
+from cuda_ci.executors.dagger_parts import CUDA_IMAGE
+from cuda_ci.executors.runlog import LOGS_DIR, node_log_name
+from cuda_ci.infra.components import dependency_closure, get_unit
+from cuda_ci.plan.release import WHEEL_GUARD, Node, ReleasePlan, installed_test_steps
+from dagger import dag
+
+# Where each kind of node leaves what it made; every other node leaves the release folder.
+NODE_OUTPUT = {"preflight": "/preflight", "wheel": "/out/dist"}
+
+
+def folder_for(node: Node, made: dict[str, dagger.Directory], plan: ReleasePlan | None = None) -> dagger.Directory:
+    """The release folder a node reads: its first need's, with what the other needs made beside
+    it (docs' pages, each node's log) laid over it."""
+    folders = [n for n in node.needs if n in made and n != "preflight" and not n.startswith("wheel:")]
+    folder = made[folders[0]]
+    for other in folders[1:]:
+        source = made[other]
+        nodes = {n.id: n for n in plan.nodes} if plan else {}
+        outputs = nodes[other].outputs if other in nodes else ()
+        for path in (*outputs, f"{LOGS_DIR}/{node_log_name(other)}"):
+            if path.endswith((".json", ".log")):
+                folder = folder.with_file(path, source.file(path))
+            else:
+                folder = folder.with_directory(path, source.directory(path))
+    return folder
+
+
+def handoff(node: Node, dry_run: bool) -> list[str]:
+    """Hand-off flags that only a container needs: the dry-run's index services."""
+    if node.kind == "publish" and dry_run:
+        target = node.id.partition(":")[2]
+        if target in ("testpypi", "pypi"):
+            return [f"--dry-run-index={target}=http://{target}:8080"]
+    return []
+
+
+def gpu_test_container(
+    source: dagger.Directory, uv: dagger.File, component: str, python: str, built: dagger.Directory, groups: list[str]
+) -> dagger.Container:
+    """The wheels a test job built and tested, on a CUDA base image with every GPU attached.
+
+    The interpreter is the ``--python`` the wheels were built for (a uv-managed CPython kept in the
+    image's own layer, never only in a cache volume that can be pruned apart from it); wheels are
+    named, never globbed. Each component's ``test`` group (and each asked-for group) is installed,
+    this run's files and siblings from the job's folders only, then their third-party requirements
+    from the index. The tests are the plan's test steps (``cuda_ci.plan.release.installed_test_steps``):
+    the pytest console script from each component's folder, the wheel guard stopping a run that
+    would import the source tree instead of the installed wheels.
+    """
+    unit = get_unit(component)
+    siblings = dependency_closure(unit)
+    find_links = ["--find-links", "/wheels/dist", *(["--find-links", "/wheels/siblings"] if siblings else [])]
+    distributions = [*unit.distributions, *(c.distribution for c in siblings)]
+    pip = ["uv", "pip", "install", "--python", "/venv/bin/python"]
+    major, minor = python.removesuffix("t").split(".")
+    container = (
+        dag.container(platform=dagger.Platform("linux/amd64"))
+        .from_(CUDA_IMAGE)
+        .experimental_with_all_gp_us()
+        .with_file("/usr/local/bin/uv", uv)
+        .with_mounted_cache("/root/.cache/uv", dag.cache_volume("cuda-ci-uv"))
+        .with_env_variable("UV_PYTHON_INSTALL_DIR", "/opt/uv-python")
+        .with_exec(["uv", "venv", "--python", python, "--python-preference", "only-managed", "/venv"])
+        .with_exec(["/venv/bin/python", "-c", f"import sys; assert sys.version_info[:2] == ({major}, {minor})"])
+        .with_directory("/wheels", built)
+        .with_directory("/src", source)
+    )
+    for group in ["test", *groups]:
+        declared = [("--group", f"/src/{c.dir}/pyproject.toml:{group}") for c in unit.components]
+        container = container.with_exec([*pip, *(arg for pair in declared for arg in pair)])
+    # Own files and siblings from this job only (their names hold other builds on the index);
+    # then the same names again, already satisfied, so only third-party requirements are fetched.
+    container = container.with_exec([*pip, "--no-deps", "--no-index", *find_links, *distributions])
+    container = container.with_exec([*pip, *distributions])
+    purelib = f"/venv/lib/python{major}.{minor}{'t' if python.endswith('t') else ''}/site-packages"
+    guard = source.file("dagger/src/cuda_ci/ci/wheelguard.py")
+    container = container.with_file(f"{purelib}/{WHEEL_GUARD}.py", guard)
+    for step in installed_test_steps(unit, "/venv/bin", "/src", marker="gpu"):
+        container = container.with_workdir(step.workdir).with_exec(list(step.argv))
+    return container
+
+
+class CiJobsFailed(Exception):
+    """One or more CI jobs failed; the message names each, with its exit code and last output."""
+
+    def __init__(self, failures: dict[str, dagger.ExecError]) -> None:
+        lines = [f"{len(failures)} CI job(s) failed (reproduce each with `dagger call <job>`):"]
+        for name, error in sorted(failures.items()):
+            tail = "\n    ".join((error.stderr or error.stdout).strip().splitlines()[-15:])
+            lines.append(f"- {name}: exit code {error.exit_code}\n    {tail}")
+        super().__init__("\n".join(lines))
+        self.failures = failures
+
+
+def with_invocation(container: dagger.Container, invocation: str) -> dagger.Container:
+    """Key what follows to this call, so a step that talks to GitHub or an index is never taken from
+    the layer cache of an earlier call with the same inputs."""
+    return container.with_env_variable("CUDA_CI_INVOCATION", invocation)

@@ -1,0 +1,109 @@
+"""What the Dagger module's graphs are made of besides the object itself: the pinned images and the
+paths in them, the cuda-ci argv the functions share, the errors they raise. No engine call here."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+from cuda_ci.plan.release import TOOL_PYTHON_VERSION
+
+# cibuildwheel's pinned list (cibuildwheel/resources/pinned_docker_images.cfg, [x86_64]
+# manylinux_2_28, "2026.10.26-1"); a test keeps it equal to the installed cibuildwheel's pin.
+TOOLING_IMAGE = (
+    "quay.io/pypa/manylinux_2_28_x86_64@sha256:e0adf18521ad35192df733a6c62d35df7801957d24e0470238aacecfab2188a3"
+)
+# nvidia/cuda:12.6.3-base-ubuntu24.04, the digest published in John the Ripper's release build
+# environments (docs: "Docker Image: FROM nvidia/cuda:12.6.3-base-ubuntu24.04@sha256:c87e7893...").
+CUDA_IMAGE = (
+    "nvidia/cuda:12.6.3-base-ubuntu24.04@sha256:c87e78933f4c16e3272123bf2f75537306596d0fbaa395a29696a22786e5ee0e"
+)
+PACKAGES_DIR = "/srv/packages"
+PYPISERVER_ARGS = [
+    *("/opt/cuda-ci/bin/pypi-server", "run", "-p", "8080", "-i", "0.0.0.0", "-a", ".", "-P", "."),
+    *("--disable-fallback", "--hash-algo", "sha256", PACKAGES_DIR),
+]
+CUDA_CI = "/opt/cuda-ci/bin/cuda-ci"
+# Where a container holds the lock's requirement file (toolchain.DEV_REQUIREMENTS) it installs from.
+LOCKED_TOOLS = "/opt/cuda-ci-tools.txt"
+# The context of a local module call is the repository as it is on disk, `.git` included:
+# setuptools-scm needs its full history and tags. Nothing below may exclude `.git`. (A leading
+# "!" only re-includes what an earlier pattern excluded, so "!.git" would do nothing.)
+SOURCE_IGNORE = [
+    ".venv",
+    "**/.venv",
+    ".release",
+    "**/__pycache__",
+    "**/*.egg-info",
+    "**/build",
+    "**/*.so",
+    "**/*.pyd",
+    "**/dist",
+    "dagger/sdk",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    ".hypothesis",
+    "bench/results",
+]
+
+
+def python_path(version: str) -> str:
+    """The manylinux image's interpreter for ``3.12`` → ``/opt/python/cp312-cp312/bin/python``
+    (free-threaded ``3.14t`` → ``/opt/python/cp314-cp314t/bin/python``)."""
+    tag = "cp" + version.replace(".", "").removesuffix("t")
+    return f"/opt/python/{tag}-{tag}{'t' if version.endswith('t') else ''}/bin/python"
+
+
+TOOL_PYTHON = python_path(TOOL_PYTHON_VERSION)
+# Where a plan node's placeholders point inside its container (cuda_ci.plan.release.fill).
+NODE_PATHS = {
+    "repo": "/src",
+    "release": "/release",
+    "out": "/out",
+    "prebuilt": "/prebuilt",
+    "preflight": "/preflight/preflight.json",
+    "extra": "/extra",
+}
+
+
+def selection(
+    tag: str | None, component: str | None, snapshot: bool, rehearse: bool = False, ref: str | None = None
+) -> list[str]:
+    """The release selection as the CLI's flags, every one given passed on: the CLI checks the
+    combination (a snapshot with a tag, a ref without a rehearsal) and refuses it, here as there."""
+    return [
+        *([f"--tag={tag}"] if tag is not None else []),
+        *([f"--component={component}"] if component else []),
+        *(["--snapshot"] if snapshot else []),
+        *(["--rehearse"] if rehearse else []),
+        *([f"--ref={ref}"] if ref is not None else []),
+    ]
+
+
+class MissingHistoryError(Exception):
+    """The module's source cannot tell setuptools-scm the version."""
+
+
+def new_invocation() -> str:
+    """A value unique to one function call."""
+    return uuid.uuid4().hex
+
+
+CacheTrust = Literal["release", "untrusted"]
+
+
+def cache_volumes(trust: CacheTrust) -> dict[str, str]:
+    """The cache volumes a container mounts (path → volume name): a release's (a tag, a rehearsal)
+    are never shared with untrusted work (CI jobs, snapshots), whose code could write into them."""
+    prefix = "cuda-ci-release" if trust == "release" else "cuda-ci"
+    return {
+        "/root/.cache/pip": f"{prefix}-pip",
+        "/root/.cache/uv": f"{prefix}-uv",
+        "/root/.cache/cuda-ci": f"{prefix}-tool-envs",
+    }
+
+
+def trust_of(flags: list[str]) -> CacheTrust:
+    """A selection's (see :func:`selection`) cache namespace: a snapshot is untrusted work."""
+    return "untrusted" if "--snapshot" in flags else "release"

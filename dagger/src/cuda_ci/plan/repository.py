@@ -1,0 +1,39 @@
+"""What a plan reads from the repository (the impure half of planning; :mod:`cuda_ci.plan.release` is the pure one)."""
+
+from __future__ import annotations
+
+from cuda_ci.build import scm
+from cuda_ci.build.builder import BuildSource
+from cuda_ci.build.identifiers import host_identifier
+from cuda_ci.build.identity import snapshot_version
+from cuda_ci.build.wheel_jobs import linux_wheel_jobs
+from cuda_ci.infra.git import Git
+from cuda_ci.infra.log import Reporter
+from cuda_ci.plan.release import RepositoryState, Runner, WheelJob
+
+
+def repository_state(git: Git, source: BuildSource, runner: Runner, reporter: Reporter) -> RepositoryState:
+    """The commit, every distribution's version and, for Dagger, cibuildwheel's Linux wheel jobs.
+
+    A tag's (or rehearsal's) version is the tag's: build checks that setuptools-scm agrees. A
+    snapshot's is setuptools-scm's dev version at the commit, made unique to it.
+    """
+    unit = source.unit
+    jobs: list[WheelJob] = []
+    with git.worktree(source.commit) as tree:
+        if source.tag is not None:
+            version = str(source.tag.version)
+        else:
+            version = snapshot_version(scm.component_version(tree, unit.primary), source.commit)
+        platform = [c for c in unit.components if c.wheel == "platform"]
+        if runner == "dagger" and platform:
+            for job in linux_wheel_jobs(tree / platform[0].dir):
+                jobs.append(WheelJob(identifier=job.identifier, platform=job.platform, image=job.image,
+                                     python=str(job.python)))  # fmt: skip
+    reporter.info(f"plan: {unit.name} {version} at {source.commit[:12]}")
+    return RepositoryState(
+        commit=source.commit,
+        versions={c.distribution: version for c in unit.components},
+        wheel_jobs=tuple(jobs),
+        host_identifier=host_identifier(),
+    )

@@ -1,0 +1,1 @@
+"""Stage 3, validate: every check of a release folder, recorded in its manifest, which is then frozen."""
