@@ -314,7 +314,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"error: {error}\n")
         return 2
     args = build_parser().parse_args(argv)
-    settings = settings_of(args, environ)  # the one place settings are read from the environment
+    try:
+        settings = settings_of(args, environ)  # the one place settings are read from the environment
+    except CudaCiError as error:  # a setting that does not parse: said as any other error
+        clireport.print_problems(
+            error.problems, github_actions=environ.get("GITHUB_ACTIONS") == "true", title="cuda-ci"
+        )
+        return error.exit_code
     reporter = Reporter(github_actions=settings.in_github_actions, verbose=args.debug)
     command = DEPRECATED_ALIASES.get(args.command, args.command)
     if command != args.command:
