@@ -8,6 +8,7 @@ import sys
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
+from typing import TypeAlias
 
 from cuda_ci.cli.descriptions import DESCRIPTIONS
 from cuda_ci.infra import components, secrets
@@ -105,14 +106,16 @@ def _command(
     return parser
 
 
+DRY_RUN = "publish to embedded indexes and a local stand-in release"
+EXTRA_DIST = "wheels built on another platform in the same workflow run"
+Subparsers: TypeAlias = "argparse._SubParsersAction[_Parser]"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="cuda-ci", description="Build, validate and release the CUDA Python monorepo.")
     own = f"cuda-ci {metadata.version('cuda-ci')}"  # from its git tags, cuda-ci-vX.Y.Z (dagger/pyproject.toml)
     parser.add_argument("--version", action="version", version=own, help="print cuda-ci's own version and exit")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    dry_run = "publish to embedded indexes and a local stand-in release"
-    extra_dist = "wheels built on another platform in the same workflow run"
-
     p = _command(
         sub,
         "component-version",
@@ -121,45 +124,55 @@ def build_parser() -> argparse.ArgumentParser:
     )
     distributions = [c.distribution for c in components.COMPONENTS]
     p.add_argument("--component", required=True, choices=distributions, help="the distribution")
+    _release_commands(sub)
+    _folder_commands(sub)
+    _ci_commands(sub)
+    return parser
+
+
+def _release_commands(sub: Subparsers) -> None:
+    """The commands that take a selection: plan, preflight, build, release."""
+    what = "what a release will build, check and publish, and where (writes nothing)"
+    p = _command(sub, "plan", what, selection=True)
+    p.add_argument("--dry-run", action="store_true", help=DRY_RUN)
+    p.add_argument("--no-publish", action="store_true", help="stop after docs")
+    p.add_argument("--extra-dist", action="store_true", help="wheels from another platform will join validate")
+    runner = "the executor: host (this machine, cuda-ci release) or dagger (the module's containers)"
+    p.add_argument("--runner", choices=["host", "dagger"], default="host", help=runner)
+
+    p = _command(sub, "preflight", "check that a tag may be released (all findings at once)", selection=True)
+    p.add_argument("--dry-run", action="store_true", help="record unreachable GitHub checks as not verified")
+    p.add_argument("--out", type=Path, metavar="FILE", help="also write the findings as JSON to FILE (for build)")
 
     p = _command(sub, "build", "build a release unit's sdists and wheels once, from a tag or HEAD", selection=True)
     p.add_argument("--wheels-only", action="store_true", help="only this platform's wheels (no sdist, no pure wheels)")
     p.add_argument("--out", type=Path, help="the release folder (default: .release/<tag>/)")
     _handoff(p, "--build-python", "--built-by")
 
-    p = _command(sub, "preflight", "check that a tag may be released (all findings at once)", selection=True)
-    p.add_argument("--dry-run", action="store_true", help="record unreachable GitHub checks as not verified")
-    p.add_argument("--out", type=Path, metavar="FILE", help="also write the findings as JSON to FILE (for build)")
-
-    what = "what a release will build, check and publish, and where (writes nothing)"
-    p = _command(sub, "plan", what, selection=True)
-    p.add_argument("--dry-run", action="store_true", help=dry_run)
+    p = _command(sub, "release", "preflight, build once, validate, docs, publish: one run", selection=True)
+    p.add_argument("--dry-run", action="store_true", help=DRY_RUN)
     p.add_argument("--no-publish", action="store_true", help="stop after docs")
-    p.add_argument("--extra-dist", action="store_true", help="wheels from another platform will join validate")
-    runner = "the executor: host (this machine, cuda-ci release) or dagger (the module's containers)"
-    p.add_argument("--runner", choices=["host", "dagger"], default="host", help=runner)
+    p.add_argument("--extra-dist", type=Path, help=EXTRA_DIST)
+    p.add_argument("--out", type=Path, help="the release folder (default: .release/<tag>/)")
 
+
+def _folder_commands(sub: Subparsers) -> None:
+    """The commands that take a release folder: validate, smoke, docs, record-docs, publish, verify, sign, status."""
     p = _command(sub, "validate", "check a release folder and freeze its manifest", release_dir=True)
-    p.add_argument("--extra-dist", type=Path, help=extra_dist)
+    p.add_argument("--extra-dist", type=Path, help=EXTRA_DIST)
     p = _command(sub, "smoke", "install and import a release folder's wheels with --build-python", release_dir=True)
     _handoff(p, "--build-python")
     p = _command(sub, "docs", "build the release unit's docs with this run's wheels installed", release_dir=True)
     beside = "run beside validate: the outcome goes to docs-outcome.json until record-docs"
     p.add_argument("--beside-validate", action="store_true", help=beside)
-    _command(sub, "record-docs", "record docs' outcome in the validated manifest (after docs and validate)",
-             release_dir=True)  # fmt: skip
+    recorded = "record docs' outcome in the validated manifest (after docs and validate)"
+    _command(sub, "record-docs", recorded, release_dir=True)
 
     p = _command(sub, "publish", "GitHub draft and assets, TestPyPI, PyPI, un-draft (resumable)", release_dir=True)
     p.add_argument("--target", choices=["github", "testpypi", "pypi", "finalize", "all"], default="all")
-    p.add_argument("--dry-run", action="store_true", help=dry_run)
+    p.add_argument("--dry-run", action="store_true", help=DRY_RUN)
     _publish_phases(p)
     _handoff(p, "--dry-run-index")
-
-    p = _command(sub, "release", "preflight, build once, validate, docs, publish: one run", selection=True)
-    p.add_argument("--dry-run", action="store_true", help=dry_run)
-    p.add_argument("--no-publish", action="store_true", help="stop after docs")
-    p.add_argument("--extra-dist", type=Path, help=extra_dist)
-    p.add_argument("--out", type=Path, help="the release folder (default: .release/<tag>/)")
 
     p = _command(sub, "verify", "check a release: SHA256SUMS, manifest, version, attestations")
     source = p.add_mutually_exclusive_group(required=True)
@@ -174,21 +187,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--component", choices=components.unit_names(), help="the unit's newest tag")
     p.add_argument("--release-dir", type=Path, help="compare with this release folder's manifest")
 
+
+def _ci_commands(sub: Subparsers) -> None:
+    """The CI jobs: lint, test, ci."""
     _command(sub, "lint", "ruff, mypy and the workflow checks (the CI lint job)")
     p = _command(sub, "test", "one CI job: build HEAD, validate, docs, the unit's tests against its wheels")
     p.add_argument("--component", required=True, choices=components.unit_names())
     p.add_argument("--out", type=Path, help="keep the tested release folder here")
-    p.add_argument(
-        "--group",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="also install this dependency group of the components (repeatable; e.g. one that pulls a GPU toolkit)",
-    )
+    groups = "also install this dependency group of the components (repeatable; e.g. one that pulls a GPU toolkit)"
+    p.add_argument("--group", action="append", default=[], metavar="NAME", help=groups)
     _handoff(p, "--build-python")
     p = _command(sub, "ci", "lint and every test job (or one unit's)")
     p.add_argument("--component", choices=components.unit_names())
-    return parser
 
 
 def runner_of(args: argparse.Namespace) -> RunnerSettings:
