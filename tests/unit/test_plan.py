@@ -159,3 +159,17 @@ def test_tests_run_from_each_components_folder_with_the_console_script_and_the_g
         assert step.argv[1:3] == ("-p", "cuda_ci_wheel_guard")
         assert step.argv[step.argv.index("-m") : step.argv.index("-m") + 2] == ("-m", "gpu")
     assert "--cuda-ci-installed=cuda.bindings" in steps[0].argv
+
+
+def test_the_ci_plan_is_lint_then_one_test_job_per_unit_each_a_cuda_ci_command() -> None:
+    from cuda_ci.cli.flags import build_parser
+    from cuda_ci.plan.ci import ci_nodes, job_name
+
+    nodes = ci_nodes(list(unit_names()), "/opt/python/cp312-cp312/bin/python", ["gpu-toolkit"])
+    assert [job_name(n) for n in nodes] == ["lint", *(f"test --component {u}" for u in unit_names())]
+    for node in nodes:
+        args = build_parser().parse_args(fill(node.argv, {"repo": "/src", "out": "/w"}))
+        assert args.repo.as_posix() == "/src"
+    test = build_parser().parse_args(fill(nodes[1].argv, {"repo": "/src", "out": "/w"}))
+    python = "/opt/python/cp312-cp312/bin/python"
+    assert (test.build_python, test.group, test.out.as_posix()) == (python, ["gpu-toolkit"], "/w")

@@ -41,6 +41,7 @@ from cuda_ci.executors.dagger_parts import (
 )
 from cuda_ci.infra.components import unit_names
 from cuda_ci.infra.toolchain import DEV_REQUIREMENTS, locked_install, source_install
+from cuda_ci.plan.ci import ci_nodes, job_name
 from cuda_ci.plan.release import Node, ReleasePlan, fill
 from dagger import DefaultPath, Doc, Ignore, dag, function, object_type
 
@@ -366,7 +367,8 @@ class CudaCi:
 
     # --- CI ----------------------------------------------------------------------------------
     def lint_container(self) -> dagger.Container:
-        return self._tooling(trust="untrusted").with_exec([CUDA_CI, "lint", "--repo", "/src"])
+        [lint] = [n for n in ci_nodes([]) if n.kind == "lint"]
+        return self._tooling(trust="untrusted").with_exec([CUDA_CI, *fill(lint.argv, NODE_PATHS)])
 
     @function
     async def lint(self) -> str:
@@ -376,9 +378,9 @@ class CudaCi:
     def test_container(
         self, component: str, python: str, gpu: bool, groups: list[str] | None = None
     ) -> dagger.Container:
-        asked = [arg for group in groups or [] for arg in ("--group", group)]
-        argv = [CUDA_CI, "test", "--component", component, *asked, f"--build-python={python_path(python)}"]
-        tested = self._tooling(trust="untrusted").with_exec([*argv, "--repo", "/src", "--out", "/w"])
+        """The CI plan's test node of ``component`` (``cuda-ci test``), then, with ``gpu``, its GPU job."""
+        [node] = [n for n in ci_nodes([component], python_path(python), groups or []) if n.kind == "test"]
+        tested = self._tooling(trust="untrusted").with_exec([CUDA_CI, *fill(node.argv, {**NODE_PATHS, "out": "/w"})])
         if not gpu:
             return tested
         uv = self._tooling(trust="untrusted").file("/opt/cuda-ci/bin/uv")
@@ -398,11 +400,15 @@ class CudaCi:
         return await self.test_container(component, python, gpu, group).stdout()
 
     def ci_jobs(self, component: str | None) -> dict[str, dagger.Container]:
-        """Every CI job by its name, which is also the command that reproduces it."""
-        units = [component] if component else list(unit_names())
-        jobs = {"lint": self.lint_container()}
-        for unit in units:
-            jobs[f"test --component {unit}"] = self.test_container(unit, "3.12", gpu=False)
+        """Every CI job of the CI plan by its name, which is also the command that reproduces it."""
+        jobs = {}
+        for node in ci_nodes([component] if component else list(unit_names())):
+            name = job_name(node)
+            jobs[name] = (
+                self.lint_container()
+                if node.kind == "lint"
+                else self.test_container(name.split()[-1], "3.12", gpu=False)
+            )
         return jobs
 
     @function

@@ -19,7 +19,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cuda_ci.build.builder import BuildPlan, BuildSource, execute_build, native_cibuildwheel_platform, plan_build
+from cuda_ci.build.builder import (
+    BuildPlan,
+    BuildSource,
+    check_tag_unmoved,
+    execute_build,
+    native_cibuildwheel_platform,
+    plan_build,
+)
 from cuda_ci.build.frontend import check_clone, refuse_shallow
 from cuda_ci.build.identifiers import linux_container_engine
 from cuda_ci.build.reproducible import Comparison
@@ -36,6 +43,7 @@ from cuda_ci.infra.log import Reporter
 from cuda_ci.infra.manifest import BuiltBy, CiGate, DocsResult, Manifest, ReleaseFolder, ValidationEntry
 from cuda_ci.infra.process import PYTHON
 from cuda_ci.infra.settings import Settings
+from cuda_ci.plan.ci import ci_nodes
 from cuda_ci.plan.release import Mode, PlanOptions, ReleasePlan, plan_release
 from cuda_ci.plan.repository import repository_state
 from cuda_ci.plan.selection import Selection, default_out, resolve_source
@@ -104,7 +112,7 @@ def build(
     git = Git.open(repo)
     check_clone(git, reporter)
     source = resolve_source(git, selection)
-    found = read_preflight_result(settings.runner.preflight_result, source)
+    found = read_preflight_result(settings.runner.preflight_result, source, git)
     check_unit(git, source.commit, source.unit)  # bad declarations are refused before anything is built
     folder = ReleaseFolder.fresh((out or default_out(git, source)).resolve())
     runner = settings.runner
@@ -139,7 +147,7 @@ def build(
     return manifest, folder.path
 
 
-def read_preflight_result(path: str | None, source: BuildSource) -> dict[str, Any] | None:
+def read_preflight_result(path: str | None, source: BuildSource, git: Git) -> dict[str, Any] | None:
     """Preflight's JSON result (``preflight --out``), for the build node of a plan: its CI gate, and
     the commit it checked, which must still be the one the tag names (a tag moved in between is refused)."""
     if path is None:
@@ -151,8 +159,10 @@ def read_preflight_result(path: str | None, source: BuildSource) -> dict[str, An
     gate = found.get("ci_gate") if isinstance(found, dict) else None
     if not isinstance(gate, dict) or gate.get("status") not in ("verified", "not-verified", "snapshot"):
         raise CudaCiError(f"--preflight-result {path} is not preflight's JSON result (no ci_gate): run preflight again")
+    if found.get("commit") not in (None, source.commit) and source.tag is not None and not source.rehearsal:
+        check_tag_unmoved(git, source.tag, str(found["commit"]))  # the one wording of a moved tag
     if found.get("commit") not in (None, source.commit):
-        what = source.tag.name if source.tag else "HEAD"
+        what = f"--ref of the rehearsal of {source.tag.name}" if source.tag else "HEAD"
         raise CudaCiError(
             f"{what} moved after preflight: preflight checked {str(found['commit'])[:12]}, it now names "
             f"{source.commit[:12]}; nothing was built: run the release again from the start"
@@ -345,11 +355,16 @@ def ci_test(
 
 
 def ci(*, repo: Path, component: str | None, settings: Settings, reporter: Reporter) -> list[checks.JobResult]:
-    """``cuda-ci ci``: :func:`lint` and every :func:`ci_test` (or one unit's); failures gathered, not fatal early."""
-    results = lint(repo=repo, reporter=reporter)
-    for unit in [get_unit(component)] if component else list(UNITS):
+    """``cuda-ci ci``: the CI plan's jobs (:func:`cuda_ci.plan.ci.ci_nodes`: lint, then each unit's
+    test), one after the other here; failures gathered, not fatal early."""
+    results: list[checks.JobResult] = []
+    for node in ci_nodes([component] if component else [u.name for u in UNITS]):
+        if node.kind == "lint":
+            results += lint(repo=repo, reporter=reporter)
+            continue
+        unit = node.id.partition(":")[2]
         try:
-            results.append(ci_test(repo=repo, component=unit.name, settings=settings, reporter=reporter))
+            results.append(ci_test(repo=repo, component=unit, settings=settings, reporter=reporter))
         except CudaCiError as error:
-            results.append(checks.JobResult(f"test {unit.name}", False, "\n".join(error.problems)))
+            results.append(checks.JobResult(f"test {unit}", False, "\n".join(error.problems)))
     return results

@@ -25,7 +25,7 @@ from cuda_ci.infra.errors import CudaCiError
 PLAN_SCHEMA = 1
 Runner = Literal["host", "dagger"]
 Mode = Literal["release", "rehearsal", "snapshot"]
-NodeKind = Literal["preflight", "wheel", "build", "validate", "docs", "smoke", "record-docs", "publish", "test", "gpu"]
+NodeKind = Literal["preflight", "wheel", "build", "validate", "docs", "smoke", "record-docs", "publish", "lint", "test"]
 PUBLISH_TARGETS = ("github", "testpypi", "pypi", "finalize")
 # The interpreter the tooling containers run cuda-ci with (validate installs and imports with it,
 # so the smoke runs leave it out); the host runner has only its own.

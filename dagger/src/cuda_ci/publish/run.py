@@ -189,14 +189,9 @@ def _publish_locked(
         else:
             uploads = "upload" in phases
             indexes = {n: _index_target(n, settings, uploads=uploads) for n in ("testpypi", "pypi") if n in targets}
-        # Every index target's window, before GitHub's draft too: publish --target github (the plan's
-        # first publish node) refuses a resume that the indexes after it would refuse.
-        windowed = (
-            indexes
-            if indexes or target != "github"
-            else {n: _index_target(n, settings, uploads=False) for n in ("testpypi", "pypi")}
-        )
-        _check_upload_windows(list(windowed.values()), manifest, dry_run, settings, reporter)
+        # Each index target's window before anything is uploaded to it (with --target all, before the
+        # GitHub draft too); the plan's publish:testpypi and publish:pypi nodes each check their own.
+        _check_upload_windows(list(indexes.values()), manifest, dry_run, settings, reporter)
         for name in targets:
             with reporter.step(f"publish --target {name}"):
                 if name == "github":
