@@ -13,10 +13,14 @@ from pathlib import Path
 import anyio
 import pytest
 
+import dagger
+from cuda_ci.executors.dagger_nodes import CiJobsFailed
+from cuda_ci.executors.dagger_parts import TOOLING_IMAGE
 from cuda_ci.main import CudaCi
 from dagger import dag
-from tests.container.conftest import SERVED_IDENTIFIERS, STAND_IN
-from tests.container.engine import Lane
+from tests.container.conftest import STAND_IN, module_on
+from tests.container.engine import Lane, StandInMismatch
+from tests.container.execs import Unsupported
 from tests.helpers import REPO_ROOT
 
 UNITS = {"cuda-pathfinder": "cuda-pathfinder-v1.0.0", "cuda-bindings": "v13.0.0", "cuda-core": "cuda-core-v0.3.0"}
@@ -24,18 +28,122 @@ UNITS = {"cuda-pathfinder": "cuda-pathfinder-v1.0.0", "cuda-bindings": "v13.0.0"
 
 @pytest.mark.parametrize("unit", list(UNITS))
 def test_release_dry_run_runs_in_containers(engine: Lane, module: CudaCi, unit: str) -> None:
+    bound_before = len(engine.bound)
     released = anyio.run(CudaCi.release, module, UNITS[unit], None, False, True)
     folder = engine.directory(released)
     manifest = json.loads((folder / "release-manifest.json").read_text())
     assert manifest["built_by"] == "dagger" and manifest["tag"] == UNITS[unit]
     names = sorted(f["name"] for f in manifest["files"] if f["kind"] in ("sdist", "wheel"))
     assert names and sorted(p.name for p in (folder / "dist").iterdir()) == names
-    if unit == "cuda-bindings":
+    if unit != "cuda-pathfinder":
         assert any("-cp311-cp311-manylinux" in n for n in names), names
     assert (folder / "docs").is_dir() and any((folder / "docs").rglob("index.html"))
     log = json.loads((folder / "publish-log.json").read_text())
     assert log, "publish recorded what it did against the index services"
-    assert any("cuda-ci publish" in " ".join(argv) or argv[1:2] == ["publish"] for argv in engine.log)
+    bound = engine.bound[bound_before:]
+    assert sorted(alias for alias, _ in bound) == ["pypi", "testpypi"], "each index service bound by its publish"
+    assert all(n != engine.network for _, n in bound) and len({n for _, n in bound}) == len(bound), (
+        "each service on its client's own network: no other container answers to its alias"
+    )
+    assert engine.leftovers() == [], "every step's container and every service stopped and removed"
+
+
+def _tooling_installs(engine: Lane) -> int:
+    return len([argv for argv in engine.log if argv[1:3] == ["-m", "venv"] and argv[-1] == "/opt/cuda-ci"])
+
+
+def test_ci_reports_the_failing_job_with_its_last_output(engine: Lane, module: CudaCi, broken_repo: Path) -> None:
+    with pytest.raises(CiJobsFailed) as failed:
+        anyio.run(CudaCi.ci, module_on(broken_repo), "cuda-pathfinder")
+    assert set(failed.value.failures) == {"test --component cuda-pathfinder"}, "lint passed"
+    error = failed.value.failures["test --component cuda-pathfinder"]
+    assert isinstance(error, dagger.ExecError) and error.exit_code != 0
+    message = str(failed.value)
+    assert message.startswith("1 CI job(s) failed") and f"exit code {error.exit_code}" in message
+    assert "test_the_lane_breaks_this_job" in message or "broke this job on purpose" in message, message
+    installed = _tooling_installs(engine)
+    anyio.run(CudaCi.lint, module)
+    assert _tooling_installs(engine) == installed, (
+        "the other checkout's lint reuses the cuda-ci install layers the broken one made: keys follow content"
+    )
+
+
+def test_a_ci_test_job_runs_in_containers(engine: Lane, module: CudaCi) -> None:
+    output: str = anyio.run(CudaCi.test, module, "cuda-pathfinder", "3.11")
+    assert "passed" in output
+
+
+def test_the_gpu_jobs_chain_runs_its_tests_against_the_installed_wheels(engine: Lane, module: CudaCi) -> None:
+    """The GPU job's own chain, only its GPU attachment removed: a CUDA base image (its stand-in), the
+    job's wheels installed, the component's gpu tests run by the plan's test step with the wheel guard."""
+    output: str = anyio.run(CudaCi.test, module, "cuda-pathfinder", "3.11", True)
+    guard = "cuda-ci wheel guard: cuda.pathfinder imported from /venv/lib/python3.11/site-packages/cuda/pathfinder/"
+    assert guard in output, output[-3000:]
+    assert "skipped" in output and "failed" not in output, "the gpu test ran, and skips without a driver"
+    ran = [argv for argv in engine.log if argv[:2] == ["uv", "venv"]]
+    assert ran[-1] == ["uv", "venv", "--python", "3.11", "--python-preference", "only-system", "/venv"]
+    assert engine.log[-1][:3] == ["/venv/bin/pytest", "-p", "cuda_ci_wheel_guard"]
+
+
+def test_lint_runs_in_containers(engine: Lane, module: CudaCi) -> None:
+    anyio.run(CudaCi.lint, module)
+    assert any(argv[1:2] == ["lint"] for argv in engine.log)
+
+
+def test_tokens_reach_containers_only_as_env_secrets_of_one_exec(
+    engine: Lane, module: CudaCi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = "ghs_lane_token_never_printed_0123456789"
+    monkeypatch.setenv("CUDA_CI_LANE_GITHUB_TOKEN", token)
+    secret = dag.secret("env://CUDA_CI_LANE_GITHUB_TOKEN")  # as `dagger call --github-token=env://...` passes it
+    check = functools.partial(CudaCi.preflight, module, "cuda-pathfinder-v1.0.0", dry_run=True, github_token=secret)
+    findings = anyio.run(check)
+    assert token not in findings
+    assert not [argv for argv in engine.log if any(token in a for a in argv)], "never in an argv"
+    assert engine.secret_configs, "the preflight step carried the secret"
+    assert not [c for c in engine.secret_configs if token in c], "never in a container's or image's configuration"
+
+
+def test_every_exec_option_is_honoured_and_each_step_starts_afresh(engine: Lane) -> None:
+    base = dag.container(platform=dagger.Platform("linux/amd64")).from_(TOOLING_IMAGE).with_env_variable("WHO", "lane")
+    started = base.with_exec(["sh", "-c", "sleep 300 & echo started"])
+    count = "for p in /proc/[0-9]*; do cat $p/comm; done 2>/dev/null | grep -c '^sleep$' || true"
+    assert engine.stdout(started.with_exec(["sh", "-c", count])).strip() == "0", "nothing left running"
+    piped = started.with_exec(["cat"], stdin="from stdin", redirect_stdout="out.txt")
+    piped = piped.with_exec(["sh", "-c", "echo to stderr >&2"], redirect_stderr="/tmp/err.txt")
+    assert engine.stdout(piped.with_exec(["cat", "/out.txt", "/tmp/err.txt"])) == "from stdin" + "to stderr\n"
+    assert engine.stdout(base.with_exec(["echo", "${WHO} $WHO"], expand=True)) == "lane lane\n"
+    assert engine.stdout(base.with_exec(["echo", "${WHO}"])) == "${WHO}\n"
+    failing = base.with_exec(["false"], expect=dagger.ReturnType.FAILURE)
+    assert engine.stdout(failing.with_exec(["echo", "ok"])) == "ok\n"
+    with pytest.raises(dagger.ExecError, match="was expected to fail"):
+        engine.stdout(base.with_exec(["true"], expect=dagger.ReturnType.FAILURE))
+    assert engine.stdout(base.with_exec(["false"], expect=dagger.ReturnType.ANY).with_exec(["echo", "on"])) == "on\n"
+    assert engine.stdout(base.with_exec(["sh", "-c", "echo $$"], no_init=True)) == "1\n"
+    assert engine.stdout(base.with_exec(["sh", "-c", "echo $$"])) != "1\n", "an init is pid 1 by default"
+    with pytest.raises(Unsupported, match="option insecureRootCapabilities is not honoured"):
+        engine.stdout(base.with_exec(["true"], insecure_root_capabilities=True))
+    with pytest.raises(Unsupported, match=r"Container\.withUser is not known to the container lane"):
+        engine.stdout(base.with_user("nobody").with_exec(["true"]))
+
+
+def test_a_stand_in_that_lacks_what_the_graph_runs_fails_the_lane(engine: Lane) -> None:
+    container = dag.container(platform=dagger.Platform("linux/amd64")).from_(TOOLING_IMAGE)
+    with pytest.raises(StandInMismatch, match=f"stand-in image {STAND_IN} has no /opt/python/cp313-cp313/bin/python"):
+        engine.stdout(container.with_exec(["/opt/python/cp313-cp313/bin/python", "-V"]))
+    with pytest.raises(Unsupported, match=r"platform linux/arm64: this machine runs linux/amd64"):
+        engine.stdout(dag.container(platform=dagger.Platform("linux/arm64")).from_(TOOLING_IMAGE).with_exec(["true"]))
+
+
+def _cibuildwheel_env() -> dict[str, str]:
+    """cibuildwheel on this machine, with podman and the stand-in for its pinned manylinux x86_64 image
+    (STAND_INS; the lane repository's selection is already cut to what the stand-in serves)."""
+    return {
+        **os.environ,
+        "CUDA_CI_CONTAINER_ENGINE": "podman",
+        "CONTAINERS_CONF": str(REPO_ROOT / ".ci" / "containers.conf"),
+        "CIBW_MANYLINUX_X86_64_IMAGE": STAND_IN,
+    }
 
 
 def test_cibuildwheel_builds_the_compiled_wheels_in_podman_and_validate_passes(
@@ -44,14 +152,7 @@ def test_cibuildwheel_builds_the_compiled_wheels_in_podman_and_validate_passes(
     """The host runner's `build --wheels-only` with a container engine: cibuildwheel's own Linux
     build (its [tool.cibuildwheel] selection, cut to what the stand-in image serves), then a
     release folder taking those wheels, validated here."""
-    env = {
-        **os.environ,
-        "CUDA_CI_CONTAINER_ENGINE": "podman",
-        "CONTAINERS_CONF": str(REPO_ROOT / ".ci" / "containers.conf"),
-        "CIBW_MANYLINUX_X86_64_IMAGE": STAND_IN,
-        "CIBW_BUILD": " ".join(sorted(SERVED_IDENTIFIERS)),
-        "CIBW_ARCHS_LINUX": "x86_64",
-    }
+    env = _cibuildwheel_env()
     cuda_ci = str(Path(sys.executable).parent / "cuda-ci")
     wheels = tmp_path / "wheels"
     built = subprocess.run(
@@ -81,44 +182,14 @@ def test_cibuildwheel_builds_compiled_cuda_core_against_this_commits_bindings(
     """cuda-core's backend asks for cuda-bindings: cibuildwheel's before-build installs the declared
     build requirements and builds this commit's siblings from their sdists in the container, the
     wheel builds without isolation once per declared variant, and the two are merged."""
-    env = {
-        **os.environ,
-        "CUDA_CI_CONTAINER_ENGINE": "podman",
-        "CONTAINERS_CONF": str(REPO_ROOT / ".ci" / "containers.conf"),
-        "CIBW_MANYLINUX_X86_64_IMAGE": STAND_IN,
-        "CIBW_BUILD": " ".join(sorted(SERVED_IDENTIFIERS)),
-        "CIBW_ARCHS_LINUX": "x86_64",
-    }
     cuda_ci = str(Path(sys.executable).parent / "cuda-ci")
     wheels = tmp_path / "wheels"
     argv = [cuda_ci, "build", "--tag", "cuda-core-v0.3.0", "--wheels-only", "--repo", str(lane_repo)]
     argv += ["--out", str(wheels)]
-    built = subprocess.run(argv, env=env, capture_output=True, text=True)
+    built = subprocess.run(argv, env=_cibuildwheel_env(), capture_output=True, text=True)
     output = built.stdout + built.stderr
     assert built.returncode == 0, output[-6000:]
     (wheel,) = (wheels / "dist").glob("cuda_core-0.3.0-cp311-cp311-*manylinux*_x86_64.whl")
     with zipfile.ZipFile(wheel) as archive:
         modules = sorted(n for n in archive.namelist() if n.endswith(".so"))
     assert [m.split("/")[2] for m in modules] == ["_cu12", "_cu13"], "one cibuildwheel run per variant, merged"
-
-
-def test_a_ci_test_job_runs_in_containers(engine: Lane, module: CudaCi) -> None:
-    output = anyio.run(CudaCi.test, module, "cuda-pathfinder", "3.11")
-    assert "passed" in output
-
-
-def test_lint_runs_in_containers(engine: Lane, module: CudaCi) -> None:
-    anyio.run(CudaCi.lint, module)
-    assert any(argv[1:2] == ["lint"] for argv in engine.log)
-
-
-def test_tokens_reach_containers_only_as_secrets_of_one_exec(engine: Lane, module: CudaCi) -> None:
-    token = "ghs_lane_token_never_printed_0123456789"
-    secret = dag.set_secret("lane-token", token)
-    check = functools.partial(CudaCi.preflight, module, "cuda-pathfinder-v1.0.0", dry_run=True, github_token=secret)
-    findings = anyio.run(check)
-    assert token not in findings
-    assert not [argv for argv in engine.log if any(token in a for a in argv)], "never in an argv"
-    for cid in engine.containers:
-        inspected = engine.podman("inspect", cid, check=False).stdout.decode()
-        assert token not in inspected, "never in a container's configuration"

@@ -59,7 +59,9 @@ def test_the_vendored_sdk_is_the_engines_release_checked_by_hash() -> None:
 
 def test_the_runtime_base_image_is_pinned_by_digest() -> None:
     image = _pyproject()["tool"]["dagger"]["base-image"]
-    assert image.startswith("python:3.12-slim@sha256:") and len(image.split("@sha256:")[1]) == 64
+    assert image.startswith("python:3.14-slim@sha256:") and len(image.split("@sha256:")[1]) == 64
+    # the runtime's own pin for dagger.json's engineVersion (sdk/python/runtime/images/base/Dockerfile)
+    assert image.endswith("@sha256:486b8092bfb12997e10d4920897213a06563449c951c5506c2a2cfaf591c599f")
 
 
 def test_only_the_dagger_executor_imports_dagger() -> None:

@@ -20,6 +20,7 @@ from cuda_ci.executors.dagger_nodes import (
     folder_for,
     gpu_test_container,
     handoff,
+    require_full_history,
     with_invocation,
 )
 from cuda_ci.executors.dagger_parts import (
@@ -32,7 +33,6 @@ from cuda_ci.executors.dagger_parts import (
     TOOL_PYTHON,
     TOOLING_IMAGE,
     CacheTrust,
-    MissingHistoryError,
     cache_volumes,
     new_invocation,
     python_path,
@@ -110,16 +110,10 @@ class CudaCi:
         """Refuse a source without full git history before any container runs.
 
         A remote module call (``dagger -m github.com/...``) loads the repository as a depth-1 tree
-        without tags, where setuptools-scm cannot see a release tag.
+        without tags, where setuptools-scm cannot see a release tag; a `git worktree` checkout's
+        `.git` names a host folder no container sees.
         """
-        if await self.source.exists(".git") and not await self.source.exists(".git/shallow"):
-            return
-        raise MissingHistoryError(
-            "the module's source has no full git history (a remote module call loads a depth-1 tree "
-            "without tags, so setuptools-scm cannot see the release tag): run the module against a full "
-            "local clone, e.g. `git clone https://github.com/NVIDIA/cuda-python && cd cuda-python && "
-            "dagger call release ...`, or pass one with `dagger -m <module> call --source=<full clone> ...`"
-        )
+        await require_full_history(self.source)
 
     # --- the plan, and its nodes as containers ----------------------------------------------
     @function
@@ -415,12 +409,12 @@ class CudaCi:
     async def ci(self, component: Annotated[str | None, Doc("only this unit")] = None) -> str:
         """lint and every test job, all at once; every failing job is reported."""
         outputs: dict[str, str] = {}
-        failures: dict[str, dagger.ExecError] = {}
+        failures: dict[str, Exception] = {}
 
         async def run(name: str, container: dagger.Container) -> None:
             try:
                 outputs[name] = await container.stdout()
-            except dagger.ExecError as error:
+            except Exception as error:  # a pull or network error is that job's failure too
                 failures[name] = error
 
         jobs = self.ci_jobs(component)

@@ -5,7 +5,7 @@ job's container and the CI report. Imported by ``main.py`` only (the CLI never i
 from __future__ import annotations
 
 import dagger
-from cuda_ci.executors.dagger_parts import CUDA_IMAGE
+from cuda_ci.executors.dagger_parts import CUDA_IMAGE, MissingHistoryError
 from cuda_ci.executors.runlog import LOGS_DIR, node_log_name
 from cuda_ci.infra.components import dependency_closure, get_unit
 from cuda_ci.plan.release import WHEEL_GUARD, Node, ReleasePlan, installed_test_steps
@@ -88,18 +88,53 @@ def gpu_test_container(
 
 
 class CiJobsFailed(Exception):
-    """One or more CI jobs failed; the message names each, with its exit code and last output."""
+    """One or more CI jobs failed; the message names each with its last output: an exec's exit code
+    and output, or, for an error that is no exec's (an image that cannot be pulled, a network
+    error), the error itself."""
 
-    def __init__(self, failures: dict[str, dagger.ExecError]) -> None:
+    def __init__(self, failures: dict[str, Exception]) -> None:
         lines = [f"{len(failures)} CI job(s) failed (reproduce each with `dagger call <job>`):"]
         for name, error in sorted(failures.items()):
-            tail = "\n    ".join((error.stderr or error.stdout).strip().splitlines()[-15:])
-            lines.append(f"- {name}: exit code {error.exit_code}\n    {tail}")
+            if isinstance(error, dagger.ExecError):
+                lines.append(f"- {name}: exit code {error.exit_code}\n    {_tail(error.stderr or error.stdout)}")
+            else:
+                lines.append(f"- {name}: {type(error).__name__}\n    {_tail(str(error))}")
         super().__init__("\n".join(lines))
         self.failures = failures
+
+
+def _tail(output: str, lines: int = 15) -> str:
+    return "\n    ".join(output.strip().splitlines()[-lines:])
 
 
 def with_invocation(container: dagger.Container, invocation: str) -> dagger.Container:
     """Key what follows to this call, so a step that talks to GitHub or an index is never taken from
     the layer cache of an earlier call with the same inputs."""
     return container.with_env_variable("CUDA_CI_INVOCATION", invocation)
+
+
+# --- the module's source, checked before any container runs -------------------------------------
+NO_HISTORY = (
+    "the module's source has no full git history (a remote module call loads a depth-1 tree "
+    "without tags, so setuptools-scm cannot see the release tag): run the module against a full "
+    "local clone, e.g. `git clone https://github.com/NVIDIA/cuda-python && cd cuda-python && "
+    "dagger call release ...`, or pass one with `dagger -m <module> call --source=<full clone> ...`"
+)
+
+
+async def require_full_history(source: dagger.Directory) -> None:
+    """Refuse a source whose git history no container can read: none, shallow, or a `git worktree`
+    checkout, whose `.git` is a file naming a folder of the main clone on the host."""
+    if not await source.exists(".git"):
+        raise MissingHistoryError(NO_HISTORY)
+    if not await source.exists(".git", expected_type=dagger.ExistsType.DIRECTORY_TYPE):
+        pointer = (await source.file(".git").contents()).strip()
+        raise MissingHistoryError(
+            f"the module's source is a `git worktree` checkout: its .git is a file ({pointer}) naming a "
+            "folder of the main clone that no container can see, so setuptools-scm finds no history: "
+            "run the module from the main clone (`cd <main clone> && dagger call ...`), or from a full "
+            "clone of this branch (`git clone --no-local --branch <branch> <main clone> <folder>`), or "
+            "pass one with `dagger call --source=<full clone> ...`"
+        )
+    if await source.exists(".git/shallow"):
+        raise MissingHistoryError(NO_HISTORY)

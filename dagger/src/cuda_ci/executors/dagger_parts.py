@@ -27,24 +27,19 @@ CUDA_CI = "/opt/cuda-ci/bin/cuda-ci"
 # Where a container holds the lock's requirement file (toolchain.DEV_REQUIREMENTS) it installs from.
 LOCKED_TOOLS = "/opt/cuda-ci-tools.txt"
 # The context of a local module call is the repository as it is on disk, `.git` included:
-# setuptools-scm needs its full history and tags. Nothing below may exclude `.git`. (A leading
-# "!" only re-includes what an earlier pattern excluded, so "!.git" would do nothing.)
+# setuptools-scm needs its full history and tags, so nothing below may match under `.git` (a branch
+# named `build` is `.git/refs/heads/build`, a worktree `build` is `.git/worktrees/build`). The engine
+# applies these as BuildKit's exclude patterns (moby/patternmatcher, via fsutil): anchored at the
+# context's root, `**` any number of folders. So every pattern starts with a named top folder, never
+# with a wildcard that could reach into `.git`. (A re-include such as "!.git/**" is not used: Dagger
+# has handled "!" patterns as includes in some releases, which would load `.git` alone.)
+CODE_FOLDERS = ("cuda_*", "dagger", "tests", "bench")
 SOURCE_IGNORE = [
-    ".venv",
-    "**/.venv",
-    ".release",
-    "**/__pycache__",
-    "**/*.egg-info",
-    "**/build",
-    "**/*.so",
-    "**/*.pyd",
-    "**/dist",
-    "dagger/sdk",
-    ".mypy_cache",
-    ".ruff_cache",
-    ".pytest_cache",
-    ".hypothesis",
-    "bench/results",
+    *(".venv", ".release", "build", "dist", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".hypothesis"),
+    *("bench/results", "dagger/sdk", "dagger/.venv", "dagger/build", "dagger/dist"),
+    *("cuda_*/.venv", "cuda_*/**/build", "cuda_*/**/dist", "cuda_*/**/*.so", "cuda_*/**/*.pyd"),
+    *(f"{folder}/**/__pycache__" for folder in CODE_FOLDERS),
+    *(f"{folder}/**/*.egg-info" for folder in CODE_FOLDERS),
 ]
 
 
