@@ -27,7 +27,9 @@ UNITS = {"cuda-pathfinder": "cuda-pathfinder-v1.0.0", "cuda-bindings": "v13.0.0"
 
 
 @pytest.mark.parametrize("unit", list(UNITS))
-def test_release_dry_run_runs_in_containers(engine: Lane, module: CudaCi, unit: str) -> None:
+def test_release_dry_run_runs_in_containers(
+    engine: Lane, module: CudaCi, unit: str, lane_repo: Path, tmp_path: Path
+) -> None:
     bound_before = len(engine.bound)
     released = anyio.run(CudaCi.release, module, UNITS[unit], None, False, True)
     folder = engine.directory(released)
@@ -46,6 +48,46 @@ def test_release_dry_run_runs_in_containers(engine: Lane, module: CudaCi, unit: 
         "each service on its client's own network: no other container answers to its alias"
     )
     assert engine.leftovers() == [], "every step's container and every service stopped and removed"
+    if unit == "cuda-pathfinder":
+        _same_folder_as_the_hosts(folder, lane_repo, UNITS[unit], tmp_path / "host")
+
+
+# What may differ between the two executors' folders of one commit: who built it and with which
+# tools' builds (hashes, sizes), the times, and the dry-run's index data (the host's pypiservers
+# keep theirs in the folder; Dagger's are services).
+EXECUTOR_FIELDS = {"built_by", "tools"}
+
+
+def _same_folder_as_the_hosts(folder: Path, repo: Path, tag: str, out: Path) -> None:
+    """The host executor's release of the same commit: the same files, node logs and manifest fields."""
+    from cuda_ci.cli.app import main
+
+    assert main(["release", "--tag", tag, "--dry-run", "--repo", str(repo), "--out", str(out)]) == 0
+
+    def files(root: Path) -> set[str]:
+        return {
+            p.relative_to(root).as_posix()
+            for p in root.rglob("*")
+            if p.is_file() and p.parts[len(root.parts)] != "index"
+        }
+
+    assert files(folder) == files(out)
+    dagger_manifest, host_manifest = (json.loads((f / "release-manifest.json").read_text()) for f in (folder, out))
+    assert set(dagger_manifest) == set(host_manifest)
+    for field in set(host_manifest) - EXECUTOR_FIELDS - {"files", "validation", "docs"}:
+        assert dagger_manifest[field] == host_manifest[field], field
+
+    def shape(entries: list[dict[str, object]], keys: tuple[str, ...]) -> list[tuple[object, ...]]:
+        return sorted(tuple(e.get(k) for k in keys) for e in entries)
+
+    keys = ("name", "path", "kind", "distribution")
+    assert shape(dagger_manifest["files"], keys) == shape(host_manifest["files"], keys)
+    checks = ("check", "file", "status")
+    assert shape(dagger_manifest["validation"], checks) == shape(host_manifest["validation"], checks)
+    assert dagger_manifest["docs"]["status"] == host_manifest["docs"]["status"] == "built"
+    runs = [json.loads((f / "run-log.json").read_text()) for f in (folder, out)]
+    assert [sorted(n["node"] for n in r["nodes"]) for r in runs] == [sorted(n["node"] for n in runs[1]["nodes"])] * 2
+    assert runs[0]["status"] == runs[1]["status"] == "succeeded"
 
 
 def _tooling_installs(engine: Lane) -> int:

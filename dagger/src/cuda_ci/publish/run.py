@@ -20,9 +20,8 @@ from cuda_ci.infra.git import Git
 from cuda_ci.infra.github import GitHub
 from cuda_ci.infra.index import EmbeddedIndex, embedded_indexes
 from cuda_ci.infra.log import Reporter
-from cuda_ci.infra.manifest import Manifest, ReleaseFolder, write_json_atomic
+from cuda_ci.infra.manifest import Manifest, ReleaseFolder
 from cuda_ci.infra.process import clean_environ
-from cuda_ci.infra.secrets import redact
 from cuda_ci.infra.settings import IndexName, Settings
 from cuda_ci.publish.publish_log import LOG_NAME, PublishLog
 from cuda_ci.publish.refusals import publish_refusals
@@ -307,35 +306,3 @@ def _lock_exclusive(fd: int) -> None:
         import fcntl
 
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-
-def write_run_log(folder: Path, reporter: Reporter, status: str, command: str, errors: Sequence[str] = ()) -> None:
-    """Per-stage times, notes and, for a failed run, every ``error:`` it printed (``errors``)."""
-    if folder.is_dir():
-        data = {
-            "schema": 1,
-            "command": command,
-            "status": status,
-            "errors": [redact(e) for e in errors],
-            "stages": reporter.stage_seconds(),
-            "steps": [vars(s) for s in reporter.steps],
-            "notes": reporter.notes,
-        }
-        write_json_atomic(folder / "run-log.json", data)
-
-
-@contextmanager
-def run_log(folder: Path, reporter: Reporter, command: str) -> Iterator[None]:
-    """``run-log.json`` written when the body ends, succeeded or failed (with every problem it raised)."""
-    status, errors = "failed", list[str]()
-    try:
-        yield
-        status = "succeeded"
-    except CudaCiError as error:
-        errors = list(error.problems)
-        raise
-    except Exception as error:
-        errors = [f"internal error: {type(error).__name__}: {error}"]
-        raise
-    finally:
-        write_run_log(folder, reporter, status, command, errors)
