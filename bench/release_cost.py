@@ -3,14 +3,15 @@
 
 One run, in a throwaway clone of this working tree with one release tag per unit (every unit of the
 registry, dagger/src/cuda_ci/infra/components.py), all on one commit:
-  floor     python -m build --no-isolation of the unit's folders at its tag, in an environment that
+  floor     python -m build --no-isolation of the unit's folders at its tag (the wheel once more for each
+            further variant a folder declares, as the release builds it), in an environment that
             already holds each folder's build backend: its [build-system] requires and whatever the
             backend asks for (PyPA build's get_requires_for_build), installed and compiled before,
             not timed. A requirement naming a component of this repository is that component's
             wheel built from the same commit (with its own floor), never the index's: those names
             hold other builds there.
-  bare      python -m build of the same folders, isolated (a fresh build environment every time;
-            component requirements overridden with the same wheels)
+  bare      python -m build of the same folders and variants, isolated (a fresh build environment every
+            time; component requirements overridden with the same wheels)
   release   cuda-ci release --tag T --dry-run (everything, the embedded indexes included)
   old flow  cuda-ci ci (every unit built and tested, docs built), then the release of those artifacts
 Each figure is measured after a warm-up, several times, and reported as a median. Also: per-stage
@@ -45,6 +46,7 @@ from build import ProjectBuilder
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from cuda_ci.build.component_build import declared_variants
 from cuda_ci.infra.components import COMPONENTS, UNITS, Component, get_component
 
 REPO = Path(__file__).resolve().parents[1]
@@ -239,16 +241,33 @@ def builds(
     env: Mapping[str, str],
     frontend: Callable[[str], list[str]],
 ) -> Run:
-    """``frontend(dir) --outdir dist dir`` for each of the unit's folders, checked out at the tag."""
+    """``frontend(dir) --outdir dist dir`` for each of the unit's folders, checked out at the tag; once
+    more per further declared variant (:func:`variant_builds`)."""
     tree = worktree(repo, f"refs/tags/{tag}", scratch / f"tree-{time.monotonic_ns()}")
     try:
         total = Run(0.0, 0.0)
         for name in dirs:
-            run = sh([*frontend(name), "--outdir", tree / "dist", tree / name], tree, env)
-            total = Run(total.seconds + run.seconds, max(total.peak_rss_mb, run.peak_rss_mb))
+            for argv, variant in variant_builds(frontend(name), tree, name):
+                run = sh(argv, tree, {**env, **variant})
+                total = Run(total.seconds + run.seconds, max(total.peak_rss_mb, run.peak_rss_mb))
         return total
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=repo, check=True)
+
+
+def variant_builds(
+    frontend: Sequence[str | Path], tree: Path, name: str
+) -> list[tuple[list[str | Path], dict[str, str]]]:
+    """The build work a release does for one folder: the sdist and the wheel, and the wheel once more for
+    every further variant it declares (``[tool.cuda-ci.variants]``: cuda-core builds one per CUDA major,
+    then merges them), each with its variable set; without variants, one build."""
+    argv: list[str | Path] = [*frontend, "--outdir", tree / "dist", tree / name]
+    variants = declared_variants(tree / name)
+    if variants is None:
+        return [(argv, {})]
+    first, *others = variants.values
+    again = [([*frontend, "--wheel", "--outdir", tree / f"dist-{v}", tree / name], variants.environ(v)) for v in others]
+    return [(argv, variants.environ(first)), *again]
 
 
 def bare_env(env: dict[str, str], floor: Floor) -> dict[str, str]:

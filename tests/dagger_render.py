@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -114,6 +115,15 @@ def wheel_jobs(unit_name: str) -> tuple[WheelJob, ...]:
     )
 
 
+@functools.cache
+def windows_identifiers(unit_name: str) -> tuple[str, ...]:
+    """cibuildwheel's Windows selection for the unit's platform component (the Windows wheel jobs)."""
+    from cuda_ci.build.wheel_jobs import selected_identifiers
+
+    platform = [c for c in get_unit(unit_name).components if c.wheel == "platform"]
+    return tuple(selected_identifiers(REPO_ROOT / platform[0].dir, "windows")) if platform else ()
+
+
 def offline_plan(
     unit_name: str,
     tag: str | None,
@@ -123,14 +133,45 @@ def offline_plan(
     no_publish: bool = False,
     extra_dist: bool = False,
     ref: str | None = None,
+    prebuilt: bool = False,
+    commit: str = FAKE_COMMIT,
 ) -> ReleasePlan:
     """The Dagger runner's release plan for this checkout's components, at a fake commit."""
     unit = get_unit(unit_name)
     version = tag.removeprefix(unit.tag_prefix) if tag else "0.1.dev1+g0000000"
     state = RepositoryState(
-        commit=FAKE_COMMIT,
+        commit=commit,
         versions={c.distribution: version for c in unit.components},
         wheel_jobs=wheel_jobs(unit_name),
+        windows_identifiers=windows_identifiers(unit_name),
     )
-    options = PlanOptions(runner="dagger", dry_run=dry_run, no_publish=no_publish, extra_dist=extra_dist)
+    options = PlanOptions(
+        runner="dagger", dry_run=dry_run, no_publish=no_publish, extra_dist=extra_dist, prebuilt=prebuilt
+    )
     return plan_release(unit, tag, mode, ref, options, state)
+
+
+def printing_plans(monkeypatch: Any, tags: dict[str, str]) -> list[list[str]]:
+    """Full history, and a `cuda-ci plan --json` that prints the offline plan of the flags it got (each
+    unit's tag in ``tags``); the argv of every plan asked for."""
+    import dagger
+    from cuda_ci.cli.app import build_parser
+
+    asked: list[list[str]] = []
+
+    async def exists(self: dagger.Directory, path: str, **_: object) -> bool:
+        return path == ".git"  # not .git/shallow
+
+    async def stdout(self: dagger.Container) -> str:
+        argv = own_exec(render(self))
+        asked.append(argv)
+        args = build_parser().parse_args(argv[1:])
+        mode: Mode = "snapshot" if args.snapshot else "rehearsal" if args.rehearse else "release"
+        unit = args.component or next(u for u, tag in tags.items() if tag == args.tag)
+        plan = offline_plan(unit, args.tag, mode, dry_run=args.dry_run, no_publish=args.no_publish, ref=args.ref,
+                            extra_dist=args.extra_dist, prebuilt=args.prebuilt)  # fmt: skip
+        return json.dumps(plan.as_json())
+
+    monkeypatch.setattr(dagger.Directory, "exists", exists)
+    monkeypatch.setattr(dagger.Container, "stdout", stdout)
+    return asked

@@ -97,7 +97,7 @@ def _tooling_installs(engine: Lane) -> int:
 def test_ci_reports_the_failing_job_with_its_last_output(engine: Lane, module: CudaCi, broken_repo: Path) -> None:
     with pytest.raises(CiJobsFailed) as failed:
         anyio.run(CudaCi.ci, module_on(broken_repo), "cuda-pathfinder")
-    assert set(failed.value.failures) == {"test --component cuda-pathfinder"}, "lint passed"
+    assert set(failed.value.failures) == {"test --component cuda-pathfinder"}, str(failed.value)
     error = failed.value.failures["test --component cuda-pathfinder"]
     assert isinstance(error, dagger.ExecError) and error.exit_code != 0
     message = str(failed.value)

@@ -81,6 +81,8 @@ def _type(chain: list[dict[str, Any]]) -> dict[str, Any]:
             kind["kind"] = call["args"]["name"]
         elif call["call"] == "withOptional":
             kind["optional"] = call["args"]["optional"]
+        elif call["call"] == "withListOf":
+            kind["kind"], kind["of"] = "LIST_KIND", _type(call["args"]["elementType"])["kind"]
     return kind
 
 
@@ -122,7 +124,7 @@ def test_the_runtime_environment_holds_the_engines_sdk_and_the_cli(runtime_pytho
 def test_every_function_registers_with_its_types_defaults_and_cache_policy(registered: dict[str, Any]) -> None:
     functions = registered["functions"]
     assert sorted(functions) == [
-        "build", "ci", "docs", "lint", "plan", "preflight", "publish", "release", "test", "validate",
+        "build", "ci", "docs", "lint", "plan", "preflight", "publish", "release", "test", "validate", "wheels",
     ]  # fmt: skip
     for name, function in functions.items():
         assert function["cache"] == ("Never" if name in NEVER_CACHED else None), name
@@ -131,7 +133,7 @@ def test_every_function_registers_with_its_types_defaults_and_cache_policy(regis
     assert returns == {
         "build": "Directory", "validate": "Directory", "docs": "Directory", "publish": "Directory",
         "release": "Directory", "preflight": "STRING_KIND", "lint": "STRING_KIND", "test": "STRING_KIND",
-        "ci": "STRING_KIND", "plan": "STRING_KIND",
+        "ci": "STRING_KIND", "plan": "STRING_KIND", "wheels": "Directory",
     }  # fmt: skip
     release = functions["release"]["args"]
     assert release["tag"] == {"kind": "STRING_KIND", "optional": True, "defaultValue": "null", "defaultPath": None}
@@ -144,8 +146,17 @@ def test_every_function_registers_with_its_types_defaults_and_cache_policy(regis
     assert test["python"]["defaultValue"] == '"3.12"'
     assert functions["publish"]["args"]["release"]["kind"] == "Directory"
     plan = functions["plan"]["args"]
-    assert set(plan) == {"tag", "component", "snapshot", "dry_run", "rehearse", "ref", "no_publish", "extra_dist"}
+    assert set(plan) == {"tag", "component", "snapshot", "dry_run", "rehearse", "ref", "no_publish", "extra_dist",
+                         "prebuilt", "pull_request_base"}  # fmt: skip
     assert plan["extra_dist"]["kind"] == "BOOLEAN_KIND", "plan only asks whether other wheels will join validate"
+    # The fan-out: one platform's wheels, and a release taking such folders with their jobs' reports.
+    wheels = functions["wheels"]["args"]
+    assert set(wheels) == {"tag", "component", "snapshot", "rehearse", "ref", "platform", "identifiers"}
+    assert wheels["platform"]["defaultValue"] == '"linux/amd64"'
+    assert wheels["identifiers"]["kind"] == "LIST_KIND" and wheels["identifiers"]["of"] == "STRING_KIND"
+    assert release["prebuilt"]["kind"] == "LIST_KIND" and release["prebuilt"]["of"] == "Directory"
+    assert wheels["identifiers"]["optional"] and release["prebuilt"]["optional"]
+    assert release["wheel_reports"]["kind"] == "File" and release["wheel_reports"]["optional"]
 
 
 def test_the_constructor_loads_the_repository_with_its_history(registered: dict[str, Any]) -> None:

@@ -61,13 +61,14 @@ from tests.dagger_render import (
     execs,
     offline_plan,
     own_exec,
+    printing_plans,
     render,
     walk,
     wheel_jobs,
 )
 from tests.helpers import REPO_ROOT
 
-FUNCTIONS = ["build", "ci", "docs", "lint", "plan", "preflight", "publish", "release", "test", "validate"]
+FUNCTIONS = ["build", "ci", "docs", "lint", "plan", "preflight", "publish", "release", "test", "validate", "wheels"]
 JOBS = linux_wheel_jobs(REPO_ROOT / "cuda_bindings")
 TAGS = {"cuda-pathfinder": "cuda-pathfinder-v1.3.0", "cuda-bindings": "v13.1.0", "cuda-core": "cuda-core-v0.3.0"}
 TOKENS = {
@@ -479,6 +480,9 @@ PLAN_ONLY = {"node", "beside_validate", "runner"}
 # the next runs the installed code); the Dagger module's publish does both.
 HOST_ONLY |= {"no_install_back", "install_back_only"}
 DAGGER_ONLY = {"python", "gpu", "github_token", "pypi_token", "testpypi_token", "github_repository", "release"}
+# One platform's identifiers: `dagger call wheels` is the CLI's `build --wheels-only` for one platform.
+DAGGER_ONLY |= {"platform", "identifiers"}
+MIRRORS = {"wheels": "build"}
 
 
 def _cli_flags(command: str) -> set[str]:
@@ -491,7 +495,7 @@ def _cli_flags(command: str) -> set[str]:
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_dagger_arguments_mirror_the_cli_flags(name: str) -> None:
     parameters = set(inspect.signature(getattr(CudaCi, name)).parameters) - {"self"} - DAGGER_ONLY
-    assert parameters == _cli_flags(name)
+    assert parameters == _cli_flags(MIRRORS.get(name, name))
 
 
 def test_importing_the_module_needs_no_engine() -> None:
@@ -608,29 +612,8 @@ def test_the_host_and_dagger_run_the_same_plan(unit: str, mode: str) -> None:
 
 
 # --- the functions: each runs the plan `cuda-ci plan` printed ------------------------------------
-def _printing_plans(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """Full history, and a `cuda-ci plan --json` that prints the offline plan of the flags it got."""
-    asked: list[list[str]] = []
-
-    async def exists(self: dagger.Directory, path: str, **_: object) -> bool:
-        return path == ".git"  # not .git/shallow
-
-    async def stdout(self: dagger.Container) -> str:
-        argv = own_exec(render(self))
-        asked.append(argv)
-        args = build_parser().parse_args(argv[1:])
-        mode: Mode = "snapshot" if args.snapshot else "rehearsal" if args.rehearse else "release"
-        unit = args.component or next(u for u, tag in TAGS.items() if tag == args.tag)
-        plan = _plan(unit, args.tag, mode, args.dry_run, args.no_publish, args.ref, args.extra_dist)
-        return json.dumps(plan.as_json())
-
-    monkeypatch.setattr(dagger.Directory, "exists", exists)
-    monkeypatch.setattr(dagger.Container, "stdout", stdout)
-    return asked
-
-
 def test_release_and_build_run_the_plan_cuda_ci_plan_printed(module: CudaCi, monkeypatch: pytest.MonkeyPatch) -> None:
-    asked = _printing_plans(monkeypatch)
+    asked = printing_plans(monkeypatch, TAGS)
     released = render(anyio.run(functools.partial(CudaCi.release, module, "v13.1.0", dry_run=True)))
     assert asked[-1] == [CUDA_CI, "plan", "--tag=v13.1.0", "--dry-run", "--runner=dagger", "--json", "--repo", "/src"]
     plan = _plan("cuda-bindings", "v13.1.0", dry_run=True)
@@ -644,7 +627,7 @@ def test_release_and_build_run_the_plan_cuda_ci_plan_printed(module: CudaCi, mon
 
 
 def test_preflight_runs_the_plans_preflight_node(module: CudaCi, monkeypatch: pytest.MonkeyPatch) -> None:
-    asked = _printing_plans(monkeypatch)
+    asked = printing_plans(monkeypatch, TAGS)
     read: list[list[Call]] = []
 
     async def contents(self: dagger.File) -> str:

@@ -32,12 +32,21 @@ from cuda_ci.executors.dagger_parts import (
     SOURCE_IGNORE,
     TOOL_PYTHON,
     TOOLING_IMAGE,
+    TOOLING_IMAGES,
     CacheTrust,
     cache_volumes,
     new_invocation,
     python_path,
     selection,
     trust_of,
+)
+from cuda_ci.executors.dagger_wheels import (
+    Handed,
+    fan_out_flags,
+    handed_wheels,
+    known_platform,
+    merged,
+    platform_wheel_nodes,
 )
 from cuda_ci.infra.components import unit_names
 from cuda_ci.infra.toolchain import DEV_REQUIREMENTS, locked_install, source_install
@@ -127,20 +136,23 @@ class CudaCi:
         ref: Annotated[str | None, Doc("the commit a rehearsal builds (default: main's head)")] = None,
         no_publish: Annotated[bool, Doc("stop after docs")] = False,
         extra_dist: Annotated[bool, Doc("wheels from another platform join validate")] = False,
+        prebuilt: Annotated[bool, Doc("the Linux wheels come from the workflow's wheel jobs")] = False,
+        pull_request_base: Annotated[str | None, Doc("a pull request's base: its matrix subset")] = None,
     ) -> str:
         """What a release will build, check and publish, and where: the plan as JSON."""
         await self._require_history()
         flags = [*selection(tag, component, snapshot, rehearse, ref), *(["--dry-run"] if dry_run or snapshot else [])]
         flags += [*(["--no-publish"] if no_publish else []), *(["--extra-dist"] if extra_dist else [])]
+        flags += fan_out_flags(prebuilt, pull_request_base)
         return await self.plan_container(flags).stdout()
 
-    def plan_container(self, flags: list[str]) -> dagger.Container:
-        """``cuda-ci plan --runner=dagger --json``: decided in the tooling image, by its cibuildwheel."""
-        planner = self._tooling(trust=trust_of(flags))
+    def plan_container(self, flags: list[str], platform: str = "linux/amd64") -> dagger.Container:
+        """``cuda-ci plan --runner=dagger --json``: decided in the platform's tooling image, by its cibuildwheel."""
+        planner = self._tooling(platform=platform, image=TOOLING_IMAGES[platform], trust=trust_of(flags))
         return planner.with_exec([CUDA_CI, "plan", *flags, "--runner=dagger", "--json", "--repo", "/src"])
 
-    async def _release_plan(self, flags: list[str]) -> ReleasePlan:
-        return ReleasePlan.from_json(json.loads(await self.plan_container(flags).stdout()))
+    async def _release_plan(self, flags: list[str], platform: str = "linux/amd64") -> ReleasePlan:
+        return ReleasePlan.from_json(json.loads(await self.plan_container(flags, platform).stdout()))
 
     def plan_graph(
         self,
@@ -150,15 +162,18 @@ class CudaCi:
         github_repository: str,
         invocation: str,
         until: str | None = None,
+        handed: Handed | None = None,
     ) -> dict[str, dagger.Directory]:
-        """Every node of ``plan`` (up to ``until``) as a container running its ``cuda-ci`` command line;
-        what each made, by node id. Nodes that need nothing of each other run side by side."""
+        """Every node of ``plan`` (up to ``until``; of ``handed.only``, where given) as a container running
+        its ``cuda-ci`` command line; what each made, by node id. Nodes that need nothing of each other run
+        side by side."""
         made: dict[str, dagger.Directory] = {}
+        handed = handed or Handed()
         for wave in plan.waves():
-            for node in wave:
+            for node in (n for n in wave if handed.only is None or n.id in handed.only):
                 wheels = [n.id for n in plan.of_kind("wheel")]
                 trust: CacheTrust = "untrusted" if plan.source.mode == "snapshot" else "release"
-                container = self.node_container(node, made, extra_dist, wheels, plan, trust)
+                container = self.node_container(node, made, extra_dist, wheels, plan, trust, handed)
                 if node.kind in ("preflight", "publish"):  # talks to the world: never a cached layer
                     container = self._with_world(container, node, plan.dry_run, tokens, github_repository, invocation)
                 argv = [CUDA_CI, *fill(node.argv, NODE_PATHS), *handoff(node, plan.dry_run)]
@@ -175,22 +190,24 @@ class CudaCi:
         wheels: list[str] | None = None,
         plan: ReleasePlan | None = None,
         trust: CacheTrust = "release",
+        handed: Handed | None = None,
     ) -> dagger.Container:
         """The node's image with what its command line reads mounted where its placeholders point."""
+        handed = handed or Handed()
         if node.kind == "wheel":
             assert node.image is not None and node.platform is not None and node.python is not None
             # No install here: the build runs PyPA build from the kept environment of the lock's version.
             container = self._tooling(platform=node.platform, image=node.image, trust=trust)
-        else:
-            container = self._tooling(trust=trust)
+        else:  # a graph of one platform runs its other nodes in that platform's image: nothing emulated
+            platform, image = handed.tooling or ("linux/amd64", TOOLING_IMAGE)
+            container = self._tooling(platform=platform, image=image, trust=trust)
         line = " ".join(node.argv)
         if "{preflight}" in line and node.kind != "preflight":  # preflight writes it; the others read it
             container = container.with_directory("/preflight", made["preflight"])
         if "{prebuilt}" in line:
-            prebuilt = dag.directory()
-            for wheel in wheels or []:
-                prebuilt = prebuilt.with_directory(".", made[wheel])
-            container = container.with_directory("/prebuilt", prebuilt)
+            container = container.with_directory("/prebuilt", merged(made, wheels or [], handed.prebuilt))
+        if "{reports}" in line and handed.reports is not None:
+            container = container.with_file(NODE_PATHS["reports"], handed.reports)
         if "{extra}" in line and extra_dist is not None:
             container = container.with_directory("/extra", extra_dist)
         if "{release}" in line and node.kind != "build":
@@ -252,10 +269,41 @@ class CudaCi:
         ref: Annotated[str | None, Doc("the commit a rehearsal builds (default: main's head)")] = None,
     ) -> dagger.Directory:
         """Build the unit's sdists and wheels once (the plan up to its build node); the release folder so far."""
+        plan = await self._build_plan(tag, component, snapshot, rehearse, ref)
+        return self.plan_graph(plan, None, {}, "NVIDIA/cuda-python", new_invocation(), until="build")["build"]
+
+    async def _build_plan(
+        self,
+        tag: str | None,
+        component: str | None,
+        snapshot: bool,
+        rehearse: bool,
+        ref: str | None,
+        platform: str = "linux/amd64",
+    ) -> ReleasePlan:
+        """The plan a build reads (a dry-run's, no publish): its preflight records what it cannot check."""
         await self._require_history()
         flags = [*selection(tag, component, snapshot, rehearse, ref), "--dry-run", "--no-publish"]
-        plan = await self._release_plan(flags)
-        return self.plan_graph(plan, None, {}, "NVIDIA/cuda-python", new_invocation(), until="build")["build"]
+        return await self._release_plan(flags, platform)
+
+    @function
+    async def wheels(
+        self,
+        tag: Annotated[str | None, Doc("the release tag")] = None,
+        component: Annotated[str | None, Doc("the release unit")] = None,
+        snapshot: Annotated[bool, Doc("build HEAD as a dev version")] = False,
+        rehearse: Annotated[bool, Doc("build ref as if the tag pointed at it")] = False,
+        ref: Annotated[str | None, Doc("the commit a rehearsal builds (default: main's head)")] = None,
+        platform: Annotated[str, Doc("the OCI platform whose identifiers to build, e.g. linux/arm64")] = "linux/amd64",
+        identifiers: Annotated[list[str] | None, Doc("only these of its identifiers (a pull request's subset)")] = None,
+    ) -> dagger.Directory:
+        """One platform's wheels from the plan (its wheel nodes, each in its pinned image), in one folder."""
+        known_platform(platform, TOOLING_IMAGES)
+        plan = await self._build_plan(tag, component, snapshot, rehearse, ref, platform)
+        chosen = platform_wheel_nodes(plan, platform, identifiers)
+        handed = Handed(only={"preflight", *(n.id for n in chosen)}, tooling=(platform, TOOLING_IMAGES[platform]))
+        made = self.plan_graph(plan, None, {}, "NVIDIA/cuda-python", new_invocation(), handed=handed)
+        return merged(made, [n.id for n in chosen])
 
     def single_node(
         self, argv: list[str], release: dagger.Directory, extra: dagger.Directory | None = None
@@ -345,18 +393,26 @@ class CudaCi:
         testpypi_token: Annotated[dagger.Secret | None, Doc("TestPyPI API token")] = None,
         github_token: Annotated[dagger.Secret | None, Doc("GitHub token")] = None,
         github_repository: Annotated[str, Doc("owner/name on GitHub")] = "NVIDIA/cuda-python",
+        prebuilt: Annotated[
+            list[dagger.Directory] | None, Doc("Linux wheel folders made by `wheels` earlier in this run")
+        ] = None,
+        wheel_reports: Annotated[
+            dagger.File | None, Doc("with prebuilt: the wheel jobs' reports (their outputs as JSON)")
+        ] = None,
     ) -> dagger.Directory:
         """The release plan's nodes in one graph: preflight → wheels → build → validate beside docs → publish."""
         await self._require_history()
         flags = [*selection(tag, component, snapshot, rehearse, ref), *(["--dry-run"] if dry_run or snapshot else [])]
         flags += [*(["--no-publish"] if no_publish else []), *(["--extra-dist"] if extra_dist is not None else [])]
+        handed = handed_wheels(prebuilt, wheel_reports)
+        flags += fan_out_flags(handed.prebuilt is not None, None)
         plan = await self._release_plan(flags)
         tokens = {
             "GITHUB_TOKEN": github_token,
             "CUDA_CI_TESTPYPI_TOKEN": testpypi_token,
             "CUDA_CI_PYPI_TOKEN": pypi_token,
         }
-        made = self.plan_graph(plan, extra_dist, tokens, github_repository, new_invocation())
+        made = self.plan_graph(plan, extra_dist, tokens, github_repository, new_invocation(), handed=handed)
         return made[plan.nodes[-1].id]
 
     # --- CI ----------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from cuda_ci.build.siblings import SIBLINGS_DIR, sibling_sdists, sibling_wheels
 from cuda_ci.plan.tags import ReleaseTag
 from cuda_ci.infra.toolenvs import pinned_versions
 from cuda_ci.build.component_build import BuiltFile, build_component, write_build_requirements
+from cuda_ci.build.wheel_check import Expected, prebuilt_problems
 from cuda_ci.build.identifiers import cibuildwheel_identifiers, host_identifier, native_archs
 
 
@@ -69,6 +70,8 @@ class BuildPlan:
     source_archive: bool
     # Dagger builds each Linux identifier in its own container; the files arrive here repaired.
     prebuilt_wheels: Path | None = None
+    # The sha256 each wheel job of the run reported for them (a fanned-out workflow's job outputs).
+    wheel_reports: Path | None = None
 
 
 def native_cibuildwheel_platform(container_engine: str | None = None) -> str | None:
@@ -85,6 +88,7 @@ def plan_build(
     wheels_only: bool = False,
     native_platform: str | None = None,
     prebuilt_wheels: Path | None = None,
+    wheel_reports: Path | None = None,
     python: str = PYTHON,
     container_engine: str | None = None,
     test_siblings: tuple[Path, ...] = (),
@@ -117,6 +121,7 @@ def plan_build(
         build_identifiers=identifiers,
         source_archive=not wheels_only,
         prebuilt_wheels=prebuilt_wheels if source.unit.has_platform_wheels else None,
+        wheel_reports=wheel_reports if prebuilt_wheels and source.unit.has_platform_wheels else None,
     )
 
 
@@ -207,7 +212,8 @@ def execute_build(
                 )
             if plan.prebuilt_wheels and build.component.wheel == "platform":
                 identifiers = cibuildwheel_identifiers(tree / build.component.dir, "linux")
-                entries += _take_prebuilt(plan.prebuilt_wheels, build.component, folder)
+                expected = Expected.of_linux(source.unit, source.commit, version, identifiers)
+                entries += _take_prebuilt(plan, expected, build.component, folder)
         if plan.source_archive:
             entries += sbom_entries(folder, [e for e in entries if e["kind"] == "wheel"], epoch)
             entries.append(_source_archive(git, source, version, folder))
@@ -313,11 +319,17 @@ def _with_build_siblings(
     return replace(build, build_siblings=tuple(wheels))
 
 
-def _take_prebuilt(source: Path, component: Component, folder: ReleaseFolder) -> list[FileEntry]:
-    """The Linux wheels Dagger built and repaired per identifier, taken into ``dist/``."""
+def _take_prebuilt(plan: BuildPlan, expected: Expected, component: Component, folder: ReleaseFolder) -> list[FileEntry]:
+    """The Linux wheels built and repaired per identifier (by Dagger's wheel nodes, or by the wheel jobs of
+    a fanned-out workflow), taken into ``dist/`` once every one is checked against the plan."""
+    assert plan.prebuilt_wheels is not None
+    source = plan.prebuilt_wheels
     wheels = sorted(source.glob(f"{component.project_name}-*.whl"))
     if not wheels:
         raise CudaCiError(f"--prebuilt-wheels {source}: no {component.distribution} wheels there")
+    problems = prebuilt_problems(source, expected, plan.wheel_reports)
+    if problems:
+        raise CudaCiError(*problems, f"--prebuilt-wheels {source} refused: nothing was taken into {folder.dist}")
     entries = []
     for wheel in wheels:
         target = folder.dist / wheel.name

@@ -13,13 +13,13 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 from cuda_ci.ci import jobs as checks
-from cuda_ci.cli import commands
+from cuda_ci.cli import commands, fanout
 from cuda_ci.cli import report as clireport
 from cuda_ci.cli.flags import DEPRECATED_ALIASES, build_parser, cache_trust, settings_of
 from cuda_ci.cli.results import Result, document, folder_facts, publish_targets
@@ -59,14 +59,19 @@ def _cmd_preflight(args: argparse.Namespace, settings: Settings, reporter: Repor
 
 def _cmd_plan(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
     options = PlanOptions(
-        runner=args.runner, dry_run=args.dry_run, no_publish=args.no_publish, extra_dist=args.extra_dist
+        runner=args.runner,
+        dry_run=args.dry_run,
+        no_publish=args.no_publish,
+        extra_dist=args.extra_dist,
+        prebuilt=args.prebuilt,
     )
     decided = commands.plan(repo=args.repo, selection=selection_of(args), options=options, reporter=reporter)
-    return Result(decided.as_json(), plan_lines(decided))
+    data = fanout.plan_document(decided, args.repo, args.pull_request_base)
+    return Result(data, plan_lines(decided, data["matrix"]))
 
 
-def plan_lines(plan: ReleasePlan) -> list[str]:
-    """The plan for people: the source, then each node in order with what it waits for."""
+def plan_lines(plan: ReleasePlan, matrix: Sequence[Mapping[str, Any]] = ()) -> list[str]:
+    """The plan for people: the source, each node in order with what it waits for, the wheel matrix."""
     source = plan.source
     versions = ", ".join(f"{d} {v}" for d, v in source.versions.items())
     lines = [
@@ -79,7 +84,19 @@ def plan_lines(plan: ReleasePlan) -> list[str]:
         for node in nodes:
             after = f"  (after {', '.join(node.needs)})" if node.needs else ""
             lines.append(f"{wave:>3}. {node.id}: cuda-ci {' '.join(node.argv)}{after}")
+    for entry in matrix:
+        lines.append(f"wheel job {entry['group']} on {entry['runner']}: {' '.join(entry['identifiers'])}")
     return lines
+
+
+def _cmd_check_wheels(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
+    data = commands.check_wheels(
+        plan_file=args.plan, wheels=args.wheels, group=args.group, reports=args.reports, repo=args.repo
+    )
+    if args.group:
+        files = data["report"]["files"]
+        return Result(data, [f"{sha256}  {name}" for name, sha256 in files.items()])
+    return Result(data, [f"checked: {name}" for name in data["wheels"]])
 
 
 def _cmd_validate(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
@@ -133,6 +150,7 @@ def _cmd_release(args: argparse.Namespace, settings: Settings, reporter: Reporte
         out=args.out,
         settings=settings,
         reporter=reporter,
+        prebuilt=(args.prebuilt, args.wheel_reports),
     )
     dry_run = args.dry_run or args.snapshot
     targets = [] if args.no_publish else _published(folder, 0, settings, dry_run)
@@ -212,6 +230,7 @@ def _cmd_ci(args: argparse.Namespace, settings: Settings, reporter: Reporter) ->
 HANDLERS: dict[str, Handler] = {
     "component-version": _cmd_component_version,
     "plan": _cmd_plan,
+    "check-wheels": _cmd_check_wheels,
     "build": _cmd_build,
     "preflight": _cmd_preflight,
     "validate": _cmd_validate,

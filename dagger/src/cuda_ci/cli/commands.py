@@ -33,6 +33,7 @@ from cuda_ci.build.reproducible import Comparison
 from cuda_ci.build.reproducible import verify_reproducible as rebuild_and_compare
 from cuda_ci.build.siblings import SIBLINGS_DIR, sibling_wheels
 from cuda_ci.ci import jobs as checks
+from cuda_ci.cli import fanout
 from cuda_ci.docs.sphinx import build_docs, sphinx_env
 from cuda_ci.executors.runlog import write_node_log
 from cuda_ci.infra.components import UNITS, get_component, get_unit
@@ -131,6 +132,7 @@ def build(
         wheels_only=wheels_only,
         native_platform=native_platform,
         prebuilt_wheels=Path(runner.prebuilt_wheels) if runner.prebuilt_wheels and not wheels_only else None,
+        wheel_reports=Path(runner.wheel_reports) if runner.wheel_reports else None,
         python=runner.build_python or PYTHON,
         container_engine=engine,
         test_siblings=tuple(siblings),
@@ -254,10 +256,17 @@ def plan(
     git = Git.open(repo)
     refuse_shallow(git)
     source = resolve_source(git, selection)
-    state = repository_state(git, source, options.runner, reporter)
+    state = repository_state(git, source, options.runner, reporter, prebuilt=options.prebuilt)
     mode: Mode = "snapshot" if source.snapshot else "rehearsal" if source.rehearsal else "release"
     tag = source.tag.name if source.tag else None
     return plan_release(source.unit, tag, mode, request.ref, options, state)
+
+
+def check_wheels(
+    *, plan_file: Path, wheels: Sequence[Path], group: str | None, reports: Path | None, repo: Path
+) -> dict[str, Any]:
+    """``cuda-ci check-wheels``: a wheel job's report, or every wheel of a run checked (:mod:`cuda_ci.cli.fanout`)."""
+    return fanout.check_wheels(plan_file=plan_file, wheels=wheels, group=group, reports=reports, repo=repo)
 
 
 def _build_with_siblings(

@@ -57,6 +57,15 @@ DESCRIPTIONS: dict[str, str] = {
         "PEP 740 attestations of dist/ into attestations/, with the GitHub Actions OIDC identity; skipped "
         "with a note elsewhere."
     ),
+    "check-wheels": (
+        "Wheels made by other jobs of the same workflow run, before they join a release. In a wheel job "
+        "(--group): its group's wheels are exactly the plan's identifiers of that group, at the plan's "
+        "version, built from the commit this checkout names for the release; their sha256 become the step "
+        "output wheels-<GROUP>. In the job that assembles the release (--reports, the wheel jobs' outputs "
+        "as JSON): every wheel must be planned (distribution, identifier, version), reported by a wheel job "
+        "with that very sha256 from the plan's commit, and every planned identifier there; anything else "
+        "is refused."
+    ),
     "lint": "ruff, strict mypy, and each workflow's schema check and zizmor (the CI lint job).",
     "test": (
         "One CI job on this machine: build HEAD, validate, docs, then each component's own tests from its "

@@ -68,11 +68,33 @@ def _handoff(parser: argparse.ArgumentParser, *flags: str) -> None:
         group.add_argument("--built-by", choices=["host", "dagger"], default="host", help="the manifest's built_by")
         prebuilt = "Linux wheels already built and repaired per cibuildwheel identifier (taken instead of building)"
         group.add_argument("--prebuilt-wheels", type=Path, metavar="DIR", help=prebuilt)
+        reports = "the sha256 each wheel job reported for --prebuilt-wheels (their job outputs as JSON)"
+        group.add_argument("--wheel-reports", type=Path, metavar="FILE", help=reports)
         gate = "preflight's --out JSON: its CI gate and the commit it checked (default: not-verified; snapshot)"
         group.add_argument("--preflight-result", type=Path, metavar="FILE", help=gate)
     if "--dry-run-index" in flags:
         running = "an embedded index already running (a Dagger service) for --dry-run, NAME=URL (repeatable)"
         group.add_argument("--dry-run-index", type=_index_url, action="append", metavar="NAME=URL", help=running)
+
+
+def _fan_out_plan(parser: argparse.ArgumentParser) -> None:
+    """``plan``'s flags for a fanned-out workflow: wheels from earlier jobs, a pull request's subset."""
+    prebuilt = "the Linux wheels come from the workflow's wheel jobs (--prebuilt): no wheel nodes"
+    parser.add_argument("--prebuilt", action="store_true", help=prebuilt)
+    subset = "a pull request's merge base: the matrix builds one identifier per group unless a build input changed"
+    parser.add_argument("--pull-request-base", metavar="REF", help=subset)
+
+
+def _check_wheels(parser: argparse.ArgumentParser) -> None:
+    """``check-wheels``: a wheel job's report of its group, or the assembling job's check of every wheel."""
+    parser.add_argument("--plan", type=Path, required=True, metavar="FILE", help="`cuda-ci plan --json`'s output")
+    wheels = "a folder of wheels (repeatable: every wheel job's artifact)"
+    parser.add_argument("--wheels", type=Path, action="append", required=True, metavar="DIR", help=wheels)
+    role = parser.add_mutually_exclusive_group(required=True)
+    group = "in a wheel job: check its group's wheels, report their sha256 (step output wheels-<GROUP>)"
+    role.add_argument("--group", metavar="GROUP", help=group)
+    reports = "in the assembling job: the wheel jobs' outputs as JSON; refuse any wheel they did not report"
+    role.add_argument("--reports", type=Path, metavar="FILE", help=reports)
 
 
 def _publish_phases(parser: argparse.ArgumentParser) -> None:
@@ -139,6 +161,7 @@ def _release_commands(sub: Subparsers) -> None:
     p.add_argument("--extra-dist", action="store_true", help="wheels from another platform will join validate")
     runner = "the executor: host (this machine, cuda-ci release) or dagger (the module's containers)"
     p.add_argument("--runner", choices=["host", "dagger"], default="host", help=runner)
+    _fan_out_plan(p)
 
     p = _command(sub, "preflight", "check that a tag may be released (all findings at once)", selection=True)
     p.add_argument("--dry-run", action="store_true", help="record unreachable GitHub checks as not verified")
@@ -154,6 +177,13 @@ def _release_commands(sub: Subparsers) -> None:
     p.add_argument("--no-publish", action="store_true", help="stop after docs")
     p.add_argument("--extra-dist", type=Path, help=EXTRA_DIST)
     p.add_argument("--out", type=Path, help="the release folder (default: .release/<tag>/)")
+    prebuilt = "Linux wheels built by the wheel jobs of this workflow run (checked against the plan), not built here"
+    p.add_argument("--prebuilt", type=Path, metavar="DIR", help=prebuilt)
+    reports = "with --prebuilt: the wheel jobs' outputs as JSON (each file's sha256, the commit it was built from)"
+    p.add_argument("--wheel-reports", type=Path, metavar="FILE", help=reports)
+
+    p = _command(sub, "check-wheels", "check wheels from other jobs of this run against the plan and their sha256")
+    _check_wheels(p)
 
 
 def _folder_commands(sub: Subparsers) -> None:
@@ -207,6 +237,7 @@ def runner_of(args: argparse.Namespace) -> RunnerSettings:
     return RunnerSettings(
         built_by=getattr(args, "built_by", "host"),
         prebuilt_wheels=str(args.prebuilt_wheels) if getattr(args, "prebuilt_wheels", None) else None,
+        wheel_reports=str(args.wheel_reports) if getattr(args, "wheel_reports", None) else None,
         build_python=getattr(args, "build_python", None),
         preflight_result=str(args.preflight_result) if getattr(args, "preflight_result", None) else None,
         dry_run_index_urls=urls or None,

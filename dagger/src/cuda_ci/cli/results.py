@@ -137,8 +137,24 @@ def step_outputs(
     return outputs
 
 
+def _compact(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def plan_outputs(data: Document) -> dict[str, str]:
+    """``plan``'s step outputs: the release's (no folder yet), ``commit``, ``matrix`` (the wheel jobs,
+    for ``fromJSON``) and ``plan`` (the whole document, for ``check-wheels --plan``)."""
+    source = data["source"]
+    outputs = step_outputs(component=source["unit"], tag=source["tag"], versions=source["versions"])
+    return {**outputs, "commit": source["commit"], "matrix": _compact(data["matrix"]), "plan": _compact(data)}
+
+
 def outputs_of(data: Document) -> dict[str, str]:
-    """A document's step outputs, where it names a release folder."""
+    """A document's step outputs: a release folder's, a plan's, a wheel job's report (``wheels-<group>``)."""
+    if "matrix" in data and "source" in data:
+        return plan_outputs(data)
+    if "report" in data and "output" in data:
+        return {data["output"]: _compact(data["report"])}
     if "release_dir" not in data or "component" not in data:
         return {}
     return step_outputs(

@@ -13,6 +13,14 @@ from cuda_ci.plan.release import TOOL_PYTHON_VERSION
 TOOLING_IMAGE = (
     "quay.io/pypa/manylinux_2_28_x86_64@sha256:e0adf18521ad35192df733a6c62d35df7801957d24e0470238aacecfab2188a3"
 )
+# The tooling image of each platform a graph may run on alone (`dagger call wheels --platform`): on a
+# native arm64 engine its plan and preflight run in the same list's [aarch64] manylinux_2_28, not emulated.
+TOOLING_IMAGES = {
+    "linux/amd64": TOOLING_IMAGE,
+    "linux/arm64": (
+        "quay.io/pypa/manylinux_2_28_aarch64@sha256:a3e02308c822fb6ce0d12248b0c941817ba5e1a1bc9e7bb5929f29c50eaa40a9"
+    ),
+}
 # nvidia/cuda:12.6.3-base-ubuntu24.04, the digest published in John the Ripper's release build
 # environments (docs: "Docker Image: FROM nvidia/cuda:12.6.3-base-ubuntu24.04@sha256:c87e7893...").
 CUDA_IMAGE = (
@@ -59,6 +67,7 @@ NODE_PATHS = {
     "prebuilt": "/prebuilt",
     "preflight": "/preflight/preflight.json",
     "extra": "/extra",
+    "reports": "/reports/wheel-reports.json",
 }
 
 

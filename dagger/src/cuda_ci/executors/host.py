@@ -161,12 +161,23 @@ def release(
     out: Path | None,
     settings: Settings,
     reporter: Reporter,
+    prebuilt: tuple[Path | None, Path | None] = (None, None),
 ) -> Path:
     """``cuda-ci release``: the plan, then its nodes here: preflight → build (once) → validate beside
-    docs → record-docs → publish, one release of a tag at a time on this machine."""
+    docs → record-docs → publish, one release of a tag at a time on this machine. ``prebuilt``: the
+    Linux wheels of a fanned-out workflow's wheel jobs and their reports (build takes them, checked)."""
     if out is not None:  # refused before anything runs; the default folder is known from the plan
         ReleaseFolder.fresh(out.resolve())
-    options = PlanOptions(runner="host", dry_run=dry_run, no_publish=no_publish, extra_dist=extra_dist is not None)
+    wheels, reports = prebuilt
+    if (wheels is None) != (reports is None):
+        raise UsageError("--prebuilt and --wheel-reports go together: the wheels and the sha256 their jobs reported")
+    options = PlanOptions(
+        runner="host",
+        dry_run=dry_run,
+        no_publish=no_publish,
+        extra_dist=extra_dist is not None,
+        prebuilt=wheels is not None,
+    )
     try:
         decided = commands.plan(repo=repo, selection=selection, options=options, reporter=reporter)
     except UsageError:
@@ -182,5 +193,7 @@ def release(
         paths = {"repo": str(git.root), "release": str(folder.path), "preflight": str(Path(tmp) / "preflight.json")}
         if extra_dist is not None:
             paths["extra"] = str(extra_dist.resolve())
+        if wheels is not None and reports is not None:
+            paths.update(prebuilt=str(wheels.resolve()), reports=str(reports.resolve()))
         execute_plan(decided, paths, settings, reporter)
     return folder.path

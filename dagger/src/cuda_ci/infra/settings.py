@@ -51,6 +51,8 @@ class RunnerSettings:
     built_by: Literal["host", "dagger"] = "host"
     # Linux wheels already built and repaired per cibuildwheel identifier (in parallel containers).
     prebuilt_wheels: str | None = None
+    # The sha256 the wheel jobs of a fanned-out workflow reported for them (``--wheel-reports``).
+    wheel_reports: str | None = None
     # The interpreter that builds or smoke-tests wheels (default: the one running cuda-ci).
     build_python: str | None = None
     # Preflight's JSON result (its CI gate, the commit it checked), handed to the build node.

@@ -9,8 +9,8 @@ what the plan decided: the tag is parsed once, here and in the selection it came
 
 Command lines hold placeholders that each executor fills with its own paths:
 ``{repo}`` (the monorepo), ``{release}`` (the release folder), ``{out}`` (a wheel job's own output
-folder), ``{prebuilt}`` (every wheel job's output, merged), ``{preflight}`` (preflight's JSON result)
-and ``{extra}`` (``--extra-dist``'s folder).
+folder), ``{prebuilt}`` (every wheel job's output, merged), ``{preflight}`` (preflight's JSON result),
+``{extra}`` (``--extra-dist``'s folder) and ``{reports}`` (the sha256 each prebuilt wheel's job reported).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from cuda_ci.infra.components import ReleaseUnit, dependency_closure
 from cuda_ci.infra.errors import CudaCiError
+from cuda_ci.plan.wheel_matrix import MatrixEntry, NativeWheel, matrix, native_wheels
 
 PLAN_SCHEMA = 1
 Runner = Literal["host", "dagger"]
@@ -50,6 +51,7 @@ class RepositoryState:
     versions: Mapping[str, str]
     wheel_jobs: Sequence[WheelJob] = ()
     host_identifier: str | None = None
+    windows_identifiers: Sequence[str] = ()  # cibuildwheel's Windows selection, built on Windows runners
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,6 +60,9 @@ class PlanOptions:
     dry_run: bool = False
     no_publish: bool = False
     extra_dist: bool = False
+    # The Linux wheels were built by earlier jobs of the same run (the workflows' wheel matrix): build
+    # takes them, checked against this plan and the sha256 each job reported, instead of wheel nodes.
+    prebuilt: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,6 +102,8 @@ class ReleasePlan:
     folder: str  # the default release folder's name under .release/
     schema: int = PLAN_SCHEMA
     indexes: tuple[str, ...] = field(default=())
+    # Every identifier the release builds and the platform whose native runner builds it (Dagger plans).
+    native_wheels: tuple[NativeWheel, ...] = ()
 
     def node(self, node_id: str) -> Node:
         for node in self.nodes:
@@ -127,9 +134,14 @@ class ReleasePlan:
             groups.setdefault(node.platform, []).append({"identifier": node.identifier, "node": node.id})
         return groups
 
+    def matrix(self) -> list[MatrixEntry]:
+        """The workflows' wheel jobs: every identifier grouped by its native runner (``cuda_ci.plan.wheel_matrix``)."""
+        return matrix(self.source.unit, self.native_wheels)
+
     def as_json(self) -> dict[str, object]:
         data = asdict(self)
         data["wheel_matrix"] = self.wheel_matrix()
+        data["matrix"] = self.matrix()
         return data
 
     @classmethod
@@ -149,6 +161,7 @@ class ReleasePlan:
             nodes=nodes,
             folder=str(data["folder"]),
             indexes=tuple(data["indexes"]),
+            native_wheels=tuple(NativeWheel(**w) for w in data.get("native_wheels", ())),
         )
 
 
@@ -179,8 +192,8 @@ def plan_release(
         argv=("preflight", *selection, *(("--dry-run",) if dry_run else ()), "--json", *repo, "--out={preflight}"),
         outputs=("{preflight}",),
     )
-    wheels = _wheel_nodes(selection, state, options.runner) if unit.has_platform_wheels else []
-    build = _build_node(selection, state, options.runner, [w.id for w in wheels], unit)
+    wheels = _wheel_nodes(selection, state, options) if unit.has_platform_wheels else []
+    build = _build_node(selection, state, options, [w.id for w in wheels], unit)
     smokes = _smoke_nodes(state, options.runner, at) if unit.has_platform_wheels else []
     checks = _check_nodes(at, options.extra_dist, [s.id for s in smokes])
     nodes = [preflight, *wheels, build, *checks[:2], *smokes, checks[2]]
@@ -202,7 +215,13 @@ def plan_release(
         nodes=tuple(nodes),
         folder=_folder_name(unit.name, tag, mode, state.commit),
         indexes=() if options.no_publish else ("testpypi", "pypi"),
+        native_wheels=_native_wheels(state) if unit.has_platform_wheels else (),
     )
+
+
+def _native_wheels(state: RepositoryState) -> tuple[NativeWheel, ...]:
+    linux = [(job.identifier, job.platform) for job in state.wheel_jobs]
+    return native_wheels(linux, state.windows_identifiers)
 
 
 def _check_nodes(at: tuple[str, ...], extra_dist: bool, smokes: list[str]) -> list[Node]:
@@ -235,10 +254,10 @@ def _folder_name(unit: str, tag: str | None, mode: Mode, commit: str) -> str:
     return str(tag)
 
 
-def _wheel_nodes(selection: tuple[str, ...], state: RepositoryState, runner: Runner) -> list[Node]:
+def _wheel_nodes(selection: tuple[str, ...], state: RepositoryState, options: PlanOptions) -> list[Node]:
     """Dagger builds each of cibuildwheel's Linux identifiers in its own pinned image; the host
-    builds its own interpreter's wheel inside the build node."""
-    if runner == "host":
+    builds its own interpreter's wheel inside the build node; prebuilt wheels come from earlier jobs."""
+    if options.runner == "host" or options.prebuilt:
         return []
     return [
         Node(
@@ -265,12 +284,16 @@ _OUT = ("--out", "{out}")
 
 
 def _build_node(
-    selection: tuple[str, ...], state: RepositoryState, runner: Runner, wheel_ids: list[str], unit: ReleaseUnit
+    selection: tuple[str, ...], state: RepositoryState, options: PlanOptions, wheel_ids: list[str], unit: ReleaseUnit
 ) -> Node:
+    runner = options.runner
     handoff: tuple[str, ...] = ("--built-by=dagger",) if runner == "dagger" else ()
-    if wheel_ids:
+    if wheel_ids or (options.prebuilt and unit.has_platform_wheels):
         handoff += ("--prebuilt-wheels={prebuilt}",)
-    identifiers = [job.identifier for job in state.wheel_jobs] if runner == "dagger" else [state.host_identifier]
+    if options.prebuilt and unit.has_platform_wheels:
+        handoff += ("--wheel-reports={reports}",)
+    dagger_wheels = runner == "dagger" or options.prebuilt
+    identifiers = [job.identifier for job in state.wheel_jobs] if dagger_wheels else [state.host_identifier]
     return Node(
         id="build",
         kind="build",

@@ -6,34 +6,40 @@ from cuda_ci.build import scm
 from cuda_ci.build.builder import BuildSource
 from cuda_ci.build.identifiers import host_identifier
 from cuda_ci.build.identity import snapshot_version
-from cuda_ci.build.wheel_jobs import linux_wheel_jobs
+from cuda_ci.build.wheel_jobs import linux_wheel_jobs, selected_identifiers
 from cuda_ci.infra.git import Git
 from cuda_ci.infra.log import Reporter
 from cuda_ci.plan.release import RepositoryState, Runner, WheelJob
 
 
-def repository_state(git: Git, source: BuildSource, runner: Runner, reporter: Reporter) -> RepositoryState:
-    """The commit, every distribution's version and, for Dagger, cibuildwheel's Linux wheel jobs.
+def repository_state(
+    git: Git, source: BuildSource, runner: Runner, reporter: Reporter, prebuilt: bool = False
+) -> RepositoryState:
+    """The commit, every distribution's version and, for Dagger (or wheels built by earlier jobs),
+    cibuildwheel's Linux wheel jobs and Windows selection.
 
     A tag's (or rehearsal's) version is the tag's: build checks that setuptools-scm agrees. A
     snapshot's is setuptools-scm's dev version at the commit, made unique to it.
     """
     unit = source.unit
     jobs: list[WheelJob] = []
+    windows: list[str] = []
     with git.worktree(source.commit) as tree:
         if source.tag is not None:
             version = str(source.tag.version)
         else:
             version = snapshot_version(scm.component_version(tree, unit.primary), source.commit)
         platform = [c for c in unit.components if c.wheel == "platform"]
-        if runner == "dagger" and platform:
+        if (runner == "dagger" or prebuilt) and platform:
             for job in linux_wheel_jobs(tree / platform[0].dir):
                 jobs.append(WheelJob(identifier=job.identifier, platform=job.platform, image=job.image,
                                      python=str(job.python)))  # fmt: skip
+            windows = selected_identifiers(tree / platform[0].dir, "windows")
     reporter.info(f"plan: {unit.name} {version} at {source.commit[:12]}")
     return RepositoryState(
         commit=source.commit,
         versions={c.distribution: version for c in unit.components},
         wheel_jobs=tuple(jobs),
         host_identifier=host_identifier(),
+        windows_identifiers=tuple(windows),
     )
