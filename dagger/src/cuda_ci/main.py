@@ -14,21 +14,18 @@ from typing import Annotated, TypeVar, cast
 import anyio
 
 import dagger
+from cuda_ci.executors.dagger_graph import NodeContainers
 from cuda_ci.executors.dagger_nodes import (
     NODE_OUTPUT,
     CiJobsFailed,
-    folder_for,
     gpu_test_container,
     handoff,
     require_full_history,
-    with_invocation,
 )
 from cuda_ci.executors.dagger_parts import (
     CUDA_CI,
     LOCKED_TOOLS,
     NODE_PATHS,
-    PACKAGES_DIR,
-    PYPISERVER_ARGS,
     SOURCE_IGNORE,
     TOOL_PYTHON,
     TOOLING_IMAGE,
@@ -108,12 +105,12 @@ class CudaCi:
         manylinux images are single-architecture: on an arm64 engine an unnamed one would not match)."""
         return self._with_cuda_ci(dag.container(platform=dagger.Platform(platform)).from_(image), trust)
 
-    @staticmethod
-    def _with_github(
-        container: dagger.Container, github_token: dagger.Secret | None, github_repository: str
-    ) -> dagger.Container:
-        container = container.with_env_variable("GITHUB_REPOSITORY", github_repository)
-        return container.with_secret_variable("GITHUB_TOKEN", github_token) if github_token else container
+    def _nodes(self) -> NodeContainers:
+        return NodeContainers(self._tooling)
+
+    def _index_service(self, name: str, invocation: str) -> dagger.Service:
+        """The dry-run's embedded index as a service (see :meth:`NodeContainers.index_service`)."""
+        return self._nodes().index_service(name, invocation)
 
     async def _require_history(self) -> None:
         """Refuse a source without full git history before any container runs.
@@ -173,70 +170,16 @@ class CudaCi:
             for node in (n for n in wave if handed.only is None or n.id in handed.only):
                 wheels = [n.id for n in plan.of_kind("wheel")]
                 trust: CacheTrust = "untrusted" if plan.source.mode == "snapshot" else "release"
-                container = self.node_container(node, made, extra_dist, wheels, plan, trust, handed)
+                container = self._nodes().node_container(node, made, extra_dist, wheels, plan, trust, handed)
                 if node.kind in ("preflight", "publish"):  # talks to the world: never a cached layer
-                    container = self._with_world(container, node, plan.dry_run, tokens, github_repository, invocation)
+                    container = self._nodes().with_world(
+                        container, node, plan.dry_run, tokens, github_repository, invocation
+                    )
                 argv = [CUDA_CI, *fill(node.argv, NODE_PATHS), *handoff(node, plan.dry_run)]
                 made[node.id] = container.with_exec(argv).directory(NODE_OUTPUT.get(node.kind, "/release"))
                 if node.id == until:
                     return made
         return made
-
-    def node_container(
-        self,
-        node: Node,
-        made: dict[str, dagger.Directory],
-        extra_dist: dagger.Directory | None,
-        wheels: list[str] | None = None,
-        plan: ReleasePlan | None = None,
-        trust: CacheTrust = "release",
-        handed: Handed | None = None,
-    ) -> dagger.Container:
-        """The node's image with what its command line reads mounted where its placeholders point."""
-        handed = handed or Handed()
-        if node.kind == "wheel":
-            assert node.image is not None and node.platform is not None and node.python is not None
-            # No install here: the build runs PyPA build from the kept environment of the lock's version.
-            container = self._tooling(platform=node.platform, image=node.image, trust=trust)
-        else:  # a graph of one platform runs its other nodes in that platform's image: nothing emulated
-            platform, image = handed.tooling or ("linux/amd64", TOOLING_IMAGE)
-            container = self._tooling(platform=platform, image=image, trust=trust)
-        line = " ".join(node.argv)
-        if "{preflight}" in line and node.kind != "preflight":  # preflight writes it; the others read it
-            container = container.with_directory("/preflight", made["preflight"])
-        if "{prebuilt}" in line:
-            container = container.with_directory("/prebuilt", merged(made, wheels or [], handed.prebuilt))
-        if "{reports}" in line and handed.reports is not None:
-            container = container.with_file(NODE_PATHS["reports"], handed.reports)
-        if "{extra}" in line and extra_dist is not None:
-            container = container.with_directory("/extra", extra_dist)
-        if "{release}" in line and node.kind != "build":
-            container = container.with_directory("/release", folder_for(node, made, plan))
-        return container
-
-    def _with_world(
-        self,
-        container: dagger.Container,
-        node: Node,
-        dry_run: bool,
-        tokens: dict[str, dagger.Secret | None],
-        github_repository: str,
-        invocation: str,
-    ) -> dagger.Container:
-        """A node that reads or writes GitHub or an index: this call's key, the credentials it needs
-        (only as secrets), and for a dry-run's upload its embedded index as a service."""
-        container = with_invocation(container, invocation)
-        target = node.id.partition(":")[2]
-        if node.kind == "publish" and dry_run:
-            if target in ("testpypi", "pypi"):
-                container = container.with_service_binding(target, self._index_service(target, invocation))
-            return container
-        container = self._with_github(container, tokens.get("GITHUB_TOKEN"), github_repository)
-        if node.kind == "publish" and target in ("testpypi", "pypi"):
-            variable = f"CUDA_CI_{target.upper()}_TOKEN"
-            secret = tokens.get(variable)
-            container = container.with_secret_variable(variable, secret) if secret is not None else container
-        return container
 
     @talks_to_the_world
     async def preflight(
@@ -332,21 +275,6 @@ class CudaCi:
         return self.single_node(["docs"], release)
 
     # --- publish -----------------------------------------------------------------------------
-    def _index_service(self, name: str, invocation: str) -> dagger.Service:
-        """pypiserver (from cuda-ci's own dependencies) as a Dagger service: the embedded index.
-
-        It starts empty in every call (the invocation is part of its key) and refuses to start
-        without its package folder, so the folder is made first.
-        """
-        return (
-            self._tooling()
-            .with_exec(["mkdir", "-p", PACKAGES_DIR])
-            .with_env_variable("CUDA_CI_INDEX_NAME", name)  # two services, not one deduplicated
-            .with_env_variable("CUDA_CI_INVOCATION", invocation)
-            .with_exposed_port(8080)
-            .as_service(args=PYPISERVER_ARGS)
-        )
-
     @talks_to_the_world
     async def publish(
         self,
@@ -371,8 +299,8 @@ class CudaCi:
             at = ("--release-dir", "{release}", "--repo", "{repo}")
             node = Node(id=f"publish:{name}", kind="publish", needs=("release",),
                         argv=("publish", *at, f"--target={name}", *(["--dry-run"] if dry_run else [])))  # fmt: skip
-            container = self.node_container(node, {"release": folder}, None)
-            container = self._with_world(container, node, dry_run, tokens, github_repository, invocation)
+            container = self._nodes().node_container(node, {"release": folder}, None)
+            container = self._nodes().with_world(container, node, dry_run, tokens, github_repository, invocation)
             argv = [CUDA_CI, *fill(node.argv, NODE_PATHS), *handoff(node, dry_run)]
             folder = container.with_exec(argv).directory("/release")
         return folder

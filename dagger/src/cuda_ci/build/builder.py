@@ -18,12 +18,17 @@ from pathlib import Path
 
 from cuda_ci.build import scm
 from cuda_ci.build.backend_env import build_tool_env
+from cuda_ci.build.component_build import BuiltFile, build_component, write_build_requirements
+from cuda_ci.build.frontend import ComponentBuild, build_environ
+from cuda_ci.build.identifiers import cibuildwheel_identifiers, host_identifier, native_archs
+from cuda_ci.build.identity import pretend_environ, snapshot_version
+from cuda_ci.build.sbom import sbom_name, wheel_sbom
+from cuda_ci.build.siblings import SIBLINGS_DIR, sibling_sdists, sibling_wheels
+from cuda_ci.build.wheel_check import Expected, prebuilt_problems
 from cuda_ci.infra.components import Component, ReleaseUnit
 from cuda_ci.infra.envs import Env
 from cuda_ci.infra.errors import CommandError, CudaCiError, UsageError
-from cuda_ci.build.frontend import ComponentBuild, build_environ
 from cuda_ci.infra.git import Git
-from cuda_ci.build.identity import pretend_environ, snapshot_version
 from cuda_ci.infra.log import Reporter
 from cuda_ci.infra.manifest import (
     BuiltBy,
@@ -39,13 +44,8 @@ from cuda_ci.infra.manifest import (
     write_atomic,
 )
 from cuda_ci.infra.process import PYTHON
-from cuda_ci.build.sbom import sbom_name, wheel_sbom
-from cuda_ci.build.siblings import SIBLINGS_DIR, sibling_sdists, sibling_wheels
-from cuda_ci.plan.tags import ReleaseTag
 from cuda_ci.infra.toolenvs import pinned_versions
-from cuda_ci.build.component_build import BuiltFile, build_component, write_build_requirements
-from cuda_ci.build.wheel_check import Expected, prebuilt_problems
-from cuda_ci.build.identifiers import cibuildwheel_identifiers, host_identifier, native_archs
+from cuda_ci.plan.tags import ReleaseTag
 
 
 @dataclass(frozen=True, kw_only=True)

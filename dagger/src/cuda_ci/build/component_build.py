@@ -12,17 +12,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cuda_ci.build.backend_env import build_requirements
+from cuda_ci.build.frontend import ComponentBuild, build_argv, build_environ, overlay_env, pypa_build
+from cuda_ci.build.identifiers import kind_problem, native_archs
+from cuda_ci.build.identity import PRETEND_PREFIX
+from cuda_ci.build.sdists import extract_sdist, normalize_sdist
+from cuda_ci.build.variants import Variants, merge_variant_folders
 from cuda_ci.infra.declared import Declared
 from cuda_ci.infra.envs import Env
 from cuda_ci.infra.errors import CudaCiError
-from cuda_ci.build.frontend import ComponentBuild, build_argv, build_environ, overlay_env, pypa_build
-from cuda_ci.build.identity import PRETEND_PREFIX
 from cuda_ci.infra.log import Reporter
 from cuda_ci.infra.manifest import BuiltFrom, sha256_of
 from cuda_ci.infra.process import PYTHON, run
-from cuda_ci.build.sdists import extract_sdist, normalize_sdist
-from cuda_ci.build.variants import Variants, merge_variant_folders
-from cuda_ci.build.identifiers import kind_problem, native_archs
 
 CONTAINER_SIBLINGS = "/cuda-ci-siblings"
 CONTAINER_BUILD_SIBLINGS = "/cuda-ci-build-siblings"

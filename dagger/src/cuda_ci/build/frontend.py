@@ -13,11 +13,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from cuda_ci.build.hygiene import with_strip_flag
 from cuda_ci.infra.components import Component
 from cuda_ci.infra.envs import Env, uv_binary
 from cuda_ci.infra.errors import CudaCiError
 from cuda_ci.infra.git import Git
-from cuda_ci.build.hygiene import with_strip_flag
 from cuda_ci.infra.log import Reporter
 from cuda_ci.infra.process import PYTHON, clean_environ, run
 from cuda_ci.infra.toolenvs import tool_environ

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cuda_ci.build.builder import BuildSource, execute_build, plan_build
+from cuda_ci.build.identifiers import installable_here
 from cuda_ci.infra.components import get_unit
 from cuda_ci.infra.git import Git
 from cuda_ci.infra.log import Reporter
 from cuda_ci.infra.manifest import FileEntry, ReleaseFolder
 from cuda_ci.infra.safepaths import listed_file
 from cuda_ci.plan.tags import parse_tag
-from cuda_ci.build.identifiers import installable_here
 
 
 @dataclass(frozen=True)

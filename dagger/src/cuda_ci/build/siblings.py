@@ -13,14 +13,14 @@ import threading
 from pathlib import Path
 
 from cuda_ci.build.backend_env import build_tool_env
+from cuda_ci.build.frontend import ComponentBuild, build_environ, check_clone, run_frontend
+from cuda_ci.build.sibling_record import record_path, recorded_files, write_record
 from cuda_ci.infra.components import Component, ReleaseUnit, dependency_closure
 from cuda_ci.infra.errors import CudaCiError
-from cuda_ci.build.frontend import ComponentBuild, build_environ, check_clone, run_frontend
 from cuda_ci.infra.git import Git
 from cuda_ci.infra.log import Reporter
 from cuda_ci.infra.manifest import place
 from cuda_ci.infra.process import PYTHON
-from cuda_ci.build.sibling_record import record_path, recorded_files, write_record
 
 SIBLINGS_DIR = "siblings"
 # The build and the stages beside it ask for the same folder at once: the first builds, the rest wait.

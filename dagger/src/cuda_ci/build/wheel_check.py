@@ -20,11 +20,11 @@ from typing import Any, TypedDict
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
+from cuda_ci.build.identifiers import wheel_identifiers
 from cuda_ci.infra.components import ReleaseUnit, get_unit
 from cuda_ci.infra.errors import CudaCiError
 from cuda_ci.infra.manifest import sha256_of
 from cuda_ci.plan.wheel_matrix import GROUPS, linux_platform
-from cuda_ci.build.identifiers import wheel_identifiers
 
 REPORT_SCHEMA = 1
 OUTPUT_PREFIX = "wheels-"  # a wheel job's output: wheels-<group>
