@@ -25,7 +25,8 @@ from typing import Any
 
 import pytest
 
-from cuda_ci.main import CUDA_CI, PYPISERVER_ARGS, SOURCE_IGNORE, CudaCi
+from cuda_ci.executors.dagger_parts import CUDA_CI, PYPISERVER_ARGS, SOURCE_IGNORE
+from cuda_ci.main import CudaCi
 from dagger import dag
 from tests.dagger_render import Call, execs, offline_plan, render, walk
 from tests.helpers import REPO_ROOT
