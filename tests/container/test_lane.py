@@ -235,3 +235,14 @@ def test_cibuildwheel_builds_compiled_cuda_core_against_this_commits_bindings(
     with zipfile.ZipFile(wheel) as archive:
         modules = sorted(n for n in archive.namelist() if n.endswith(".so"))
     assert [m.split("/")[2] for m in modules] == ["_cu12", "_cu13"], "one cibuildwheel run per variant, merged"
+
+
+def test_one_platforms_wheels_run_in_containers(engine: Lane, module: CudaCi) -> None:
+    """``wheels --platform linux/amd64``: the plan's wheel nodes of that platform (cut here to the
+    stand-in's cp311), after its preflight node, each built and repaired in its pinned image, in one folder."""
+    built = anyio.run(functools.partial(CudaCi.wheels, module, "v13.0.0", platform="linux/amd64"))
+    folder = engine.directory(built)
+    names = sorted(p.name for p in folder.rglob("*.whl"))
+    assert names == [n for n in names if n.startswith("cuda_bindings-13.0.0-cp311-cp311-manylinux")], names
+    assert names and all(n.endswith("_x86_64.whl") for n in names)
+    assert any(argv[1:2] == ["preflight"] for argv in engine.log), "its preflight node ran first"
