@@ -17,7 +17,7 @@ from cuda_ci.build.identifiers import identifier_of
 from cuda_ci.infra.components import get_unit
 from cuda_ci.infra.envs import Env
 from cuda_ci.infra.errors import CudaCiError, UsageError
-from cuda_ci.infra.log import Reporter
+from cuda_ci.infra.log import Reporter, StepRecord
 from cuda_ci.infra.manifest import FileEntry
 from cuda_ci.infra.secrets import redact, register, sanitize_url
 from cuda_ci.infra.settings import Settings
@@ -127,3 +127,12 @@ def test_a_child_reporter_keeps_the_stage_and_is_adopted() -> None:
     reporter.adopt(child)
     assert [(r.stage, r.name) for r in reporter.steps] == [("build", "stage build"), ("build", "build cuda-core 1.0.0")]
     assert reporter.notes == ["built once"]
+
+
+def test_a_stage_run_by_several_plan_nodes_counts_all_their_time() -> None:
+    """publish:github, publish:testpypi, ... (and docs, then record-docs) are one stage each: summed."""
+    reporter = Reporter(stream=io.StringIO())
+    for node in reporter.child(), reporter.child():
+        node.steps.append(StepRecord("publish", "stage publish", 1.25, "ok"))
+        reporter.adopt(node)
+    assert reporter.stage_seconds() == {"publish": 2.5}

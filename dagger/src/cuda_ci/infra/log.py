@@ -188,4 +188,10 @@ class Reporter:
         raise CudaCiError(*(p for e in failures if isinstance(e, CudaCiError) for p in e.problems))
 
     def stage_seconds(self) -> dict[str, float]:
-        return {r.stage: r.seconds for r in self.steps if r.name == f"stage {r.stage}"}
+        """Seconds per stage, summed over its steps named ``stage <name>`` (a plan runs a stage in
+        several nodes: docs and record-docs, each publish target)."""
+        seconds: dict[str, float] = {}
+        for record in self.steps:
+            if record.name == f"stage {record.stage}":
+                seconds[record.stage] = round(seconds.get(record.stage, 0.0) + record.seconds, 3)
+        return seconds
