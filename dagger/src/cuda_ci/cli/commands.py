@@ -161,15 +161,16 @@ def read_preflight_result(path: str | None, source: BuildSource, git: Git) -> di
     gate = found.get("ci_gate") if isinstance(found, dict) else None
     if not isinstance(gate, dict) or gate.get("status") not in ("verified", "not-verified", "snapshot"):
         raise CudaCiError(f"--preflight-result {path} is not preflight's JSON result (no ci_gate): run preflight again")
-    if found.get("commit") not in (None, source.commit) and source.tag is not None and not source.rehearsal:
-        check_tag_unmoved(git, source.tag, str(found["commit"]))  # the one wording of a moved tag
-    if found.get("commit") not in (None, source.commit):
-        what = f"--ref of the rehearsal of {source.tag.name}" if source.tag else "HEAD"
-        raise CudaCiError(
-            f"{what} moved after preflight: preflight checked {str(found['commit'])[:12]}, it now names "
-            f"{source.commit[:12]}; nothing was built: run the release again from the start"
-        )
-    return dict(found)
+    checked = found.get("commit")
+    if checked in (None, source.commit):
+        return dict(found)
+    if source.tag is not None and not source.rehearsal:
+        check_tag_unmoved(git, source.tag, str(checked))  # raises, in the one wording of a moved tag
+    what = f"--ref of the rehearsal of {source.tag.name}" if source.tag else "HEAD"
+    raise CudaCiError(
+        f"{what} moved after preflight: preflight checked {str(checked)[:12]}, it now names "
+        f"{source.commit[:12]}; nothing was built: run the release again from the start"
+    )
 
 
 def preflight(*, repo: Path, selection: Selection, dry_run: bool, settings: Settings, reporter: Reporter) -> Preflight:

@@ -304,16 +304,17 @@ def _build_node(
     )
 
 
+def smoked(identifier: str) -> bool:
+    """Whether a smoke node installs and imports this identifier's wheel: the x86_64 ones, but the
+    tooling interpreter's (validate installs and imports with that one itself)."""
+    interpreter, _, platform = identifier.partition("-")
+    return platform.endswith("x86_64") and interpreter != "cp" + TOOL_PYTHON_VERSION.replace(".", "")
+
+
 def smoke_versions(identifiers: Sequence[str]) -> list[str]:
-    """Python versions of the x86_64 identifiers other than the tooling interpreter's (validate
-    installs and imports with that one itself)."""
-    tooling = "cp" + TOOL_PYTHON_VERSION.replace(".", "")
-    versions = []
-    for identifier in identifiers:
-        interpreter, _, platform = identifier.partition("-")
-        if platform.endswith("x86_64") and interpreter != tooling:
-            versions.append(f"{interpreter[2]}.{interpreter[3:]}")
-    return versions
+    """The Python versions of the identifiers that are :func:`smoked` (``cp314t-…`` → ``3.14t``)."""
+    interpreters = [identifier.partition("-")[0] for identifier in identifiers if smoked(identifier)]
+    return [f"{interpreter[2]}.{interpreter[3:]}" for interpreter in interpreters]
 
 
 def _smoke_nodes(state: RepositoryState, runner: Runner, at: tuple[str, ...]) -> list[Node]:
@@ -321,27 +322,18 @@ def _smoke_nodes(state: RepositoryState, runner: Runner, at: tuple[str, ...]) ->
     (the manylinux images do; the host has only its own, which validate uses)."""
     if runner == "host":
         return []
-    pythons = {job.identifier: job.python for job in state.wheel_jobs}
-    nodes = []
-    for job in state.wheel_jobs:
-        if job.identifier.partition("-")[0] not in {_cp(v) for v in smoke_versions([job.identifier])}:
-            continue
-        nodes.append(
-            Node(
-                id=f"smoke:{job.identifier}",
-                kind="smoke",
-                argv=("smoke", *at, f"--build-python={pythons[job.identifier]}"),
-                needs=("validate",),
-                outputs=(),
-                identifier=job.identifier,
-                python=pythons[job.identifier],
-            )
+    return [
+        Node(
+            id=f"smoke:{job.identifier}",
+            kind="smoke",
+            argv=("smoke", *at, f"--build-python={job.python}"),
+            needs=("validate",),
+            identifier=job.identifier,
+            python=job.python,
         )
-    return nodes
-
-
-def _cp(version: str) -> str:
-    return "cp" + version.replace(".", "")
+        for job in state.wheel_jobs
+        if smoked(job.identifier)
+    ]
 
 
 def _publish_nodes(at: tuple[str, ...], dry_run: bool) -> list[Node]:

@@ -22,19 +22,21 @@ def repository_state(
     snapshot's is setuptools-scm's dev version at the commit, made unique to it.
     """
     unit = source.unit
+    platform = next((c.dir for c in unit.components if c.wheel == "platform"), None)
+    selection_dir = platform if runner == "dagger" or prebuilt else None
+    version = str(source.tag.version) if source.tag is not None else None
     jobs: list[WheelJob] = []
     windows: list[str] = []
-    with git.worktree(source.commit) as tree:
-        if source.tag is not None:
-            version = str(source.tag.version)
-        else:
-            version = snapshot_version(scm.component_version(tree, unit.primary), source.commit)
-        platform = [c for c in unit.components if c.wheel == "platform"]
-        if (runner == "dagger" or prebuilt) and platform:
-            for job in linux_wheel_jobs(tree / platform[0].dir):
-                jobs.append(WheelJob(identifier=job.identifier, platform=job.platform, image=job.image,
-                                     python=str(job.python)))  # fmt: skip
-            windows = selected_identifiers(tree / platform[0].dir, "windows")
+    if version is None or selection_dir is not None:  # only these read the commit's tree
+        with git.worktree(source.commit) as tree:
+            if version is None:
+                version = snapshot_version(scm.component_version(tree, unit.primary), source.commit)
+            if selection_dir is not None:
+                jobs = [
+                    WheelJob(identifier=job.identifier, platform=job.platform, image=job.image, python=str(job.python))
+                    for job in linux_wheel_jobs(tree / selection_dir)
+                ]
+                windows = selected_identifiers(tree / selection_dir, "windows")
     reporter.info(f"plan: {unit.name} {version} at {source.commit[:12]}")
     return RepositoryState(
         commit=source.commit,

@@ -102,7 +102,6 @@ class DryRunIndexes:
 def dry_run_indexes(
     folder: ReleaseFolder,
     targets: Sequence[Target],
-    repo: Path,
     manifest: Manifest,
     settings: Settings,
     reporter: Reporter,
@@ -144,7 +143,6 @@ def publish_folder(
     dry_run: bool,
     settings: Settings,
     reporter: Reporter,
-    started_indexes: DryRunIndexes | None = None,
     *,
     phases: Sequence[IndexPhase] = BOTH_PHASES,
 ) -> dict[str, str]:
@@ -153,7 +151,7 @@ def publish_folder(
     One publish of a folder at a time (:func:`publish_lock`)."""
     folder = ReleaseFolder.existing(release_dir)
     with publish_lock(folder.path):
-        return _publish_locked(folder, repo, target, dry_run, settings, reporter, started_indexes, phases)
+        return _publish_locked(folder, repo, target, dry_run, settings, reporter, phases)
 
 
 def _publish_locked(
@@ -163,7 +161,6 @@ def _publish_locked(
     dry_run: bool,
     settings: Settings,
     reporter: Reporter,
-    started_indexes: DryRunIndexes | None,
     phases: Sequence[IndexPhase],
 ) -> dict[str, str]:
     manifest = folder.load()
@@ -181,9 +178,7 @@ def _publish_locked(
     with ExitStack() as stack:
         siblings: list[Path] = []
         if dry_run:
-            prepared = started_indexes or stack.enter_context(
-                dry_run_indexes(folder, targets, repo or Path("."), manifest, settings, reporter)
-            )
+            prepared = stack.enter_context(dry_run_indexes(folder, targets, manifest, settings, reporter))
             indexes, siblings = prepared.ready(), prepared.siblings
         else:
             uploads = "upload" in phases
