@@ -72,6 +72,7 @@ class Lane:
     results: dict[str, Path] = field(default_factory=dict)
     images: list[str] = field(default_factory=list)
     log: list[list[str]] = field(default_factory=list)  # every exec's argv, as run
+    stderr: list[tuple[list[str], str]] = field(default_factory=list)  # each finished exec's argv and stderr
     bound: list[tuple[str, str]] = field(default_factory=list)  # (alias, network) of every service started
     secret_configs: list[str] = field(default_factory=list)  # inspections of every step that carried a secret
     _digests: dict[tuple[str, tuple[str, ...]], str] = field(default_factory=dict)
@@ -285,6 +286,7 @@ class Lane:
                 # the container's own streams (what `start --attach` prints may hold podman's warnings)
                 logs = self.podman("logs", step)
                 out, err = logs.stdout.decode(errors="replace"), logs.stderr.decode(errors="replace")
+                self.stderr.append((argv, err))
                 if failed(code, expect):
                     raise exec_error(args["args"], code, out, err, expect)
                 self._redirect(step, state, args, out, err)

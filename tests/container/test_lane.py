@@ -239,10 +239,14 @@ def test_cibuildwheel_builds_compiled_cuda_core_against_this_commits_bindings(
 
 def test_one_platforms_wheels_run_in_containers(engine: Lane, module: CudaCi) -> None:
     """``wheels --platform linux/amd64``: the plan's wheel nodes of that platform (cut here to the
-    stand-in's cp311), after its preflight node, each built and repaired in its pinned image, in one folder."""
+    stand-in's cp311), after its preflight node, each built, repaired and import-tested in its pinned
+    image, in one folder."""
     built = anyio.run(functools.partial(CudaCi.wheels, module, "v13.0.0", platform="linux/amd64"))
     folder = engine.directory(built)
     names = sorted(p.name for p in folder.rglob("*.whl"))
     assert names == [n for n in names if n.startswith("cuda_bindings-13.0.0-cp311-cp311-manylinux")], names
     assert names and all(n.endswith("_x86_64.whl") for n in names)
     assert any(argv[1:2] == ["preflight"] for argv in engine.log), "its preflight node ran first"
+    [(argv, err)] = [(argv, err) for argv, err in engine.stderr if "--wheels-only" in argv]
+    assert "--build-python=/opt/python/cp311-cp311/bin/python" in argv, argv
+    assert "ok in" in err.split("==> stage smoke", 1)[1], "the wheel, installed and imported in its own image"

@@ -7,14 +7,16 @@ import hashlib
 import io
 import json
 import shutil
+import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from cuda_ci.build.identifiers import host_identifier
 from cuda_ci.build.wheel_jobs import selected_identifiers
 from cuda_ci.cli.app import main
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, git
 
 pytestmark = pytest.mark.e2e
 # cibuildwheel's Windows selection of cuda-bindings (cp310 ... cp315t), as it reads it.
@@ -146,3 +148,38 @@ def test_extra_dist_windows_wheels_join_the_release(
     # and an SBOM per extra wheel
     assert len([line for line in sums if line.endswith("win_amd64.whl.cdx.json")]) == len(WINDOWS)
     shutil.rmtree(extra)
+
+
+def wheel_node(repo: Path, out: Path, *selection: str) -> list[str]:
+    """A Dagger plan's wheel node's command line (cuda_ci.plan.release), run on the host with its interpreter."""
+    return [
+        *("build", *selection, "--wheels-only", f"--build-python={sys.executable}"),
+        *("--repo", str(repo), "--out", str(out), f"--node=wheel:{host_identifier()}"),
+    ]
+
+
+def test_a_wheel_node_import_tests_its_wheel_with_this_commits_siblings(
+    tagged_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """cuda-core's wheel, installed with the cuda-bindings and cuda-pathfinder this commit builds for the
+    same interpreter, then imported: what its wheel job checks on its own runner before any job takes it."""
+    out = tmp_path / "wheel-node"
+    assert main([*wheel_node(tagged_repo, out, "--tag", "cuda-core-v0.3.0"), "--json"]) == 0
+    assert [p.name.split("-")[0] for p in sorted((out / "dist").iterdir())] == ["cuda_core"]
+    siblings = sorted(p.name.split("-")[0] for p in (out / "siblings").glob("*.whl"))
+    assert siblings == ["cuda_bindings", "cuda_pathfinder"], "built once, for the build and for the import test"
+    log = json.loads((out / "run-log.json").read_text())
+    assert {"build", "smoke"} <= set(log["stages"]), log["stages"]
+
+
+def test_a_wheel_node_whose_wheel_does_not_import_fails_naming_it(
+    tagged_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    init = tagged_repo / "cuda_bindings" / "cuda" / "bindings" / "__init__.py"
+    init.write_text(init.read_text() + "\nraise ImportError('cuda.bindings: broken on purpose')\n")
+    git(tagged_repo, "commit", "-q", "-am", "a module that cannot be imported")
+    out = tmp_path / "wheel-node"
+    assert main(wheel_node(tagged_repo, out, "--snapshot", "--component", "cuda-bindings")) == 1
+    message = capsys.readouterr().err
+    assert "import: cuda-bindings" in message and "broken on purpose" in message, message
+    assert f"import test of cuda-bindings's wheels with {sys.executable}" in message, message

@@ -313,8 +313,10 @@ def _with_build_siblings(
         sdists = sibling_sdists(git.root, source.commit, source.unit, folder_of_sdists, reporter)
         write_build_requirements(tree / build.component.dir, folder_of_sdists)
         return replace(build, build_siblings=tuple(sdists))
-    # The release folder's siblings serve the installs too; another interpreter needs its own.
-    dest = folder.path / SIBLINGS_DIR if build.python == PYTHON else tmp / "build-siblings"
+    # The release folder's siblings serve the installs too; another interpreter needs its own, but in a
+    # wheel job's folder (no sdist built) they serve its import test (validate.checks.import_test_wheels).
+    in_folder = build.python == PYTHON or not build.sdist
+    dest = folder.path / SIBLINGS_DIR if in_folder else tmp / "build-siblings"
     wheels = sibling_wheels(git.root, source.commit, source.unit, dest, reporter, python=build.python)
     return replace(build, build_siblings=tuple(wheels))
 

@@ -56,7 +56,7 @@ from cuda_ci.publish.provenance import sign_release
 from cuda_ci.publish.refusals import docs_outcome, read_docs_outcome, write_docs_outcome
 from cuda_ci.publish.status import ReleaseStatus, StatusRequest, release_statuses
 from cuda_ci.publish.targets import BOTH_PHASES, IndexPhase
-from cuda_ci.validate.checks import smoke_release, validate_release
+from cuda_ci.validate.checks import import_test_wheels, smoke_release, validate_release
 
 # --- stage timing and error translation -----------------------------------------------------------
 
@@ -142,6 +142,9 @@ def build(
     if wheels_only:
         with stage(reporter, "build"):
             manifest = execute_build(plan, git, folder, reporter, gate, runner.built_by)
+        if runner.build_python:  # a plan's wheel node (cibuildwheel, not run there, would run its test-command)
+            with stage(reporter, "smoke"):
+                import_test_wheels(folder, git.root, runner.build_python, reporter)
     else:
         manifest = _build_with_siblings(git, plan, folder, gate, runner.built_by, reporter)
     if found and isinstance(found.get("log"), dict):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
@@ -12,10 +13,10 @@ from packaging.version import Version
 from cuda_ci.build.hygiene import wheel_findings
 from cuda_ci.build.identifiers import cibuildwheel_identifiers, wheel_identifiers
 from cuda_ci.build.sdists import extract_sdist
-from cuda_ci.build.siblings import folder_siblings
+from cuda_ci.build.siblings import SIBLINGS_DIR, folder_siblings, sibling_wheels
 from cuda_ci.build.variants import missing_variants
 from cuda_ci.infra.components import Component, ReleaseUnit, get_unit
-from cuda_ci.infra.declared import declared_in_sdist
+from cuda_ci.infra.declared import check_unit, declared_in_sdist
 from cuda_ci.infra.errors import CommandError, CudaCiError
 from cuda_ci.infra.git import Git
 from cuda_ci.infra.log import Reporter
@@ -317,4 +318,32 @@ def smoke_release(folder: ReleaseFolder, repo: Path, python: str, reporter: Repo
     findings = Findings()
     install_checks(dists, unit, manifest, folder, siblings, reporter, findings, python)
     findings.raise_if_any(f"smoke install with {python}")
+    return findings.entries
+
+
+def import_test_wheels(folder: ReleaseFolder, repo: Path, python: str, reporter: Reporter) -> list[ValidationEntry]:
+    """A wheel job's import test, on its own runner and in its own image (an arm64 wheel on arm64):
+    its platform wheels, with this commit's siblings built for ``python``, installed into a fresh
+    environment of ``python`` from this job's files only, then imported, as the release's smoke runs
+    do. A job whose wheels ``python`` cannot install fails: a test of nothing is no test."""
+    manifest = folder.load()
+    whole = get_unit(manifest["component"])
+    # a wheel job builds only the unit's platform wheels (cuda-bindings' job: not the pure cuda-python)
+    unit = replace(whole, components=tuple(c for c in whole.components if c.wheel == "platform"))
+    dists = [identify(p) for p in dist_files(folder, manifest)]
+    siblings = sibling_wheels(repo, manifest["commit"], unit, folder.path / SIBLINGS_DIR, reporter, python=python)
+    # no sdist here to read them from: the commit's declarations (cuda-core[cu13] brings cuda-bindings)
+    declared = check_unit(Git.open(repo), manifest["commit"], unit)
+    extras = {name: found.install_extras for name, found in declared.items()}
+    findings = Findings()
+    install_checks(dists, unit, manifest, folder, siblings, reporter, findings, python, extras)
+    imported = [e for e in findings.entries if e["check"] == "import" and e["status"] == "passed"]
+    if not findings.problems and len(imported) != len(unit.components):
+        names = ", ".join(d.path.name for d in dists) or "none"
+        findings.failed(
+            "import",
+            f"{python} could install none of this job's wheels ({names}), so none was import-tested: "
+            "build them with the interpreter the job names (--build-python)",
+        )
+    findings.raise_if_any(f"import test of {unit.name}'s wheels with {python}")
     return findings.entries

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -60,8 +61,10 @@ def install_checks(
     reporter: Reporter,
     findings: Findings,
     python: str = PYTHON,
+    extras: Mapping[str, tuple[str, ...]] | None = None,
 ) -> None:
-    """Install the unit's wheels into one fresh environment of ``python``, from this run only, and import them."""
+    """Install the unit's wheels into one fresh environment of ``python``, from this run only, and import
+    them, each with the extras its declarations ask for (``extras``; by default from the folder's sdists)."""
     installable = _installable(dists, python)
     for dist in dists:
         if dist.kind == "wheel" and dist not in installable:
@@ -84,7 +87,7 @@ def install_checks(
                 reporter=reporter,
                 report=True,
                 pre=manifest["snapshot"] or any(identify(s).version.is_prerelease for s in siblings),
-                extras=install_extras(folder.dist, unit),
+                extras=install_extras(folder.dist, unit) if extras is None else extras,
                 python=python,
             )
         except CudaCiError as error:
