@@ -16,6 +16,11 @@ import pytest
 from cuda_ci.build.identifiers import host_identifier
 from cuda_ci.build.wheel_jobs import selected_identifiers
 from cuda_ci.cli.app import main
+from cuda_ci.infra.errors import CudaCiError
+from cuda_ci.infra.log import Reporter
+from cuda_ci.infra.manifest import ReleaseFolder
+from cuda_ci.validate import install
+from cuda_ci.validate.checks import import_test_wheels
 from tests.helpers import REPO_ROOT, git
 
 pytestmark = pytest.mark.e2e
@@ -159,7 +164,7 @@ def wheel_node(repo: Path, out: Path, *selection: str) -> list[str]:
 
 
 def test_a_wheel_node_import_tests_its_wheel_with_this_commits_siblings(
-    tagged_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tagged_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """cuda-core's wheel, installed with the cuda-bindings and cuda-pathfinder this commit builds for the
     same interpreter, then imported: what its wheel job checks on its own runner before any job takes it."""
@@ -170,6 +175,13 @@ def test_a_wheel_node_import_tests_its_wheel_with_this_commits_siblings(
     assert siblings == ["cuda_bindings", "cuda_pathfinder"], "built once, for the build and for the import test"
     log = json.loads((out / "run-log.json").read_text())
     assert {"build", "smoke"} <= set(log["stages"]), log["stages"]
+    # an interpreter the job's wheel is not for (cibuildwheel's identifier and --build-python disagree)
+    monkeypatch.setattr(install, "installable_here", lambda name: False)
+    monkeypatch.setattr(install, "interpreter_tag", lambda python: "cp39")
+    with pytest.raises(CudaCiError) as refused:
+        import_test_wheels(ReleaseFolder.existing(out), tagged_repo, sys.executable, Reporter())
+    assert f"{sys.executable} could install none of this job's wheels (cuda_core-0.3.0-" in str(refused.value)
+    assert "none was import-tested" in str(refused.value)
 
 
 def test_a_wheel_node_whose_wheel_does_not_import_fails_naming_it(
