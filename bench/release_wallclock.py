@@ -251,9 +251,9 @@ def measure(unit_name: str, scratch: Path) -> dict[str, float]:
     for attempt in ("warm-up", "measured"):
         print(f"  {attempt}: wheel", end="", flush=True)
         out = scratch / f"wheel-{attempt}"
-        runs["wheel"] = cuda_ci(
-            ["build", "--tag", tag, "--wheels-only", "--repo", str(repo), "--out", str(out)], repo, env
-        )
+        # a wheel node's command line (cuda_ci.plan.release): build, repair, then its import test
+        wheel_node = ["build", "--tag", tag, "--wheels-only", f"--build-python={sys.executable}"]
+        runs["wheel"] = cuda_ci([*wheel_node, "--repo", str(repo), "--out", str(out)], repo, env)
         print(f" {runs['wheel']:.0f} s, release", end="", flush=True)
         out = scratch / f"release-{attempt}"
         runs["release"] = cuda_ci(
@@ -276,8 +276,8 @@ def measure(unit_name: str, scratch: Path) -> dict[str, float]:
 def inputs_of(args: argparse.Namespace, work: Mapping[str, float], measured: bool) -> Inputs:
     how = f"measured here ({os.cpu_count()} cores)" if measured else "assumed (--short: no build)"
     sources = {
-        "wheel": f"{how}: `cuda-ci build --tag T --wheels-only` of {args.unit}'s host wheel, every declared variant, "
-        "its siblings, auditwheel",
+        "wheel": f"{how}: a wheel node's `cuda-ci build --tag T --wheels-only --build-python P` of {args.unit}'s "
+        "host wheel: every declared variant, its siblings, auditwheel, the import test",
         "assemble": f"{how}: `cuda-ci release --tag T --dry-run` less its publish stage and its one platform wheel",
         "publish_target": f"{how}: the dry-run's publish stage (embedded indexes) / 4 targets",
         "test": f"{how}: `cuda-ci test` less its build",
