@@ -7,6 +7,7 @@ for its missing release notes; ``--json`` documents checked against their schema
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,65 @@ def test_a_release_refused_for_missing_notes_annotates_the_notes_file(
     assert f"- :x: release-notes: {NOTES} is missing at {TAG}" in text and f"(`{NOTES}`, line 1)" in text
     assert "| preflight |" in text, "the stage that refused, timed"
     assert not outputs.exists() and not out.exists(), "a refused release writes no folder and no outputs"
+
+
+def test_report_shows_a_runs_folder_as_release_shows_its_own(
+    pathfinder_release: tuple[Path, Path],
+    tmp_path: Path,
+    actions_files: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """What `dagger call release --keep-failed ... export` leaves, reported on the runner: each node,
+    the files, the stage times; the step outputs of its folder."""
+    summary, outputs = actions_files
+    folder = Path(shutil.copytree(pathfinder_release[1], tmp_path / "exported"))
+    assert main(["report", "--release-dir", str(folder), "--json"]) == 0
+    doc = result_document(capsys.readouterr().out, "report")
+    assert [n["node"] for n in doc["nodes"]][:2] == ["preflight", "build"] and doc["status"] == "succeeded"
+    assert {n["status"] for n in doc["nodes"]} == {"succeeded"} and "record-docs" in [n["node"] for n in doc["nodes"]]
+    assert doc["stages"]["build"] > 0, "the run's stage times, not the report's"
+    text = summary.read_text()
+    assert text.startswith("## cuda-ci report: cuda-pathfinder 1.0.0: succeeded")
+    for entry in doc["files"]:
+        assert f"| `{entry['path']}` | {entry['size']:,} | `{entry['sha256']}` |" in text
+    assert _outputs(outputs)["release-dir"] == str(folder) and _outputs(outputs)["version"] == "1.0.0"
+
+
+def test_report_fails_with_every_error_of_a_failed_run_annotated(
+    pathfinder_release: tuple[Path, Path],
+    tmp_path: Path,
+    actions_files: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    summary, outputs = actions_files
+    repo, made = pathfinder_release
+    folder = Path(shutil.copytree(made, tmp_path / "exported"))
+    wheel = next((folder / "dist").glob("*.whl"))
+    wheel.write_bytes(wheel.read_bytes() + b"altered")
+    # a node of the run failing for real: it writes its own log, as in its container (no Actions there)
+    with pytest.MonkeyPatch.context() as container:
+        container.delenv("GITHUB_ACTIONS")
+        assert main(["docs", "--release-dir", str(folder), "--repo", str(repo), "--node", "docs"]) == 1
+    capsys.readouterr()
+    assert main(["report", "--release-dir", str(folder), "--json"]) == 1
+    captured = capsys.readouterr()
+    doc = result_document(captured.out, "report")
+    assert doc["status"] == "failed" and [n for n in doc["nodes"] if n["status"] == "failed"] == [
+        {"node": "docs", "status": "failed", "seconds": doc["nodes"][-1]["seconds"]}
+    ]
+    message = doc["errors"][0]["message"]
+    assert wheel.name in message and "docs refused: the folder is not what validate checked" in "\n".join(
+        e["message"] for e in doc["errors"]
+    )
+    assert f"::error title=cuda-ci report::{message.splitlines()[0]}" in captured.err
+    text = summary.read_text()
+    assert text.startswith("## cuda-ci report: **failed**") and f"- :x: {message.splitlines()[0]}" in text
+    assert not outputs.exists(), "a failed run's folder gives no step outputs"
+
+
+def test_report_refuses_a_folder_no_run_left(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "dist").mkdir(parents=True)
+    assert main(["report", "--release-dir", str(tmp_path)]) == 1
+    assert f"{tmp_path} holds no node logs (logs/*.json): it is not a folder a cuda-ci run left" in (
+        capsys.readouterr().err
+    )

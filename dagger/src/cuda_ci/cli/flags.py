@@ -187,7 +187,8 @@ def _release_commands(sub: Subparsers) -> None:
 
 
 def _folder_commands(sub: Subparsers) -> None:
-    """The commands that take a release folder: validate, smoke, docs, record-docs, publish, verify, sign, status."""
+    """The commands that take a release folder: validate, smoke, docs, record-docs, publish, verify, sign, report,
+    status."""
     p = _command(sub, "validate", "check a release folder and freeze its manifest", release_dir=True)
     p.add_argument("--extra-dist", type=Path, help=EXTRA_DIST)
     p = _command(sub, "smoke", "install and import a release folder's wheels with --build-python", release_dir=True)
@@ -211,6 +212,10 @@ def _folder_commands(sub: Subparsers) -> None:
     p.add_argument("--from-github", action="store_true", help="download the release's assets through the GitHub API")
     _command(sub, "verify-reproducible", "rebuild the manifest's commit and compare every sha256", release_dir=True)
     _command(sub, "sign", "PEP 740 attestations of dist/ into attestations/ (GitHub Actions only)", release_dir=True)
+
+    reported = "report a run's folder (dagger call release --keep-failed); fails when the run did"
+    p = _command(sub, "report", reported, release_dir=True)
+    p.add_argument("--dry-run", action="store_true", help="the run was a dry-run (its links: the embedded indexes)")
 
     p = _command(sub, "status", "where a release stands: tag, GitHub release, TestPyPI, PyPI (read only)")
     p.add_argument("--tag", help="this release (default: every unit's newest tag)")

@@ -14,9 +14,9 @@ from cuda_ci.infra.manifest import FileEntry
 from cuda_ci.infra.secrets import redact
 from cuda_ci.infra.settings import Settings
 
-# The commands that write step outputs (results.outputs_of): those naming a release folder, the plan
-# (its wheel matrix) and a wheel job's check-wheels (its report).
-OUTPUT_COMMANDS = frozenset({"release", "build", "publish", "plan", "check-wheels"})
+# The commands that write step outputs (results.outputs_of): those naming a release folder (report: a
+# Dagger run's), the plan (its wheel matrix) and a wheel job's check-wheels (its report).
+OUTPUT_COMMANDS = frozenset({"release", "build", "publish", "report", "plan", "check-wheels"})
 
 
 def print_summary(files: Sequence[FileEntry], *, color: bool = True) -> None:

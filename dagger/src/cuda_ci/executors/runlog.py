@@ -71,22 +71,48 @@ def read_node_logs(folder: Path) -> list[dict[str, Any]]:
     return records
 
 
-def compose_run_log(folder: Path) -> None:
-    """``run-log.json``: every node's status and time, all their errors and notes, per-stage seconds."""
+def run_log_of(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """``run-log.json`` of these node logs: every node's status and time, all their errors and notes,
+    per-stage seconds."""
+    stages: dict[str, float] = {}
+    for record in records:
+        for stage, seconds in dict(record.get("stages", {})).items():
+            stages[stage] = round(stages.get(stage, 0.0) + float(seconds), 3)
+    failed = any(r.get("status") != "succeeded" for r in records)
+    return {
+        "schema": RUN_LOG_SCHEMA,
+        "status": "failed" if failed else "succeeded",
+        "errors": [str(e) for r in records for e in r.get("errors", [])],
+        "stages": stages,
+        "nodes": [{"node": r["node"], "status": r.get("status"), "stages": r.get("stages", {})} for r in records],
+        "steps": [s for r in records for s in r.get("steps", [])],
+        "notes": [n for r in records for n in r.get("notes", [])],
+    }
+
+
+def compose_run_log(folder: Path) -> dict[str, Any]:
+    """``run-log.json`` composed anew from every node log in the folder; what it now says."""
     with _COMPOSING:
-        records = read_node_logs(folder)
-        stages: dict[str, float] = {}
-        for record in records:
-            for stage, seconds in dict(record.get("stages", {})).items():
-                stages[stage] = round(stages.get(stage, 0.0) + float(seconds), 3)
-        failed = any(r.get("status") != "succeeded" for r in records)
-        data = {
-            "schema": RUN_LOG_SCHEMA,
-            "status": "failed" if failed else "succeeded",
-            "errors": [e for r in records for e in r.get("errors", [])],
-            "stages": stages,
-            "nodes": [{"node": r["node"], "status": r.get("status"), "stages": r.get("stages", {})} for r in records],
-            "steps": [s for r in records for s in r.get("steps", [])],
-            "notes": [n for r in records for n in r.get("notes", [])],
-        }
+        data = run_log_of(read_node_logs(folder))
         write_json_atomic(folder / RUN_LOG, data)
+        return data
+
+
+def error_lines(stderr: str, tail: int = 20) -> list[str]:
+    """The problems a ``cuda-ci`` command printed (``error:`` lines, their continuation lines indented):
+    a failed node's errors where it left no log of its own; else its last ``tail`` lines."""
+    problems: list[list[str]] = []
+    for line in stderr.splitlines():
+        if line.startswith("error: "):
+            problems.append([line.removeprefix("error: ")])
+        elif problems and line.startswith("  "):
+            problems[-1].append(line[2:])
+    found = ["\n".join(lines) for lines in problems]
+    return found or ["\n".join(stderr.strip().splitlines()[-tail:]) or "it printed nothing"]
+
+
+def failed_node_record(node_id: str, exit_code: int, stderr: str) -> dict[str, Any]:
+    """The log of a node that failed before it could write its own (no release folder yet, preflight)."""
+    errors = [redact(e) for e in error_lines(stderr)]
+    return {"node": node_id, "status": "failed", "errors": [f"{node_id} (exit code {exit_code}): {errors[0]}",
+            *errors[1:]], "stages": {}, "steps": [], "notes": []}  # fmt: skip
