@@ -170,7 +170,15 @@ def _route_through(running: Lane, patch: pytest.MonkeyPatch) -> None:
     async def contents(self: dagger.File) -> str:
         return running.contents(self)
 
+    async def exit_code(self: dagger.Container) -> int:
+        return running.exit_code(self)
+
+    async def stderr(self: dagger.Container) -> str:
+        return running.stderr_of(self)
+
     patch.setattr(dagger.Container, "stdout", stdout)
+    patch.setattr(dagger.Container, "exit_code", exit_code)
+    patch.setattr(dagger.Container, "stderr", stderr)
     patch.setattr(dagger.Directory, "exists", exists)
     patch.setattr(dagger.File, "contents", contents)
 

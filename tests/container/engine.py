@@ -86,6 +86,14 @@ class Lane:
         self._digests.clear()  # a host directory is read again by each call, as the engine does
         return self._run_container(render(container)).last_stdout
 
+    def exit_code(self, container: Any) -> int:
+        self._digests.clear()
+        return self._run_container(render(container)).last_exit_code
+
+    def stderr_of(self, container: Any) -> str:
+        self._digests.clear()
+        return self._run_container(render(container)).last_stderr
+
     def directory(self, directory: Any) -> Path:
         self._digests.clear()
         return self._directory(render(directory))
@@ -179,6 +187,11 @@ class Lane:
             return current / str(call.args["path"])
         changed = self._new_folder("dir")  # results are never changed in place: others read them
         shutil.copytree(current, changed, symlinks=True, dirs_exist_ok=True)
+        if call.name == "withNewFile":  # the engine's default permissions, 0644
+            target = target_in(changed, str(call.args["path"]))
+            target.write_text(str(call.args["contents"]))
+            target.chmod(0o644)
+            return changed
         source = (
             self._directory(call.args["source"]) if call.name == "withDirectory" else self._file(call.args["source"])
         )
@@ -292,6 +305,8 @@ class Lane:
                 self._redirect(step, state, args, out, err)
                 state.image = self._commit(step, state)
                 state.last_stdout = "" if args.get("redirectStdout") else out
+                state.last_stderr = "" if args.get("redirectStderr") else err
+                state.last_exit_code = code
             finally:
                 self.podman("rm", "-f", "-t", "0", step, check=False)
 

@@ -51,6 +51,7 @@ KNOWN_CALLS: Mapping[tuple[str, str], frozenset[str]] = {
     ("Directory", "directory"): frozenset({"path"}),
     ("Directory", "withDirectory"): frozenset({"path", "source"}),
     ("Directory", "withFile"): frozenset({"path", "source"}),
+    ("Directory", "withNewFile"): frozenset({"path", "contents"}),
     ("Directory", "file"): frozenset({"path"}),
 }
 
@@ -168,6 +169,8 @@ class State:
     ports: list[int] = field(default_factory=list)
     pending: list[tuple[str, Path]] = field(default_factory=list)  # laid over before the next step
     last_stdout: str = ""
+    last_stderr: str = ""
+    last_exit_code: int = 0
 
 
 def configure(state: State, call: Call) -> None:

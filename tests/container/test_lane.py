@@ -250,3 +250,23 @@ def test_one_platforms_wheels_run_in_containers(engine: Lane, module: CudaCi) ->
     [(argv, err)] = [(argv, err) for argv, err in engine.stderr if "--wheels-only" in argv]
     assert "--build-python=/opt/python/cp311-cp311/bin/python" in argv, argv
     assert "ok in" in err.split("==> stage smoke", 1)[1], "the wheel, installed and imported in its own image"
+
+
+def test_a_failed_release_returns_its_folder_for_report_with_keep_failed(
+    engine: Lane, lane_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A tag without its release notes: preflight fails in its container, the run stops there, and the
+    folder returned holds its log, which `cuda-ci report` turns into the job's error on the runner."""
+    from cuda_ci.cli.app import main
+
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "clone", "-q", "--no-local", str(lane_repo), str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "tag", "cuda-pathfinder-v1.0.1"], check=True)
+    call = functools.partial(CudaCi.release, module_on(repo), "cuda-pathfinder-v1.0.1", dry_run=True, keep_failed=True)
+    folder = engine.directory(anyio.run(call))
+    assert not [argv for argv in engine.log if argv[1:2] == ["build"] and "--node=build" in argv[-1:]]
+    record = json.loads((folder / "logs" / "preflight.json").read_text())
+    assert record["status"] == "failed" and record["errors"][0].startswith("preflight (exit code 1): ")
+    assert main(["report", "--release-dir", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert "release-notes: cuda_pathfinder/docs/source/release/1.0.1-notes.rst is missing" in err, err

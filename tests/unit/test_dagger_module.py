@@ -480,6 +480,8 @@ PLAN_ONLY = {"node", "beside_validate", "runner"}
 # the next runs the installed code); the Dagger module's publish does both.
 HOST_ONLY |= {"no_install_back", "install_back_only"}
 DAGGER_ONLY = {"python", "gpu", "github_token", "pypi_token", "testpypi_token", "github_repository", "release"}
+# What a workflow's release job asks of the module so that `cuda-ci report` can show a failed run.
+DAGGER_ONLY |= {"keep_failed"}
 # One platform's identifiers: `dagger call wheels` is the CLI's `build --wheels-only` for one platform.
 DAGGER_ONLY |= {"platform", "identifiers"}
 MIRRORS = {"wheels": "build"}
@@ -644,6 +646,47 @@ def test_preflight_runs_the_plans_preflight_node(module: CudaCi, monkeypatch: py
     out = ["--out=/preflight/preflight.json", "--node=preflight"]
     assert own_exec(chain[:-1])[1:] == ["preflight", *selected, "--json", "--repo", "/src", *out]
     assert {c.args["name"] for c in _top(chain, "withSecretVariable")} == {"GITHUB_TOKEN"}
+
+
+def test_keep_failed_stops_at_the_first_failed_wave_and_returns_every_failed_nodes_log(
+    module: CudaCi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """validate and docs fail side by side: validate left its own log, docs none (killed); nothing
+    after their wave runs, and the folder holds both logs for `cuda-ci report`."""
+    printing_plans(monkeypatch, TAGS)
+    evaluated: list[str] = []
+
+    async def exit_code(self: dagger.Container) -> int:
+        node = _flag(own_exec(render(self)), "--node")
+        assert node is not None
+        evaluated.append(node)
+        return 1 if node in ("validate", "docs") else 0
+
+    async def exists(self: dagger.Directory, path: str, **_: object) -> bool:
+        return path in (".git", "logs/validate.json")  # full history; validate's own log
+
+    async def stderr(self: dagger.Container) -> str:
+        return "==> stage docs\nerror: docs: sphinx-build was killed\n  (signal 9)\n"
+
+    monkeypatch.setattr(dagger.Container, "exit_code", exit_code)
+    monkeypatch.setattr(dagger.Directory, "exists", exists)
+    monkeypatch.setattr(dagger.Container, "stderr", stderr)
+    call = functools.partial(CudaCi.release, module, "v13.1.0", dry_run=True, keep_failed=True)
+    folder = render(anyio.run(call))
+    plan = _plan("cuda-bindings", "v13.1.0", dry_run=True)
+    wheels = [n.id for n in plan.of_kind("wheel")]
+    assert evaluated[0] == "preflight" and sorted(evaluated[1:-3]) == sorted(wheels)
+    assert evaluated[-3] == "build" and sorted(evaluated[-2:]) == ["docs", "validate"], "wave by wave, then stop"
+    assert not [n for n in evaluated if n.startswith(("smoke", "record-docs", "publish"))]
+    added = {c.args["path"]: c for c in _top(folder, "withFile") + _top(folder, "withNewFile")}
+    assert {path for path in added if path.startswith("logs/")} == {"logs/validate.json", "logs/docs.json"}
+    record = json.loads(added["logs/docs.json"].args["contents"])
+    assert record["status"] == "failed" and record["node"] == "docs"
+    assert record["errors"] == ["docs (exit code 1): docs: sphinx-build was killed\n(signal 9)"]
+    assert {_flag(a, "--node") for a in execs(folder) if a[0] == CUDA_CI} >= {"validate", "build"}, "validate's folder"
+    assert not [a for a in execs(folder) if a[1:2] == ["publish"]], "nothing published after a failure"
+    expects = [c.args.get("expect") for c in walk(folder) if c.name == "withExec" and c.args["args"][0] == CUDA_CI]
+    assert expects and set(expects) == {"ANY"}, "each node's exit code read, never raised"
 
 
 # --- behaviour a real engine would show (issue: the module on a real engine) ----------------------

@@ -17,9 +17,12 @@ import dagger
 from cuda_ci.executors.dagger_graph import NodeContainers
 from cuda_ci.executors.dagger_nodes import (
     NODE_OUTPUT,
+    NODE_ROOT,
     CiJobsFailed,
+    NodeRun,
     gpu_test_container,
     handoff,
+    outcome_of_waves,
     require_full_history,
 )
 from cuda_ci.executors.dagger_parts import (
@@ -166,20 +169,33 @@ class CudaCi:
         side by side."""
         made: dict[str, dagger.Directory] = {}
         handed = handed or Handed()
+        run = NodeRun(plan, extra_dist, tokens, github_repository, invocation, handed)
         for wave in plan.waves():
             for node in (n for n in wave if handed.only is None or n.id in handed.only):
-                wheels = [n.id for n in plan.of_kind("wheel")]
-                trust: CacheTrust = "untrusted" if plan.source.mode == "snapshot" else "release"
-                container = self._nodes().node_container(node, made, extra_dist, wheels, plan, trust, handed)
-                if node.kind in ("preflight", "publish"):  # talks to the world: never a cached layer
-                    container = self._nodes().with_world(
-                        container, node, plan.dry_run, tokens, github_repository, invocation
-                    )
-                argv = [CUDA_CI, *fill(node.argv, NODE_PATHS), *handoff(node, plan.dry_run)]
-                made[node.id] = container.with_exec(argv).directory(NODE_OUTPUT.get(node.kind, "/release"))
+                made[node.id] = self.node_exec(run, node, made).directory(NODE_OUTPUT.get(node.kind, "/release"))
                 if node.id == until:
                     return made
         return made
+
+    def node_exec(
+        self, run: NodeRun, node: Node, made: dict[str, dagger.Directory], keep_failed: bool = False
+    ) -> dagger.Container:
+        """``node``'s container after its command line ran (any exit code, with ``keep_failed``: in an
+        empty folder where it leaves its log, for :func:`outcome_of_waves` to read)."""
+        plan = run.plan
+        wheels = [n.id for n in plan.of_kind("wheel")]
+        trust: CacheTrust = "untrusted" if plan.source.mode == "snapshot" else "release"
+        container = self._nodes().node_container(node, made, run.extra_dist, wheels, plan, trust, run.handed)
+        if node.kind in ("preflight", "publish"):  # talks to the world: never a cached layer
+            container = self._nodes().with_world(
+                container, node, plan.dry_run, run.tokens, run.github_repository, run.invocation
+            )
+        argv = [CUDA_CI, *fill(node.argv, NODE_PATHS), *handoff(node, plan.dry_run)]
+        if not keep_failed:
+            return container.with_exec(argv)
+        if node.kind in NODE_ROOT:  # no folder mounted there yet: one for its log
+            container = container.with_directory(NODE_ROOT[node.kind], dag.directory())
+        return container.with_exec(argv, expect=dagger.ReturnType.ANY)
 
     @talks_to_the_world
     async def preflight(
@@ -327,8 +343,13 @@ class CudaCi:
         wheel_reports: Annotated[
             dagger.File | None, Doc("with prebuilt: the wheel jobs' reports (their outputs as JSON)")
         ] = None,
+        keep_failed: Annotated[
+            bool, Doc("on a node's failure return the folder as it stands, for `cuda-ci report` (which fails)")
+        ] = False,
     ) -> dagger.Directory:
         """The release plan's nodes in one graph: preflight → wheels → build → validate beside docs → publish."""
+        # keep_failed: the nodes run wave by wave (executors.dagger_nodes.outcome_of_waves); the first wave
+        # with a failed node ends the run, so nothing after it runs and nothing is published.
         await self._require_history()
         flags = [*selection(tag, component, snapshot, rehearse, ref), *(["--dry-run"] if dry_run or snapshot else [])]
         flags += [*(["--no-publish"] if no_publish else []), *(["--extra-dist"] if extra_dist is not None else [])]
@@ -340,6 +361,9 @@ class CudaCi:
             "CUDA_CI_TESTPYPI_TOKEN": testpypi_token,
             "CUDA_CI_PYPI_TOKEN": pypi_token,
         }
+        if keep_failed:
+            run = NodeRun(plan, extra_dist, tokens, github_repository, new_invocation(), handed)
+            return await outcome_of_waves(plan, lambda node, made: self.node_exec(run, node, made, keep_failed=True))
         made = self.plan_graph(plan, extra_dist, tokens, github_repository, new_invocation(), handed=handed)
         return made[plan.nodes[-1].id]
 

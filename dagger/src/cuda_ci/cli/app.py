@@ -25,7 +25,6 @@ from cuda_ci.cli.flags import DEPRECATED_ALIASES, build_parser, cache_trust, set
 from cuda_ci.cli.results import Result, document, folder_facts, publish_targets
 from cuda_ci.executors import host as hostrun
 from cuda_ci.executors.host import NODE_COMMANDS, run_parsed_node, selection_of
-from cuda_ci.executors.runlog import LOGS_DIR, compose_run_log, read_node_logs
 from cuda_ci.infra import credentials, process, secrets, toolenvs
 from cuda_ci.infra import run_folders as runs
 from cuda_ci.infra.errors import CudaCiError, Problem, UsageError
@@ -192,16 +191,7 @@ def _cmd_sign(args: argparse.Namespace, settings: Settings, reporter: Reporter) 
 def _cmd_report(args: argparse.Namespace, settings: Settings, reporter: Reporter) -> Result:
     """A run's folder reported here as ``cuda-ci release`` reports its own (on Actions: the annotations,
     job summary and step outputs a Dagger run's containers cannot write); failed when the run failed."""
-    if not args.release_dir.is_dir() or args.release_dir.is_symlink():
-        raise UsageError(f"--release-dir {str(args.release_dir)!r} is not a directory: export the run's folder there")
-    folder = args.release_dir.resolve()  # a failed run's may be no release folder yet (no manifest)
-    records = read_node_logs(folder)
-    if not records:
-        raise CudaCiError(
-            f"{folder} holds no node logs ({LOGS_DIR}/*.json): it is not a folder a cuda-ci run left "
-            "(`dagger call release --keep-failed ... export --path DIR`, or `cuda-ci release --out DIR`)"
-        )
-    outcome = compose_run_log(folder)
+    folder, outcome = commands.report(release_dir=args.release_dir)
     nodes = [
         {"node": n["node"], "status": str(n["status"]), "seconds": round(sum(dict(n["stages"]).values()), 3)}
         for n in outcome["nodes"]

@@ -35,7 +35,7 @@ from cuda_ci.build.siblings import SIBLINGS_DIR, sibling_wheels
 from cuda_ci.ci import jobs as checks
 from cuda_ci.cli import fanout
 from cuda_ci.docs.sphinx import build_docs, sphinx_env
-from cuda_ci.executors.runlog import write_node_log
+from cuda_ci.executors.runlog import LOGS_DIR, compose_run_log, read_node_logs, write_node_log
 from cuda_ci.infra.components import UNITS, get_component, get_unit
 from cuda_ci.infra.declared import check_unit, docs_requirements, requirements_for_tests
 from cuda_ci.infra.errors import CudaCiError, UsageError
@@ -213,6 +213,20 @@ def docs(*, repo: Path, release_dir: Path, reporter: Reporter, beside_validate: 
             write_docs_outcome(folder, outcome[0])
         elif outcome:
             publishable.record_docs(folder, outcome[0])
+
+
+def report(*, release_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """``cuda-ci report``: the folder a run left (a failed run's may hold no manifest yet) and its
+    ``run-log.json``, composed anew from every node log there."""
+    if not release_dir.is_dir() or release_dir.is_symlink():
+        raise UsageError(f"--release-dir {str(release_dir)!r} is not a directory: export the run's folder there")
+    folder = release_dir.resolve()
+    if not read_node_logs(folder):
+        raise CudaCiError(
+            f"{folder} holds no node logs ({LOGS_DIR}/*.json): it is not a folder a cuda-ci run left "
+            "(`dagger call release --keep-failed ... export --path DIR`, or `cuda-ci release --out DIR`)"
+        )
+    return folder, compose_run_log(folder)
 
 
 def record_docs(*, release_dir: Path, reporter: Reporter) -> DocsResult:

@@ -4,15 +4,86 @@ job's container and the CI report. Imported by ``main.py`` only (the CLI never i
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import anyio
+
 import dagger
 from cuda_ci.executors.dagger_parts import CUDA_IMAGE, MissingHistoryError
-from cuda_ci.executors.runlog import LOGS_DIR, node_log_name
+from cuda_ci.executors.dagger_wheels import Handed
+from cuda_ci.executors.runlog import LOGS_DIR, failed_node_record, node_log_name
 from cuda_ci.infra.components import dependency_closure, get_unit
 from cuda_ci.plan.release import WHEEL_GUARD, Node, ReleasePlan, installed_test_steps
 from dagger import dag
 
 # Where each kind of node leaves what it made; every other node leaves the release folder.
 NODE_OUTPUT = {"preflight": "/preflight", "wheel": "/out/dist"}
+# The folder whose logs/ a node writes (the release folder's, for the others): /preflight holds no log
+# of preflight's own, so a failed preflight's record is made from what it printed.
+NODE_ROOT = {"preflight": "/preflight", "wheel": "/out", "build": "/release"}
+
+
+@dataclass(frozen=True)
+class NodeRun:
+    """What every node container of one call is made with, besides the nodes before it."""
+
+    plan: ReleasePlan
+    extra_dist: dagger.Directory | None
+    tokens: dict[str, dagger.Secret | None]
+    github_repository: str
+    invocation: str
+    handed: Handed
+
+
+NodeExec = Callable[[Node, dict[str, dagger.Directory]], dagger.Container]
+
+
+async def outcome_of_waves(plan: ReleasePlan, node_exec: NodeExec) -> dagger.Directory:
+    """The plan's nodes wave by wave (a wave's side by side), each allowed to fail: the last node's
+    folder, or, after the first wave in which one failed, the folder of the run so far with every
+    failed node's log (``dagger call release --keep-failed``; ``cuda-ci report`` then fails the job)."""
+    made: dict[str, dagger.Directory] = {}
+    for wave in plan.waves():
+        ran = {node.id: node_exec(node, made) for node in wave}
+        codes = await _exit_codes(ran)
+        for node in wave:
+            made[node.id] = ran[node.id].directory(NODE_OUTPUT.get(node.kind, "/release"))
+        failed = [node for node in wave if codes[node.id] != 0]
+        if failed:
+            return await _failed_folder(failed, ran, codes)
+    return made[plan.nodes[-1].id]
+
+
+async def _exit_codes(ran: dict[str, dagger.Container]) -> dict[str, int]:
+    """Each container's exit code, the containers run side by side."""
+    codes: dict[str, int] = {}
+
+    async def exit_code(node_id: str) -> None:
+        codes[node_id] = await ran[node_id].exit_code()
+
+    async with anyio.create_task_group() as group:
+        for node_id in ran:
+            group.start_soon(exit_code, node_id)
+    return codes
+
+
+async def _failed_folder(
+    failed: list[Node], ran: dict[str, dagger.Container], codes: dict[str, int]
+) -> dagger.Directory:
+    """The first failed node's folder (its log, the earlier nodes' logs, what it made), with each failed
+    node's log: its own, or one made from what it printed where it could write none."""
+    folder = ran[failed[0].id].directory(NODE_ROOT.get(failed[0].kind, "/release"))
+    for node in failed:
+        name = f"{LOGS_DIR}/{node_log_name(node.id)}"
+        root = ran[node.id].directory(NODE_ROOT.get(node.kind, "/release"))
+        if node.kind != "preflight" and await root.exists(name):
+            folder = folder.with_file(name, root.file(name))
+        else:
+            record = failed_node_record(node.id, codes[node.id], await ran[node.id].stderr())
+            folder = folder.with_new_file(name, json.dumps(record, indent=2))
+    return folder
 
 
 def folder_for(node: Node, made: dict[str, dagger.Directory], plan: ReleasePlan | None = None) -> dagger.Directory:
