@@ -237,19 +237,29 @@ def test_cibuildwheel_builds_compiled_cuda_core_against_this_commits_bindings(
     assert [m.split("/")[2] for m in modules] == ["_cu12", "_cu13"], "one cibuildwheel run per variant, merged"
 
 
-def test_one_platforms_wheels_run_in_containers(engine: Lane, module: CudaCi) -> None:
-    """``wheels --platform linux/amd64``: the plan's wheel nodes of that platform (cut here to the
-    stand-in's cp311), after its preflight node, each built, repaired and import-tested in its pinned
-    image, in one folder."""
-    built = anyio.run(functools.partial(CudaCi.wheels, module, "v13.0.0", platform="linux/amd64"))
-    folder = engine.directory(built)
-    names = sorted(p.name for p in folder.rglob("*.whl"))
+def test_one_platforms_wheels_run_in_containers(
+    engine: Lane, module: CudaCi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``wheels --platform linux/amd64 --keep-failed``, as the workflows' wheel jobs call it: the plan's
+    wheel nodes of that platform (cut here to the stand-in's cp311), after its preflight node, each
+    built, repaired and import-tested in its pinned image; the wheels in dist/, the logs in logs/."""
+    from cuda_ci.cli.app import main
+
+    before = len(engine.stderr)  # the session's lane ran other wheel nodes before this test
+    call = functools.partial(CudaCi.wheels, module, "v13.0.0", platform="linux/amd64", keep_failed=True)
+    folder = engine.directory(anyio.run(call))
+    names = sorted(p.name for p in (folder / "dist").iterdir())
     assert names == [n for n in names if n.startswith("cuda_bindings-13.0.0-cp311-cp311-manylinux")], names
     assert names and all(n.endswith("_x86_64.whl") for n in names)
     assert any(argv[1:2] == ["preflight"] for argv in engine.log), "its preflight node ran first"
-    [(argv, err)] = [(argv, err) for argv, err in engine.stderr if "--wheels-only" in argv]
+    [(argv, err)] = [(argv, err) for argv, err in engine.stderr[before:] if "--wheels-only" in argv]
     assert "--build-python=/opt/python/cp311-cp311/bin/python" in argv, argv
     assert "ok in" in err.split("==> stage smoke", 1)[1], "the wheel, installed and imported in its own image"
+    logs = sorted(p.name for p in (folder / "logs").iterdir())
+    assert logs == ["preflight.json", "wheel-cp311-manylinux_x86_64.json"], logs
+    assert main(["report", "--release-dir", str(folder), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [n["node"] for n in doc["nodes"]] == ["preflight", "wheel:cp311-manylinux_x86_64"], doc["nodes"]
 
 
 def test_a_failed_release_returns_its_folder_for_report_with_keep_failed(

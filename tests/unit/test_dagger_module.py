@@ -689,6 +689,34 @@ def test_keep_failed_stops_at_the_first_failed_wave_and_returns_every_failed_nod
     assert expects and set(expects) == {"ANY"}, "each node's exit code read, never raised"
 
 
+def test_a_wheel_job_with_keep_failed_returns_the_failed_nodes_folder(
+    module: CudaCi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One arm64 wheel node fails (its import test, say): the folder returned is its /out, its own log
+    there, and the other platform's nodes never run."""
+    printing_plans(monkeypatch, TAGS)
+    evaluated: list[str] = []
+    plan = _plan("cuda-core", "cuda-core-v0.3.0")
+    arm = [n.id for n in plan.of_kind("wheel") if n.platform == "linux/arm64"]
+
+    async def exit_code(self: dagger.Container) -> int:
+        node = str(_flag(own_exec(render(self)), "--node"))
+        evaluated.append(node)
+        return 1 if node == arm[0] else 0
+
+    async def exists(self: dagger.Directory, path: str, **_: object) -> bool:
+        return path in (".git", f"logs/{arm[0].replace(':', '-')}.json")
+
+    monkeypatch.setattr(dagger.Container, "exit_code", exit_code)
+    monkeypatch.setattr(dagger.Directory, "exists", exists)
+    call = functools.partial(CudaCi.wheels, module, "cuda-core-v0.3.0", platform="linux/arm64", keep_failed=True)
+    folder = render(anyio.run(call))
+    assert evaluated[0] == "preflight" and sorted(evaluated[1:]) == sorted(arm), "one platform's nodes only"
+    assert folder[-1].name == "withFile" and folder[-1].args["path"] == f"logs/{arm[0].replace(':', '-')}.json"
+    assert _flag(own_exec(folder), "--node") == arm[0] and any(c.args.get("path") == "/out" for c in folder)
+    assert {c.args.get("platform") for c in folder if c.name == "container"} == {"linux/arm64"}
+
+
 # --- behaviour a real engine would show (issue: the module on a real engine) ----------------------
 
 

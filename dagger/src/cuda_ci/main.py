@@ -7,6 +7,7 @@ stage inside one call, so a release builds once and publishes exactly what it va
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from typing import Annotated, TypeVar, cast
@@ -24,6 +25,7 @@ from cuda_ci.executors.dagger_nodes import (
     handoff,
     outcome_of_waves,
     require_full_history,
+    wheel_job_folder,
 )
 from cuda_ci.executors.dagger_parts import (
     CUDA_CI,
@@ -255,14 +257,22 @@ class CudaCi:
         ref: Annotated[str | None, Doc("the commit a rehearsal builds (default: main's head)")] = None,
         platform: Annotated[str, Doc("the OCI platform whose identifiers to build, e.g. linux/arm64")] = "linux/amd64",
         identifiers: Annotated[list[str] | None, Doc("only these of its identifiers (a pull request's subset)")] = None,
+        keep_failed: Annotated[
+            bool, Doc("wheels in dist/ and each node's log in logs/; a failed node's folder, not a failure")
+        ] = False,
     ) -> dagger.Directory:
         """One platform's wheels from the plan (its wheel nodes, each in its pinned image), in one folder."""
         known_platform(platform, TOOLING_IMAGES)
         plan = await self._build_plan(tag, component, snapshot, rehearse, ref, platform)
-        chosen = platform_wheel_nodes(plan, platform, identifiers)
-        handed = Handed(only={"preflight", *(n.id for n in chosen)}, tooling=(platform, TOOLING_IMAGES[platform]))
+        chosen = [n.id for n in platform_wheel_nodes(plan, platform, identifiers)]
+        handed = Handed(only={"preflight", *chosen}, tooling=(platform, TOOLING_IMAGES[platform]))
+        if keep_failed:  # for `cuda-ci report` on the runner, as release's (executors.dagger_nodes)
+            run = NodeRun(plan, None, {}, "NVIDIA/cuda-python", new_invocation(), handed)
+            node_exec = functools.partial(self.node_exec, run, keep_failed=True)
+            outcome = await outcome_of_waves(plan, node_exec, handed.only)
+            return outcome.failed or wheel_job_folder(outcome, chosen)
         made = self.plan_graph(plan, None, {}, "NVIDIA/cuda-python", new_invocation(), handed=handed)
-        return merged(made, [n.id for n in chosen])
+        return merged(made, chosen)
 
     def single_node(
         self, argv: list[str], release: dagger.Directory, extra: dagger.Directory | None = None
@@ -363,7 +373,8 @@ class CudaCi:
         }
         if keep_failed:
             run = NodeRun(plan, extra_dist, tokens, github_repository, new_invocation(), handed)
-            return await outcome_of_waves(plan, lambda node, made: self.node_exec(run, node, made, keep_failed=True))
+            outcome = await outcome_of_waves(plan, functools.partial(self.node_exec, run, keep_failed=True))
+            return outcome.failed or outcome.made[plan.nodes[-1].id]
         made = self.plan_graph(plan, extra_dist, tokens, github_repository, new_invocation(), handed=handed)
         return made[plan.nodes[-1].id]
 

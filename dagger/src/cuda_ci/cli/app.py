@@ -204,7 +204,9 @@ def _cmd_report(args: argparse.Namespace, settings: Settings, reporter: Reporter
     if outcome["status"] != "succeeded":
         problems = tuple(outcome["errors"]) or (f"{folder}: a node failed without saying why (see its log)",)
         return Result(data, lines, problems=problems)
-    files = ReleaseFolder.existing(folder).load()["files"]
+    if not ReleaseFolder(folder).manifest_path.is_file():  # a wheel job's (wheels --keep-failed): no release yet
+        return Result(data, lines)
+    files = ReleaseFolder(folder).load()["files"]
     return Result({**folder_facts(folder), **data}, [*lines, f"release folder: {folder}"], files)
 
 

@@ -70,8 +70,9 @@ DESCRIPTIONS: dict[str, str] = {
         "A run's folder reported on this machine as `cuda-ci release` reports its own: every node's status "
         "and time, the errors of a failed run, the files and what each publish target did; on GitHub Actions "
         "the annotations, job summary and step outputs that the containers of `dagger call release` cannot "
-        "write. For a folder exported by `dagger call release --keep-failed` (which returns the folder of a "
-        "failed run instead of failing): exit 1 when the run failed, listing every error."
+        "write. For a folder exported by `dagger call release --keep-failed` or `dagger call wheels "
+        "--keep-failed` (which return the folder of a failed run instead of failing): exit 1 when the run "
+        "failed, listing every error."
     ),
     "lint": "ruff, strict mypy, and each workflow's schema check and zizmor (the CI lint job).",
     "test": (

@@ -5,7 +5,7 @@ job's container and the CI report. Imported by ``main.py`` only (the CLI never i
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import anyio
@@ -40,20 +40,42 @@ class NodeRun:
 NodeExec = Callable[[Node, dict[str, dagger.Directory]], dagger.Container]
 
 
-async def outcome_of_waves(plan: ReleasePlan, node_exec: NodeExec) -> dagger.Directory:
-    """The plan's nodes wave by wave (a wave's side by side), each allowed to fail: the last node's
-    folder, or, after the first wave in which one failed, the folder of the run so far with every
-    failed node's log (``dagger call release --keep-failed``; ``cuda-ci report`` then fails the job)."""
-    made: dict[str, dagger.Directory] = {}
+@dataclass
+class Outcome:
+    """What a plan's nodes made, run wave by wave: each node's folder and container; ``failed``, the
+    folder of the run so far where a node failed (every failed node's log in it), else None."""
+
+    made: dict[str, dagger.Directory]
+    ran: dict[str, dagger.Container]
+    failed: dagger.Directory | None = None
+
+
+async def outcome_of_waves(plan: ReleasePlan, node_exec: NodeExec, only: Collection[str] | None = None) -> Outcome:
+    """The plan's nodes (of ``only``, where given) wave by wave, a wave's side by side, each allowed
+    to fail; the run ends after the first wave in which one failed (``--keep-failed``: the function
+    returns that folder and ``cuda-ci report`` then fails the job)."""
+    outcome = Outcome(made={}, ran={})
     for wave in plan.waves():
-        ran = {node.id: node_exec(node, made) for node in wave}
+        nodes = [node for node in wave if only is None or node.id in only]
+        ran = {node.id: node_exec(node, outcome.made) for node in nodes}
         codes = await _exit_codes(ran)
-        for node in wave:
-            made[node.id] = ran[node.id].directory(NODE_OUTPUT.get(node.kind, "/release"))
-        failed = [node for node in wave if codes[node.id] != 0]
+        outcome.ran.update(ran)
+        for node in nodes:
+            outcome.made[node.id] = ran[node.id].directory(NODE_OUTPUT.get(node.kind, "/release"))
+        failed = [node for node in nodes if codes[node.id] != 0]
         if failed:
-            return await _failed_folder(failed, ran, codes)
-    return made[plan.nodes[-1].id]
+            outcome.failed = await _failed_folder(failed, ran, codes)
+            return outcome
+    return outcome
+
+
+def wheel_job_folder(outcome: Outcome, wheel_nodes: Sequence[str]) -> dagger.Directory:
+    """A wheel job's folder (``wheels --keep-failed``): its wheels in ``dist/``, each node's log in ``logs/``."""
+    folder = dag.directory().with_directory("dist", dag.directory())
+    for node_id in wheel_nodes:
+        out = outcome.ran[node_id].directory(NODE_ROOT["wheel"])
+        folder = folder.with_directory("dist", outcome.made[node_id]).with_directory(LOGS_DIR, out.directory(LOGS_DIR))
+    return folder
 
 
 async def _exit_codes(ran: dict[str, dagger.Container]) -> dict[str, int]:
