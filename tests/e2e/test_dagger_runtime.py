@@ -152,7 +152,11 @@ def test_every_function_registers_with_its_types_defaults_and_cache_policy(regis
     assert plan["extra_dist"]["kind"] == "BOOLEAN_KIND", "plan only asks whether other wheels will join validate"
     # The fan-out: one platform's wheels, and a release taking such folders with their jobs' reports.
     wheels = functions["wheels"]["args"]
-    assert set(wheels) == {"tag", "component", "snapshot", "rehearse", "ref", "platform", "identifiers"}
+    assert set(wheels) == {"tag", "component", "snapshot", "rehearse", "ref", "platform", "identifiers", "keep_failed"}
+    for function in (wheels, release):  # what a workflow job asks for `cuda-ci report` to show a failed run
+        assert function["keep_failed"] == {
+            "kind": "BOOLEAN_KIND", "optional": False, "defaultValue": "false", "defaultPath": None
+        }, function["keep_failed"]
     assert wheels["platform"]["defaultValue"] == '"linux/amd64"'
     assert wheels["identifiers"]["kind"] == "LIST_KIND" and wheels["identifiers"]["of"] == "STRING_KIND"
     assert release["prebuilt"]["kind"] == "LIST_KIND" and release["prebuilt"]["of"] == "Directory"
