@@ -50,7 +50,6 @@ from cuda_ci.plan.release import (
     ReleasePlan,
     fill,
     installed_test_steps,
-    smoke_versions,
 )
 from dagger import dag
 from tests.dagger_render import (
@@ -247,9 +246,9 @@ def test_compiled_cuda_core_has_wheel_jobs_for_the_same_selection() -> None:
     assert {"/opt/python/cp314-cp314t/bin/python", "/opt/python/cp315-cp315t/bin/python"} <= pythons
 
 
-def test_pure_cuda_pathfinder_builds_once_without_wheel_jobs_or_smoke_runs() -> None:
+def test_pure_cuda_pathfinder_builds_once_without_wheel_jobs() -> None:
     plan, _ = _graph(Run("cuda-pathfinder"))
-    assert not plan.of_kind("wheel") and not plan.of_kind("smoke")
+    assert not plan.of_kind("wheel")
     chain = _release(Run("cuda-pathfinder"))
     assert not [a for a in execs(chain) if "--wheels-only" in a or a[1:2] == ["smoke"]]
     build = _node_chain(Run("cuda-pathfinder"), "build")
@@ -269,12 +268,9 @@ def test_nodes_hand_the_same_directory_along() -> None:
         assert contains_chain(prebuilt, chain(wheel.id)), f"{wheel.id}'s wheel is in /prebuilt"
     for node_id in ("validate", "docs"):
         assert _mounted(chain(node_id), "/release") == build, f"{node_id} reads build's Directory"
-    for smoke in plan.of_kind("smoke"):
-        assert _mounted(chain(smoke.id), "/release") == chain("validate"), f"{smoke.id} reads validate's"
     record = _mounted(chain("record-docs"), "/release")
     assert record[: len(chain("validate"))] == chain("validate"), "record-docs reads validate's folder"
-    for other in ("docs", *(s.id for s in plan.of_kind("smoke"))):
-        assert derives_from(record, chain(other)), f"with what {other} made laid over it"
+    assert derives_from(record, chain("docs")), "with what docs made laid over it"
     previous = "record-docs"
     for publish in plan.of_kind("publish"):
         assert _mounted(chain(publish.id), "/release") == chain(previous), f"{publish.id} reads {previous}'s"
@@ -309,8 +305,8 @@ def test_every_cuda_ci_argv_the_module_runs_is_one_the_cli_parses(module: CudaCi
     """The Dagger → CLI hand-off is the CLI's flags, nothing else: no CUDA_CI_* variable carries a setting."""
     chain = _release(Run(dry_run=dry_run))
     argvs = _cuda_ci_argvs(chain) + [a for c in _standalone_chains(module, dry_run) for a in _cuda_ci_argvs(c)]
-    assert {a[0] for a in argvs} >= {"preflight", "build", "validate", "smoke", "docs", "record-docs", "publish",
-                                     "test", "plan"}  # fmt: skip
+    assert {a[0] for a in argvs} >= {"preflight", "build", "validate", "docs", "record-docs", "publish", "test",
+                                     "plan"}  # fmt: skip
     for argv in argvs:
         build_parser().parse_args(argv)  # exits on an unknown flag
     handed = {c.args["name"] for c in walk(chain) if c.name == "withEnvVariable"}
@@ -330,8 +326,8 @@ def test_every_cuda_ci_argv_the_module_runs_is_one_the_cli_parses(module: CudaCi
         "pypi": ["--dry-run-index=pypi=http://pypi:8080"] if dry_run else [],
         "finalize": [],
     }
-    smokes = [a for a in argvs if a[0] == "smoke"]
-    assert smokes and all(_flag(a, "--build-python") for a in smokes)
+    wheel_nodes = [a for a in argvs if "--wheels-only" in a]
+    assert wheel_nodes and all(_flag(a, "--build-python") for a in wheel_nodes), "each import-tests its own"
 
 
 def test_wheels_from_another_platform_join_validate_only() -> None:
@@ -350,28 +346,19 @@ def _mounted_paths(chain: list[Call]) -> set[str]:
     return {c.args["path"] for c in _top(chain, "withDirectory")}
 
 
-def test_the_smoke_runs_skip_the_tooling_interpreter_whichever_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_python_is_import_tested_in_its_own_wheel_node_and_image() -> None:
+    """No later node installs another interpreter's wheel (the folder's siblings are the tool
+    interpreter's): each wheel node builds, repairs and import-tests its identifier in its image."""
     assert python_path(TOOL_PYTHON_VERSION) == TOOL_PYTHON, "the tooling interpreter is named once"
-    identifiers = ["cp312-manylinux_x86_64", "cp313-manylinux_x86_64", "cp313-manylinux_aarch64"]
-    monkeypatch.setattr("cuda_ci.plan.release.TOOL_PYTHON_VERSION", "3.13")
-    assert smoke_versions(identifiers) == ["3.12"], "validate smoke-tests the tooling interpreter itself"
-
-
-def test_one_smoke_install_per_other_supported_python() -> None:
-    versions = smoke_versions([j.identifier for j in JOBS])
-    assert versions == ["3.10", "3.11", "3.13", "3.14", "3.14t", "3.15", "3.15t"]
     assert python_path("3.15t") == "/opt/python/cp315-cp315t/bin/python", "manylinux's free-threaded prefix"
-    assert {str(j.python) for j in JOBS} >= {python_path(v) for v in versions}
     plan, _ = _graph(NO_PUBLISH)
     chain = _release(NO_PUBLISH)
-    smokes = {tuple(a) for a in execs(chain) if a[1:2] == ["smoke"]}
-    assert sorted(_flag(a, "--build-python") or "" for a in smokes) == sorted(python_path(v) for v in versions)
-    assert plan.nodes[-1].id == "record-docs"
-    for smoke in plan.of_kind("smoke"):
-        run = _node_chain(NO_PUBLISH, smoke.id)
-        assert run[1].args["address"] == TOOLING_IMAGE, "the tooling image holds every interpreter"
-        # The returned folder depends on every smoke run, so none can be skipped.
-        assert own_exec(run) in execs(chain) and smoke.id in plan.node("record-docs").needs
+    assert not [a for a in execs(chain) if a[1:2] == ["smoke"]] and plan.nodes[-1].id == "record-docs"
+    for wheel in plan.of_kind("wheel"):
+        run = _node_chain(NO_PUBLISH, wheel.id)
+        assert run[1].args["address"] == wheel.image and _flag(own_exec(run), "--build-python") == wheel.python
+        assert own_exec(run) in execs(chain), "the returned folder depends on every wheel node: none is skipped"
+    assert {str(j.python) for j in JOBS} == {n.python for n in plan.of_kind("wheel")}
 
 
 def _secrets_by_node(unit: str, dry_run: bool) -> dict[str, set[str]]:

@@ -13,7 +13,7 @@ from cuda_ci.executors.dagger_parts import CUDA_CI, NODE_PATHS, TOOLING_IMAGES
 from cuda_ci.executors.dagger_wheels import PrebuiltWithoutReports, WheelSelectionError
 from cuda_ci.main import CudaCi
 from dagger import dag
-from tests.dagger_render import Call, chains, execs, offline_plan, printing_plans, render, walk
+from tests.dagger_render import Call, chains, execs, offline_plan, printing_plans, render
 
 TAGS = {"cuda-pathfinder": "cuda-pathfinder-v1.3.0", "cuda-bindings": "v13.1.0", "cuda-core": "cuda-core-v0.3.0"}
 PLATFORMS = ["linux/amd64", "linux/arm64"]
@@ -122,7 +122,6 @@ def test_release_takes_prebuilt_folders_with_their_reports_into_the_build_node(
     handed = render(dag.directory().with_directory(".", amd64).with_directory(".", arm64))
     assert mounts["/prebuilt"] == handed, "both folders, merged"
     assert mounts[NODE_PATHS["reports"]] == render(reports)
-    assert any(c.name == "withExec" and "smoke" in c.args["args"] for c in walk(chain)), "the smoke runs stay"
 
 
 def test_release_refuses_prebuilt_folders_without_their_reports(

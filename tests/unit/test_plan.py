@@ -21,7 +21,6 @@ from cuda_ci.plan.release import (
     fill,
     installed_test_steps,
     plan_release,
-    smoke_versions,
 )
 from cuda_ci.plan.selection import Selection
 from tests.helpers import REPO_ROOT
@@ -94,19 +93,24 @@ def test_the_dagger_plan_has_one_wheel_node_per_cibuildwheel_identifier_and_the_
     assert set(matrix) == {"linux/amd64", "linux/arm64"}
     assert sum(len(v) for v in matrix.values()) == len(identifiers)
     host = _plan("cuda-core", runner="host")
-    assert not host.of_kind("wheel") and not host.of_kind("smoke")
+    assert not host.of_kind("wheel")
     assert host.node("build").identifier == "cp311-manylinux_x86_64"
     assert not _plan("cuda-pathfinder", runner="dagger").of_kind("wheel"), "a pure unit has no wheel jobs"
 
 
-def test_one_smoke_node_per_other_x86_64_python() -> None:
-    plan = _plan("cuda-bindings", runner="dagger")
-    smokes = {n.identifier: n.python for n in plan.of_kind("smoke")}
-    jobs = _state("cuda-bindings").wheel_jobs
-    expected = {j.identifier for j in jobs if j.identifier.endswith("x86_64") and not j.identifier.startswith("cp312-")}
-    assert set(smokes) == expected
-    assert smoke_versions([j.identifier for j in jobs]) == ["3.10", "3.11", "3.13", "3.14", "3.14t", "3.15", "3.15t"]
-    assert smokes["cp314t-manylinux_x86_64"] == "/opt/python/cp314-cp314t/bin/python"
+def test_each_identifier_is_import_tested_by_its_own_wheel_node_and_by_nothing_after() -> None:
+    """A wheel node's command line (build --wheels-only --build-python P) builds, repairs and
+    import-tests its identifier with its own interpreter; the release folder's siblings are built for
+    the tool interpreter only, so no later node installs another interpreter's wheel."""
+    plan = _plan("cuda-core", runner="dagger")
+    jobs = {j.identifier: j.python for j in _state("cuda-core").wheel_jobs}
+    wheels = {n.identifier: n.argv for n in plan.of_kind("wheel")}
+    assert set(wheels) == set(jobs)
+    for identifier, argv in wheels.items():
+        assert "--wheels-only" in argv and f"--build-python={jobs[identifier]}" in argv, argv
+    assert jobs["cp314t-manylinux_x86_64"] == "/opt/python/cp314-cp314t/bin/python"
+    assert {n.kind for n in plan.nodes} == {"preflight", "wheel", "build", "validate", "docs", "record-docs", "publish"}
+    assert plan.node("record-docs").needs == ("validate", "docs")
 
 
 @pytest.mark.parametrize("mode", ["release", "rehearsal", "snapshot"])

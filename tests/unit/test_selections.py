@@ -8,7 +8,6 @@ import pytest
 from cuda_ci.build.identifiers import native_archs
 from cuda_ci.build.wheel_jobs import linux_wheel_jobs, selected_identifiers
 from cuda_ci.infra.components import COMPONENTS, Component
-from cuda_ci.plan.release import TOOL_PYTHON_VERSION, smoke_versions
 from tests.helpers import REPO_ROOT
 
 COMPILED = [c for c in COMPONENTS if c.wheel == "platform"]
@@ -46,11 +45,3 @@ def test_a_windows_runner_builds_only_its_own_architecture() -> None:
     native = selected_identifiers(REPO_ROOT / "cuda_core", "windows", native_archs("windows"))
     assert native and len({i.rsplit("-", 1)[1] for i in native}) == 1, native
     assert set(native) < set(selected_identifiers(REPO_ROOT / "cuda_core", "windows"))
-
-
-def test_the_smoke_pythons_follow_the_selection() -> None:
-    identifiers = selected_identifiers(REPO_ROOT / "cuda_core", "linux")
-    tooling = "cp" + TOOL_PYTHON_VERSION.replace(".", "")
-    expected = sorted(p for p in UPSTREAM_PYTHONS if p != tooling)
-    assert sorted("cp" + v.replace(".", "") for v in smoke_versions(identifiers)) == expected
-    assert {"3.15", "3.15t"} <= set(smoke_versions(identifiers))

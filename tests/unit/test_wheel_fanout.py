@@ -97,7 +97,7 @@ def test_the_matrix_holds_every_identifier_a_release_builds_each_on_its_native_r
 
 def test_a_prebuilt_plan_has_no_wheel_nodes_and_its_build_takes_the_checked_wheels() -> None:
     plan = offline_plan("cuda-core", TAG, prebuilt=True)
-    assert not plan.of_kind("wheel") and plan.of_kind("smoke"), "the smoke runs stay: they import what was handed in"
+    assert not plan.of_kind("wheel"), "the wheel jobs built and import-tested them"
     build = plan.node("build").argv
     assert "--prebuilt-wheels={prebuilt}" in build and "--wheel-reports={reports}" in build
     assert plan.node("build").needs == ("preflight",)

@@ -28,7 +28,11 @@ DESCRIPTIONS: dict[str, str] = {
         "check-wheel-contents; auditwheel show; install and import in a fresh environment (own files from "
         "this run, siblings from the same commit); each sdist builds a wheel. Then the manifest is frozen."
     ),
-    "smoke": "The install-and-import check alone, with --build-python (the Dagger module's per-Python smoke).",
+    "smoke": (
+        "The install-and-import check alone, with another interpreter (--build-python) and the folder's "
+        "siblings, which build made for its own interpreter. A plan runs this check for each platform wheel "
+        "in the wheel node that built it, with siblings built for that wheel's interpreter."
+    ),
     "docs": (
         "Sphinx -W from the release's sdists, with its wheels installed and the components' docs groups, "
         "SPHINX_<DIST>_VER set, into DIR/docs/<distribution>/; the result (built or failed) is recorded in "

@@ -26,10 +26,10 @@ from cuda_ci.plan.wheel_matrix import MatrixEntry, NativeWheel, matrix, native_w
 PLAN_SCHEMA = 1
 Runner = Literal["host", "dagger"]
 Mode = Literal["release", "rehearsal", "snapshot"]
-NodeKind = Literal["preflight", "wheel", "build", "validate", "docs", "smoke", "record-docs", "publish", "lint", "test"]
+NodeKind = Literal["preflight", "wheel", "build", "validate", "docs", "record-docs", "publish", "lint", "test"]
 PUBLISH_TARGETS = ("github", "testpypi", "pypi", "finalize")
-# The interpreter the tooling containers run cuda-ci with (validate installs and imports with it,
-# so the smoke runs leave it out); the host runner has only its own.
+# The interpreter the tooling containers run cuda-ci with (validate installs and imports with it; each
+# wheel node import-tests its own identifier with its own interpreter); the host runner has only its own.
 TOOL_PYTHON_VERSION = "3.12"
 
 
@@ -194,9 +194,7 @@ def plan_release(
     )
     wheels = _wheel_nodes(selection, state, options) if unit.has_platform_wheels else []
     build = _build_node(selection, state, options, [w.id for w in wheels], unit)
-    smokes = _smoke_nodes(state, options.runner, at) if unit.has_platform_wheels else []
-    checks = _check_nodes(at, options.extra_dist, [s.id for s in smokes])
-    nodes = [preflight, *wheels, build, *checks[:2], *smokes, checks[2]]
+    nodes = [preflight, *wheels, build, *_check_nodes(at, options.extra_dist)]
     if not options.no_publish:
         nodes += _publish_nodes(at, dry_run)
     # Every node runs as itself: its log in the release folder (see cuda_ci.executors.runlog).
@@ -224,9 +222,10 @@ def _native_wheels(state: RepositoryState) -> tuple[NativeWheel, ...]:
     return native_wheels(linux, state.windows_identifiers)
 
 
-def _check_nodes(at: tuple[str, ...], extra_dist: bool, smokes: list[str]) -> list[Node]:
-    """validate and docs side by side on build's folder, then record-docs once both (and every
-    smoke run) are done."""
+def _check_nodes(at: tuple[str, ...], extra_dist: bool) -> list[Node]:
+    """validate and docs side by side on build's folder, then record-docs once both are done. (Each
+    platform wheel was import-tested by the wheel node or job that built it, with its own interpreter
+    and this commit's siblings built for it: the release folder's siblings are the tool interpreter's.)"""
     validate = Node(
         id="validate",
         kind="validate",
@@ -240,7 +239,7 @@ def _check_nodes(at: tuple[str, ...], extra_dist: bool, smokes: list[str]) -> li
         id="record-docs",
         kind="record-docs",
         argv=("record-docs", *at),
-        needs=("validate", "docs", *smokes),
+        needs=("validate", "docs"),
         outputs=("release-manifest.json",),
     )
     return [validate, docs, record]
@@ -302,38 +301,6 @@ def _build_node(
         outputs=("dist", "assets", "siblings", "release-manifest.json"),
         identifier=" ".join(i for i in identifiers if i) if unit.has_platform_wheels else None,
     )
-
-
-def smoked(identifier: str) -> bool:
-    """Whether a smoke node installs and imports this identifier's wheel: the x86_64 ones, but the
-    tooling interpreter's (validate installs and imports with that one itself)."""
-    interpreter, _, platform = identifier.partition("-")
-    return platform.endswith("x86_64") and interpreter != "cp" + TOOL_PYTHON_VERSION.replace(".", "")
-
-
-def smoke_versions(identifiers: Sequence[str]) -> list[str]:
-    """The Python versions of the identifiers that are :func:`smoked` (``cp314t-…`` → ``3.14t``)."""
-    interpreters = [identifier.partition("-")[0] for identifier in identifiers if smoked(identifier)]
-    return [f"{interpreter[2]}.{interpreter[3:]}" for interpreter in interpreters]
-
-
-def _smoke_nodes(state: RepositoryState, runner: Runner, at: tuple[str, ...]) -> list[Node]:
-    """One install-and-import per other supported Python, where the runner has those interpreters
-    (the manylinux images do; the host has only its own, which validate uses)."""
-    if runner == "host":
-        return []
-    return [
-        Node(
-            id=f"smoke:{job.identifier}",
-            kind="smoke",
-            argv=("smoke", *at, f"--build-python={job.python}"),
-            needs=("validate",),
-            identifier=job.identifier,
-            python=job.python,
-        )
-        for job in state.wheel_jobs
-        if smoked(job.identifier)
-    ]
 
 
 def _publish_nodes(at: tuple[str, ...], dry_run: bool) -> list[Node]:

@@ -324,8 +324,10 @@ def smoke_release(folder: ReleaseFolder, repo: Path, python: str, reporter: Repo
 def import_test_wheels(folder: ReleaseFolder, repo: Path, python: str, reporter: Reporter) -> list[ValidationEntry]:
     """A wheel job's import test, on its own runner and in its own image (an arm64 wheel on arm64):
     its platform wheels, with this commit's siblings built for ``python``, installed into a fresh
-    environment of ``python`` from this job's files only, then imported, as the release's smoke runs
-    do. A job whose wheels ``python`` cannot install fails: a test of nothing is no test."""
+    environment of ``python`` from this job's files only, then imported (validate's install check).
+    The only import test of another interpreter's wheel: the release folder's siblings are built for
+    the build's interpreter. A job whose wheels ``python`` cannot install fails: a test of nothing is
+    no test."""
     manifest = folder.load()
     whole = get_unit(manifest["component"])
     # a wheel job builds only the unit's platform wheels (cuda-bindings' job: not the pure cuda-python)
