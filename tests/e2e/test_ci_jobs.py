@@ -76,6 +76,37 @@ def _the_gpu_jobs_test_step_imports_the_installed_wheels(repo: Path, folder: Pat
     assert "the source tree shadows the installed wheel" in shadowed.stdout
 
 
+def _another_interpreter() -> str | None:
+    """An interpreter on this machine whose platform wheels are not cuda-ci's own (another version)."""
+    from cuda_ci.build.identifiers import same_wheels
+
+    found = [str(p) for p in sorted(Path.home().glob(".pyenv/versions/3.1[0-5].*/bin/python3"))]
+    found += [python for minor in range(10, 16) if (python := shutil.which(f"python3.{minor}"))]
+    for python in found:
+        try:
+            if not same_wheels(python, PYTHON):
+                return python
+        except (OSError, subprocess.CalledProcessError):  # a pyenv shim of a version not selected
+            continue
+    return None
+
+
+def test_a_test_job_of_another_python_tests_that_pythons_own_wheels(
+    monorepo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`dagger call test --python 3.10` on the 3.12 tooling: the release path with cuda-ci's interpreter,
+    then that interpreter's cuda-core wheel built, repaired and import-tested with siblings built for
+    it (cuda-bindings is compiled), and the unit's tests run against it."""
+    other = _another_interpreter()
+    if other is None:
+        pytest.skip("no second CPython version on this machine")
+    assert main(["test", "--component", "cuda-core", "--repo", str(monorepo), f"--build-python={other}"]) == 0
+    captured = capsys.readouterr()
+    assert f"passed  test cuda-core ({Path(other).name})" in captured.out and "4 passed, 1 skipped" in captured.out
+    stages = [line.strip() for line in captured.err.splitlines() if line.startswith("==> stage ")]
+    assert stages == [f"==> stage {s}" for s in ("build", "validate", "docs", "build", "smoke", "test")], stages
+
+
 def test_a_failing_unit_test_fails_the_job(monorepo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     test_file = monorepo / "cuda_pathfinder" / "tests" / "test_finder.py"
     test_file.write_text(test_file.read_text() + "\n\ndef test_broken() -> None:\n    assert 1 == 2\n")

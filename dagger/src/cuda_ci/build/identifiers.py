@@ -15,7 +15,7 @@ from packaging.utils import parse_wheel_filename
 
 from cuda_ci.infra.components import Component
 from cuda_ci.infra.errors import CommandError, UsageError
-from cuda_ci.infra.process import capture
+from cuda_ci.infra.process import capture, probe_interpreter
 
 # manylinux_2_34_x86_64 → manylinux_x86_64, as cibuildwheel names its build identifiers.
 _PLATFORM_FAMILY = re.compile(r"^(manylinux|musllinux)(?:_\d+_\d+|\d+)_(?P<arch>.+)$")
@@ -52,6 +52,18 @@ def host_identifier() -> str:
     if sys.platform == "win32":
         return f"{interpreter}-win_{'arm64' if machine == 'arm64' else 'amd64'}"
     return f"{interpreter}-macosx_{machine}"
+
+
+_WHEEL_ABI = (
+    "import sys, sysconfig; "
+    "print(sys.implementation.cache_tag, sysconfig.get_platform(), sysconfig.get_config_var('Py_GIL_DISABLED') or 0)"
+)
+
+
+def same_wheels(python: str, other: str) -> bool:
+    """Whether two interpreters install the same platform wheels: version, platform and free-threading
+    (``/opt/python/cp312-cp312/bin/python`` and a venv of it do; ``3.14`` and ``3.14t`` do not)."""
+    return python == other or probe_interpreter(python, _WHEEL_ABI) == probe_interpreter(other, _WHEEL_ABI)
 
 
 def installable_here(filename: str) -> bool:

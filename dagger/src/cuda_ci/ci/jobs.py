@@ -92,10 +92,11 @@ def unit_tests(
     tmp: Path,
     reporter: Reporter,
     marker: str | None = None,
+    wheels: ReleaseFolder | None = None,
 ) -> list[tuple[str, str]]:
     """Each component's tests from its own folder (its own pytest configuration), against the
     installed wheels: the plan's test steps (:func:`cuda_ci.plan.release.installed_test_steps`)."""
-    env = installed_env(source, folder, python, requirements, tmp, reporter)
+    env = installed_env(source, folder, python, requirements, tmp, reporter, wheels)
     outputs: list[tuple[str, str]] = []
     problems: list[str] = []
     with git.worktree(source.commit) as tree:
@@ -115,11 +116,19 @@ def unit_tests(
 
 
 def installed_env(
-    source: BuildSource, folder: ReleaseFolder, python: str, requirements: Sequence[str], tmp: Path, reporter: Reporter
+    source: BuildSource,
+    folder: ReleaseFolder,
+    python: str,
+    requirements: Sequence[str],
+    tmp: Path,
+    reporter: Reporter,
+    wheels: ReleaseFolder | None = None,
 ) -> Env:
-    """A fresh environment with the folder's wheels, its siblings, the test groups and the wheel guard."""
+    """A fresh environment with the folder's wheels, its siblings, the test groups and the wheel guard;
+    with ``wheels`` (another interpreter's platform wheels of the same commit, a wheel job's folder)
+    those wheels too, and that folder's siblings, built for that interpreter."""
     manifest = folder.load()
-    siblings = folder_siblings(folder.path, source.commit, source.unit)
+    siblings = folder_siblings((wheels or folder).path, source.commit, source.unit)
     env = Env.create(tmp / "test-env", reporter, python)
     install_from_run(
         env,
@@ -133,6 +142,7 @@ def installed_env(
         extras=install_extras(folder.dist, source.unit),
         requirements=requirements,
         python=python,
+        extra_dists=[wheels.dist] if wheels else [],
     )
     install_wheel_guard(env, reporter)
     return env

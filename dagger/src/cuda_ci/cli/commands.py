@@ -9,6 +9,7 @@ returns what it made or found; it never prints. Stage timing and the translation
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import shutil
@@ -28,7 +29,7 @@ from cuda_ci.build.builder import (
     plan_build,
 )
 from cuda_ci.build.frontend import check_clone, refuse_shallow
-from cuda_ci.build.identifiers import linux_container_engine
+from cuda_ci.build.identifiers import linux_container_engine, same_wheels
 from cuda_ci.build.reproducible import Comparison
 from cuda_ci.build.reproducible import verify_reproducible as rebuild_and_compare
 from cuda_ci.build.siblings import SIBLINGS_DIR, sibling_wheels
@@ -353,28 +354,35 @@ def ci_test(
     reporter: Reporter,
 ) -> checks.JobResult:
     """One CI job: :func:`build` HEAD, :func:`validate`, :func:`docs`, then the unit's tests against the
-    built wheels, with each component's ``test`` group (and ``groups``) installed beside them."""
+    built wheels, with each component's ``test`` group (and ``groups``) installed beside them.
+
+    With another interpreter (``--build-python``) the release path runs with cuda-ci's own, as a
+    release's does; that interpreter's platform wheels are then built, repaired and import-tested as
+    a wheel node builds them, with siblings built for it, and the tests run against those."""
     unit = get_unit(component)
     git = Git.open(repo)
     declared = check_unit(git, git.head(), unit, groups)  # refused before anything is built
     python = settings.runner.build_python or PYTHON
+    own = dataclasses.replace(settings, runner=dataclasses.replace(settings.runner, build_python=None))
     with tempfile.TemporaryDirectory(prefix=f"cuda-ci-test-{unit.name}-") as tmp:
         snapshot = Selection(component=unit.name, snapshot=True)
         manifest, release_dir = build(
-            repo=repo,
-            selection=snapshot,
-            wheels_only=False,
-            out=Path(tmp) / "release",
-            settings=settings,
-            reporter=reporter,
+            repo=repo, selection=snapshot, wheels_only=False, out=Path(tmp) / "release", settings=own, reporter=reporter
         )
         validate(repo=git.root, release_dir=release_dir, extra_dist=None, reporter=reporter)
         docs(repo=git.root, release_dir=release_dir, reporter=reporter)
+        wheels = None
+        if unit.has_platform_wheels and not same_wheels(python, PYTHON):
+            _, wheels_dir = build(
+                repo=repo, selection=snapshot, wheels_only=True, out=Path(tmp) / "wheels", settings=settings,
+                reporter=reporter,
+            )  # fmt: skip
+            wheels = ReleaseFolder(wheels_dir)
         with stage(reporter, "test"):
             requirements = requirements_for_tests(declared.values(), groups)
             source = BuildSource(unit=unit, commit=manifest["commit"])
             folder = ReleaseFolder(release_dir)
-            outputs = checks.unit_tests(git, source, folder, python, requirements, Path(tmp), reporter)
+            outputs = checks.unit_tests(git, source, folder, python, requirements, Path(tmp), reporter, wheels=wheels)
         if out is not None:
             shutil.copytree(release_dir, out, dirs_exist_ok=True)  # the tested wheels, for the GPU job
     lines = [f"{name}: {output.strip().splitlines()[-1].strip('= ')}" for name, output in outputs if output.strip()]

@@ -81,7 +81,10 @@ DESCRIPTIONS: dict[str, str] = {
     "lint": "ruff, strict mypy, and each workflow's schema check and zizmor (the CI lint job).",
     "test": (
         "One CI job on this machine: build HEAD, validate, docs, then each component's own tests from its "
-        "folder (its pytest configuration) against the built wheels, with its test group and each --group."
+        "folder (its pytest configuration) against the built wheels, with its test group and each --group. "
+        "With --build-python of another Python (the Dagger test job's --python), that Python's platform "
+        "wheels are then built, repaired and import-tested as a wheel node does, with siblings built for "
+        "it, and the tests run with it against them."
     ),
     "ci": "lint and every unit's test job (or one unit's); every failing job is reported.",
 }

@@ -183,14 +183,17 @@ def install_from_run(
     extras: Mapping[str, Sequence[str]] | None = None,
     requirements: Sequence[str] = (),
     python: str = PYTHON,
+    extra_dists: Sequence[Path] = (),
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Install a unit's distributions (with ``extras`` per distribution) and ``requirements``:
-    this run's files and same-commit siblings only from those folders, the third-party
-    requirements they declare first, from the configured index (see :mod:`cuda_ci.infra.runtime_requirements`)."""
-    links = [dist, *sorted({s.parent for s in siblings})]
+    this run's files (``dist``, and ``extra_dists``: another interpreter's wheels of the same run)
+    and same-commit siblings only from those folders, the third-party requirements they declare
+    first, from the configured index (see :mod:`cuda_ci.infra.runtime_requirements`)."""
+    links = [dist, *extra_dists, *sorted({s.parent for s in siblings})]
     wanted = extras or {}
     roots = [f"{_with_extras(c.distribution, wanted.get(c.distribution, ()))}=={version}" for c in unit.components]
-    plan = plan_runtime([*roots, *requirements], [*sorted(dist.glob("*.whl")), *siblings], python=python, what=what)
+    wheels = [w for folder in (dist, *extra_dists) for w in sorted(folder.glob("*.whl"))]
+    plan = plan_runtime([*roots, *requirements], [*wheels, *siblings], python=python, what=what)
     install_third_party(env, plan.third_party, what=what, reporter=reporter)
     return install_release(
         env,
