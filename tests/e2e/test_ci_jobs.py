@@ -92,7 +92,7 @@ def _another_interpreter() -> str | None:
 
 
 def test_a_test_job_of_another_python_tests_that_pythons_own_wheels(
-    monorepo: Path, capsys: pytest.CaptureFixture[str]
+    monorepo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`dagger call test --python 3.10` on the 3.12 tooling: the release path with cuda-ci's interpreter,
     then that interpreter's cuda-core wheel built, repaired and import-tested with siblings built for
@@ -100,11 +100,18 @@ def test_a_test_job_of_another_python_tests_that_pythons_own_wheels(
     other = _another_interpreter()
     if other is None:
         pytest.skip("no second CPython version on this machine")
-    assert main(["test", "--component", "cuda-core", "--repo", str(monorepo), f"--build-python={other}"]) == 0
+    out = tmp_path / "kept"
+    argv = ["test", "--component", "cuda-core", "--repo", str(monorepo), f"--build-python={other}", "--out", str(out)]
+    assert main(argv) == 0
     captured = capsys.readouterr()
     assert f"passed  test cuda-core ({Path(other).name})" in captured.out and "4 passed, 1 skipped" in captured.out
     stages = [line.strip() for line in captured.err.splitlines() if line.startswith("==> stage ")]
     assert stages == [f"==> stage {s}" for s in ("build", "validate", "docs", "build", "smoke", "test")], stages
+    # the kept folder (the GPU job's) holds what was tested with that Python: its wheel and its siblings
+    tag = "cp" + subprocess.run([other, "-c", "import sys; print(*sys.version_info[:2], sep='')"],
+                                capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    assert [p.name for p in (out / "dist").glob(f"cuda_core-*-{tag}-*.whl")], sorted((out / "dist").iterdir())
+    assert [p.name for p in (out / "siblings").glob(f"cuda_bindings-*-{tag}-*.whl")]
 
 
 def test_a_failing_unit_test_fails_the_job(monorepo: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -383,8 +383,12 @@ def ci_test(
             source = BuildSource(unit=unit, commit=manifest["commit"])
             folder = ReleaseFolder(release_dir)
             outputs = checks.unit_tests(git, source, folder, python, requirements, Path(tmp), reporter, wheels=wheels)
-        if out is not None:
-            shutil.copytree(release_dir, out, dirs_exist_ok=True)  # the tested wheels, for the GPU job
+        if out is not None:  # the tested wheels, for the GPU job (which installs with the same Python)
+            shutil.copytree(release_dir, out, dirs_exist_ok=True)
+            made_for_it = [wheels.path / kind for kind in ("dist", SIBLINGS_DIR)] if wheels else []
+            for kept in made_for_it:  # that Python's wheels beside cuda-ci's own
+                for wheel in sorted(kept.glob("*.whl")):
+                    shutil.copy2(wheel, out / kept.name / wheel.name)
     lines = [f"{name}: {output.strip().splitlines()[-1].strip('= ')}" for name, output in outputs if output.strip()]
     return checks.JobResult(f"test {unit.name} ({Path(python).name})", True, "; ".join(lines))
 
