@@ -177,7 +177,7 @@ def test_a_wheel_node_import_tests_its_wheel_with_this_commits_siblings(
     assert {"build", "smoke"} <= set(log["stages"]), log["stages"]
     # an interpreter the job's wheel is not for (cibuildwheel's identifier and --build-python disagree)
     monkeypatch.setattr(install, "installable_here", lambda name: False)
-    monkeypatch.setattr(install, "interpreter_tag", lambda python: "cp39")
+    monkeypatch.setattr(install, "interpreter_of", lambda python: ("cp39", "linux-x86_64"))
     with pytest.raises(CudaCiError) as refused:
         import_test_wheels(ReleaseFolder.existing(out), tagged_repo, sys.executable, Reporter())
     assert f"{sys.executable} could install none of this job's wheels (cuda_core-0.3.0-" in str(refused.value)

@@ -54,16 +54,23 @@ def host_identifier() -> str:
     return f"{interpreter}-macosx_{machine}"
 
 
-_WHEEL_ABI = (
-    "import sys, sysconfig; "
-    "print(sys.implementation.cache_tag, sysconfig.get_platform(), sysconfig.get_config_var('Py_GIL_DISABLED') or 0)"
+# An interpreter's part of cibuildwheel's identifier (cp314, cp314t for a free-threaded build) and its platform.
+_INTERPRETER = (
+    "import sys, sysconfig; free = sysconfig.get_config_var('Py_GIL_DISABLED'); "
+    "print(f'cp{sys.version_info[0]}{sys.version_info[1]}' + ('t' if free else ''), sysconfig.get_platform())"
 )
 
 
+def interpreter_of(python: str) -> tuple[str, str]:
+    """Another interpreter's ``cpXY`` (``cpXYt`` free-threaded) and platform, as it answers."""
+    tag, _, platform_name = probe_interpreter(python, _INTERPRETER).strip().partition(" ")
+    return tag, platform_name
+
+
 def same_wheels(python: str, other: str) -> bool:
-    """Whether two interpreters install the same platform wheels: version, platform and free-threading
+    """Whether two interpreters install the same platform wheels: version, free-threading and platform
     (``/opt/python/cp312-cp312/bin/python`` and a venv of it do; ``3.14`` and ``3.14t`` do not)."""
-    return python == other or probe_interpreter(python, _WHEEL_ABI) == probe_interpreter(other, _WHEEL_ABI)
+    return python == other or interpreter_of(python) == interpreter_of(other)
 
 
 def installable_here(filename: str) -> bool:

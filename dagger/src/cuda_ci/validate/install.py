@@ -9,29 +9,24 @@ from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
-from cuda_ci.build.identifiers import installable_here, wheel_identifiers
+from cuda_ci.build.identifiers import installable_here, interpreter_of, wheel_identifiers
 from cuda_ci.infra.components import ReleaseUnit
 from cuda_ci.infra.declared import install_extras
 from cuda_ci.infra.envs import Env, install_from_run
 from cuda_ci.infra.errors import CommandError, CudaCiError
 from cuda_ci.infra.log import Reporter
 from cuda_ci.infra.manifest import Manifest, ReleaseFolder
-from cuda_ci.infra.process import PYTHON, probe_interpreter
+from cuda_ci.infra.process import PYTHON
 from cuda_ci.validate.distfiles import DistFile, identify
 from cuda_ci.validate.findings import Findings
 
 
-def interpreter_tag(python: str) -> str:
-    """``cpXY`` of another interpreter (the Dagger smoke containers run one per Python)."""
-    code = "import sys; print(f'cp{sys.version_info[0]}{sys.version_info[1]}')"
-    return probe_interpreter(python, code).strip()
-
-
 def _installable(dists: list[DistFile], python: str) -> list[DistFile]:
-    """The wheels ``python`` can install: by this machine's tags, or by another interpreter's ``cpXY``."""
+    """The wheels ``python`` can install: by this machine's tags, or by the identifiers of another
+    interpreter's ``cpXY`` (``cpXYt``: a free-threaded interpreter installs only free-threaded wheels)."""
     if python == PYTHON:
         return [d for d in dists if d.kind == "wheel" and installable_here(d.path.name)]
-    tag = interpreter_tag(python)
+    tag, _ = interpreter_of(python)
     return [
         d
         for d in dists
