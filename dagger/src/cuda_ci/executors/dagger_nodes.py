@@ -20,8 +20,8 @@ from dagger import dag
 
 # Where each kind of node leaves what it made; every other node leaves the release folder.
 NODE_OUTPUT = {"preflight": "/preflight", "wheel": "/out/dist"}
-# The folder whose logs/ a node writes (the release folder's, for the others): /preflight holds no log
-# of preflight's own, so a failed preflight's record is made from what it printed.
+# The folder whose logs/ a node writes (the release folder's, for the others). A failed preflight writes
+# none there (its log travels in its result), so its record is made from what it printed.
 NODE_ROOT = {"preflight": "/preflight", "wheel": "/out", "build": "/release"}
 
 
@@ -100,7 +100,7 @@ async def _failed_folder(
     for node in failed:
         name = f"{LOGS_DIR}/{node_log_name(node.id)}"
         root = ran[node.id].directory(NODE_ROOT.get(node.kind, "/release"))
-        if node.kind != "preflight" and await root.exists(name):
+        if await root.exists(name):
             folder = folder.with_file(name, root.file(name))
         else:
             record = failed_node_record(node.id, codes[node.id], await ran[node.id].stderr())
